@@ -1,0 +1,793 @@
+//! When batches go out, what they hold, and what answers do to the queue.
+//!
+//! Sans-IO: [`Delivery::poll`] hands out a [`Batch`] to send,
+//! [`Delivery::settle`] takes the answer. One ordinary request is under way
+//! at a time; at page hide, `keepalive` batches carry what fits the
+//! browser's 64 KB budget.
+
+use crate::error::Error;
+use crate::json::write_string;
+use crate::queue::Queue;
+use crate::retry::{classify, retry_after_ms, Backoff, Verdict};
+use crate::time::write_rfc3339;
+
+/// The browser's budget for bodies of `keepalive` requests in flight.
+pub const KEEPALIVE_BUDGET: usize = 64 * 1024;
+
+/// A request to send.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Batch {
+    /// Identifies the answer in [`Delivery::settle`].
+    pub id: u64,
+    /// `{"batch":[...],"sentAt":..,"writeKey":..}`
+    pub body: String,
+    /// Sequence numbers of the events inside.
+    pub seqs: Vec<u64>,
+    /// Send with `keepalive` (page hide).
+    pub keepalive: bool,
+}
+
+/// How a request ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// An HTTP answer, with its `Retry-After` header if any.
+    Status {
+        /// HTTP status.
+        status: u16,
+        /// `Retry-After` as sent.
+        retry_after: Option<String>,
+    },
+    /// The request failed before an answer (offline, DNS, CORS, abort).
+    NetworkError,
+}
+
+/// A `flush()` that has finished.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlushDone {
+    /// The id `flush` returned.
+    pub id: u32,
+    /// Events of the flush that were delivered.
+    pub sent: usize,
+    /// Events of the flush still queued (to be retried).
+    pub pending: usize,
+}
+
+/// What an answer changed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Settled {
+    /// Events that left the queue (delivered or dropped).
+    pub removed: Vec<u64>,
+    /// Errors to report.
+    pub errors: Vec<Error>,
+    /// `flush()` calls that completed.
+    pub flushes: Vec<FlushDone>,
+    /// Wait before the next try, when the batch will be retried.
+    pub retry_in_ms: Option<f64>,
+    /// Status of the answer (0: network error), for the debug log.
+    pub status: u16,
+}
+
+#[derive(Clone, Debug)]
+struct InFlight {
+    id: u64,
+    seqs: Vec<u64>,
+    keepalive: bool,
+}
+
+#[derive(Clone, Debug)]
+struct Flush {
+    id: u32,
+    through: u64,
+    sent: usize,
+}
+
+/// Delivery state of one page view.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    url: String,
+    write_key: Option<String>,
+    backoff: Backoff,
+    max_events: usize,
+    max_bytes: usize,
+    interval_ms: f64,
+    in_flight: Vec<InFlight>,
+    attempt: u32,
+    not_before: f64,
+    /// A `Retry-After` set `not_before`; even `flush()` waits for it.
+    server_asked_wait: bool,
+    /// After a 413: the halves still to send, as inclusive ranges of
+    /// sequence numbers, the next one last. A batch never crosses the end
+    /// of the range on top.
+    split: Vec<(u64, u64)>,
+    flushes: Vec<Flush>,
+    next_id: u64,
+    next_flush: u32,
+    online: bool,
+}
+
+/// Limits and destination of a [`Delivery`].
+#[derive(Clone, Debug)]
+pub struct DeliveryConfig {
+    /// `{endpoint}/v1/batch`
+    pub url: String,
+    /// Put in every batch when set.
+    pub write_key: Option<String>,
+    /// Retry timing.
+    pub backoff: Backoff,
+    /// Events per batch.
+    pub max_events: usize,
+    /// Bytes per batch body.
+    pub max_bytes: usize,
+    /// Wait after the first queued event before sending a partial batch.
+    pub interval_ms: f64,
+}
+
+impl Delivery {
+    /// A delivery with nothing under way.
+    pub fn new(config: DeliveryConfig) -> Delivery {
+        Delivery {
+            url: config.url,
+            write_key: config.write_key,
+            backoff: config.backoff,
+            max_events: config.max_events.max(1),
+            max_bytes: config.max_bytes,
+            interval_ms: config.interval_ms,
+            in_flight: Vec::new(),
+            attempt: 0,
+            not_before: 0.0,
+            server_asked_wait: false,
+            split: Vec::new(),
+            flushes: Vec::new(),
+            next_id: 1,
+            next_flush: 1,
+            online: true,
+        }
+    }
+
+    /// Where batches go.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Whether an ordinary (not keepalive) request is under way.
+    pub fn busy(&self) -> bool {
+        self.in_flight.iter().any(|f| !f.keepalive)
+    }
+
+    /// Whether the browser says it is online.
+    pub fn online(&self) -> bool {
+        self.online
+    }
+
+    /// The browser went offline or online. Coming online retries at once.
+    pub fn set_online(&mut self, online: bool) {
+        self.online = online;
+        if online && !self.server_asked_wait {
+            self.not_before = 0.0;
+        }
+    }
+
+    /// Asks for everything queued now to be sent at once. Returns an id
+    /// that a [`FlushDone`] will carry, or the result right away when
+    /// nothing can be sent now (empty queue, offline).
+    pub fn flush(&mut self, queue: &Queue, can_send: bool) -> Result<u32, FlushDone> {
+        let id = self.next_flush;
+        self.next_flush = self.next_flush.wrapping_add(1);
+        let through = queue.next_seq().saturating_sub(1);
+        if queue.is_empty() || !can_send || !self.online {
+            return Err(FlushDone {
+                id,
+                sent: 0,
+                pending: queue.len(),
+            });
+        }
+        if !self.server_asked_wait {
+            self.not_before = 0.0;
+        }
+        self.flushes.push(Flush {
+            id,
+            through,
+            sent: 0,
+        });
+        Ok(id)
+    }
+
+    fn wants_flush(&self, seq: u64) -> bool {
+        self.flushes.iter().any(|f| seq <= f.through)
+    }
+
+    fn batch_tail(&self, now: f64) -> String {
+        let mut tail = String::from("],\"sentAt\":\"");
+        write_rfc3339(&mut tail, now);
+        tail.push('"');
+        if let Some(key) = &self.write_key {
+            tail.push_str(",\"writeKey\":");
+            write_string(&mut tail, key);
+        }
+        tail.push('}');
+        tail
+    }
+
+    /// The batch to send now, if one is due. Marks its events in flight.
+    pub fn poll(&mut self, queue: &mut Queue, now: f64) -> Option<Batch> {
+        if !self.online || self.busy() {
+            return None;
+        }
+        let first = queue.iter().find(|e| !e.in_flight)?;
+        let first_seq = first.seq;
+        let flushing = self.wants_flush(first_seq);
+        // A flush skips the backoff, but never a server's Retry-After.
+        if now < self.not_before && (!flushing || self.server_asked_wait) {
+            return None;
+        }
+        let waiting = queue.iter().filter(|e| !e.in_flight).count();
+        let full = waiting >= self.max_events || queue.wire_bytes() >= self.max_bytes;
+        let due = flushing || full || now >= first.queued_at + self.interval_ms;
+        if !due {
+            return None;
+        }
+        let through = self.split.last().map_or(u64::MAX, |&(_, hi)| hi);
+        self.build(queue, now, self.max_bytes, false, through)
+    }
+
+    /// Fills a batch from the oldest events not in flight, up to sequence
+    /// number `through`, at most `max_events` events and `max_bytes` of
+    /// body (one event always goes, whatever its size, so nothing can
+    /// stall the queue).
+    fn build(
+        &mut self,
+        queue: &mut Queue,
+        now: f64,
+        max_bytes: usize,
+        keepalive: bool,
+        through: u64,
+    ) -> Option<Batch> {
+        let tail = self.batch_tail(now);
+        let mut body = String::from("{\"batch\":[");
+        let mut seqs = Vec::new();
+        for e in queue
+            .iter()
+            .filter(|e| !e.in_flight)
+            .take_while(|e| e.seq <= through)
+        {
+            let len = queue.wire_len(e);
+            if !seqs.is_empty()
+                && (seqs.len() >= self.max_events || body.len() + 1 + len + tail.len() > max_bytes)
+            {
+                break;
+            }
+            if seqs.is_empty() && keepalive && body.len() + len + tail.len() > max_bytes {
+                // Does not fit what is left of the keepalive budget.
+                return None;
+            }
+            if !seqs.is_empty() {
+                body.push(',');
+            }
+            queue.write_entry(&mut body, e);
+            seqs.push(e.seq);
+        }
+        if seqs.is_empty() {
+            return None;
+        }
+        body.push_str(&tail);
+        queue.set_in_flight(&seqs, true);
+        let id = self.next_id;
+        self.next_id += 1;
+        self.in_flight.push(InFlight {
+            id,
+            seqs: seqs.clone(),
+            keepalive,
+        });
+        Some(Batch {
+            id,
+            body,
+            seqs,
+            keepalive,
+        })
+    }
+
+    /// Batches for a page that is being hidden or unloaded, sent with
+    /// `keepalive`: as many as fit the 64 KB budget beside the keepalive
+    /// bodies already under way. Events of an ordinary request under way
+    /// are included: the browser may cancel it when the page goes.
+    pub fn unload_batches(&mut self, queue: &mut Queue, now: f64) -> Vec<Batch> {
+        if !self.online {
+            return Vec::new();
+        }
+        // Free the events of an ordinary request: it may be cancelled.
+        let ordinary: Vec<InFlight> = self
+            .in_flight
+            .iter()
+            .filter(|f| !f.keepalive)
+            .cloned()
+            .collect();
+        self.in_flight.retain(|f| f.keepalive);
+        for f in &ordinary {
+            queue.set_in_flight(&f.seqs, false);
+        }
+        let mut used: usize = self
+            .in_flight
+            .iter()
+            .flat_map(|f| f.seqs.iter())
+            .filter_map(|&s| queue.get(s))
+            .map(|e| queue.wire_len(e) + 1)
+            .sum();
+        let mut batches = Vec::new();
+        while used < KEEPALIVE_BUDGET {
+            let room = (KEEPALIVE_BUDGET - used).min(self.max_bytes);
+            match self.build(queue, now, room, true, u64::MAX) {
+                Some(b) => {
+                    used += b.body.len();
+                    batches.push(b);
+                }
+                None => break,
+            }
+        }
+        batches
+    }
+
+    /// A keepalive batch the browser refused to take (over budget): its
+    /// events stay queued for later.
+    pub fn not_handed_over(&mut self, queue: &mut Queue, id: u64) {
+        if let Some(i) = self.in_flight.iter().position(|f| f.id == id) {
+            let f = self.in_flight.swap_remove(i);
+            queue.set_in_flight(&f.seqs, false);
+        }
+    }
+
+    /// Events under way in keepalive requests.
+    pub fn keepalive_seqs(&self) -> Vec<u64> {
+        let mut seqs: Vec<u64> = self
+            .in_flight
+            .iter()
+            .filter(|f| f.keepalive)
+            .flat_map(|f| f.seqs.iter().copied())
+            .collect();
+        seqs.sort_unstable();
+        seqs
+    }
+
+    /// Forgets every request under way (the page was restored from the
+    /// back/forward cache, or its queue went to another page view).
+    pub fn reset_in_flight(&mut self, queue: &mut Queue) {
+        for f in std::mem::take(&mut self.in_flight) {
+            queue.set_in_flight(&f.seqs, false);
+        }
+    }
+
+    /// When [`poll`](Self::poll) may next have a batch, if nothing else
+    /// happens first.
+    pub fn next_wake(&self, queue: &Queue) -> Option<f64> {
+        if !self.online || self.busy() {
+            return None;
+        }
+        let first = queue.iter().find(|e| !e.in_flight)?;
+        Some(self.not_before.max(first.queued_at + self.interval_ms))
+    }
+
+    /// Applies the answer to batch `id`. `random` in `[0, 1)` draws the
+    /// jitter.
+    pub fn settle(
+        &mut self,
+        queue: &mut Queue,
+        id: u64,
+        outcome: Outcome,
+        now: f64,
+        random: f64,
+    ) -> Settled {
+        let Some(index) = self.in_flight.iter().position(|f| f.id == id) else {
+            return Settled::default();
+        };
+        let flight = self.in_flight.swap_remove(index);
+        let (status, retry_after) = match outcome {
+            Outcome::Status {
+                status,
+                retry_after,
+            } => (status, retry_after),
+            Outcome::NetworkError => (0, None),
+        };
+        let mut settled = Settled {
+            status,
+            ..Settled::default()
+        };
+        // Events may have left meanwhile (adopted elsewhere, consent).
+        let seqs: Vec<u64> = flight
+            .seqs
+            .into_iter()
+            .filter(|&s| queue.get(s).is_some())
+            .collect();
+        match classify(status) {
+            Verdict::Delivered => {
+                self.attempt = 0;
+                self.server_asked_wait = false;
+                if let (Some(&(_, hi)), Some(&last)) = (self.split.last(), seqs.last()) {
+                    if last >= hi {
+                        self.split.pop();
+                    }
+                }
+                for f in &mut self.flushes {
+                    f.sent += seqs.iter().filter(|&&s| s <= f.through).count();
+                }
+                settled.removed = seqs;
+            }
+            Verdict::Retry => {
+                queue.set_in_flight(&seqs, false);
+                if flight.keepalive {
+                    // The page lived on after hiding: retry normally.
+                    return settled;
+                }
+                self.attempt = self.attempt.saturating_add(1);
+                let asked = retry_after.as_deref().and_then(|v| retry_after_ms(v, now));
+                let wait = asked.unwrap_or_else(|| self.backoff.delay_ms(self.attempt, random));
+                self.server_asked_wait = asked.is_some();
+                self.not_before = now + wait;
+                settled.retry_in_ms = Some(wait);
+                // A flush whose events just failed is answered now; the
+                // events stay queued and will be retried.
+                let first_failed = seqs.iter().copied().min().unwrap_or(u64::MAX);
+                let (done, open): (Vec<Flush>, Vec<Flush>) = std::mem::take(&mut self.flushes)
+                    .into_iter()
+                    .partition(|f| first_failed <= f.through);
+                self.flushes = open;
+                settled.flushes = done
+                    .into_iter()
+                    .map(|f| FlushDone {
+                        id: f.id,
+                        sent: f.sent,
+                        pending: queue.iter().filter(|e| e.seq <= f.through).count(),
+                    })
+                    .collect();
+                return settled;
+            }
+            Verdict::Split => {
+                self.narrow_split(&seqs);
+                if let ([.., a_last], [b_first, ..]) = seqs.split_at(seqs.len() / 2) {
+                    // Send the first half, then the second.
+                    queue.set_in_flight(&seqs, false);
+                    if let (Some(&first), Some(&last)) = (seqs.first(), seqs.last()) {
+                        self.split.push((*b_first, last));
+                        self.split.push((first, *a_last));
+                    }
+                } else {
+                    if let Some(e) = seqs.first().and_then(|&s| queue.get(s)) {
+                        settled.errors.push(Error::EventRejected {
+                            status,
+                            message_id: e.message_id.clone(),
+                        });
+                    }
+                    settled.removed = seqs;
+                }
+            }
+            Verdict::Reject => {
+                settled.errors.push(Error::BatchRejected {
+                    status,
+                    events: seqs.len(),
+                });
+                settled.removed = seqs;
+            }
+        }
+        settled.flushes = self.finished_flushes(queue, &settled.removed);
+        settled
+    }
+
+    /// Takes a batch that was answered 413 out of the split range on top,
+    /// which it is a prefix of (or all of).
+    fn narrow_split(&mut self, seqs: &[u64]) {
+        let Some(&last) = seqs.last() else { return };
+        if let Some(top) = self.split.last_mut() {
+            if last >= top.1 {
+                self.split.pop();
+            } else {
+                top.0 = last + 1;
+            }
+        }
+    }
+
+    /// Flushes none of whose events are queued any more (`removed` are
+    /// about to leave the queue).
+    pub fn finished_flushes(&mut self, queue: &Queue, removed: &[u64]) -> Vec<FlushDone> {
+        let mut done = Vec::new();
+        self.flushes.retain(|f| {
+            let pending = queue
+                .iter()
+                .take_while(|e| e.seq <= f.through)
+                .filter(|e| removed.binary_search(&e.seq).is_err())
+                .count();
+            if pending == 0 {
+                done.push(FlushDone {
+                    id: f.id,
+                    sent: f.sent,
+                    pending: 0,
+                });
+                false
+            } else {
+                true
+            }
+        });
+        done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::Value;
+
+    fn config(max_events: usize, max_bytes: usize) -> DeliveryConfig {
+        DeliveryConfig {
+            url: "http://c/v1/batch".into(),
+            write_key: Some("wk".into()),
+            backoff: Backoff {
+                base_ms: 1000.0,
+                cap_ms: 300_000.0,
+            },
+            max_events,
+            max_bytes,
+            interval_ms: 2000.0,
+        }
+    }
+
+    fn push(q: &mut Queue, n: usize, now: f64) {
+        let ctx = q.intern("{\"library\":{}}");
+        for _ in 0..n {
+            let seq = q.next_seq();
+            let id = format!("m{seq}");
+            q.push(
+                id.clone(),
+                format!("{{\"type\":\"track\",\"messageId\":\"{id}\""),
+                ctx,
+                now,
+            );
+        }
+    }
+
+    fn ok() -> Outcome {
+        Outcome::Status {
+            status: 200,
+            retry_after: None,
+        }
+    }
+
+    fn status(s: u16) -> Outcome {
+        Outcome::Status {
+            status: s,
+            retry_after: None,
+        }
+    }
+
+    fn deliver(d: &mut Delivery, q: &mut Queue, b: &Batch, now: f64) -> Settled {
+        let s = d.settle(q, b.id, ok(), now, 0.5);
+        q.remove(&s.removed);
+        s
+    }
+
+    #[test]
+    fn waits_for_the_interval_then_sends_one_batch() {
+        let mut d = Delivery::new(config(100, 60_000));
+        let mut q = Queue::default();
+        push(&mut q, 3, 0.0);
+        assert!(d.poll(&mut q, 1999.0).is_none());
+        assert_eq!(d.next_wake(&q), Some(2000.0));
+        let b = d.poll(&mut q, 2000.0).unwrap();
+        assert_eq!(b.seqs, vec![0, 1, 2]);
+        let v = Value::parse(&b.body).unwrap();
+        assert_eq!(
+            v.get("batch").and_then(Value::as_array).map(<[Value]>::len),
+            Some(3)
+        );
+        assert_eq!(v.get("writeKey").and_then(Value::as_str), Some("wk"));
+        assert!(v.get("sentAt").is_some());
+        assert!(d.poll(&mut q, 2000.0).is_none(), "one request at a time");
+        deliver(&mut d, &mut q, &b, 2001.0);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_full_batch_goes_at_once() {
+        let mut d = Delivery::new(config(10, 60_000));
+        let mut q = Queue::default();
+        push(&mut q, 25, 0.0);
+        let b = d.poll(&mut q, 0.0).unwrap();
+        assert_eq!(b.seqs.len(), 10);
+        deliver(&mut d, &mut q, &b, 0.0);
+        let b = d.poll(&mut q, 0.0).unwrap();
+        assert_eq!(b.seqs.len(), 10);
+        deliver(&mut d, &mut q, &b, 0.0);
+        assert!(
+            d.poll(&mut q, 0.0).is_none(),
+            "5 left: wait for the interval"
+        );
+    }
+
+    #[test]
+    fn batches_respect_max_bytes() {
+        let mut d = Delivery::new(config(100, 2048));
+        let mut q = Queue::default();
+        push(&mut q, 100, 0.0);
+        let b = d.poll(&mut q, 0.0).unwrap();
+        assert!(b.body.len() <= 2048, "{}", b.body.len());
+        assert!(b.seqs.len() > 1 && b.seqs.len() < 100);
+    }
+
+    #[test]
+    fn server_errors_back_off_and_retry_the_same_events() {
+        let mut d = Delivery::new(config(100, 60_000));
+        let mut q = Queue::default();
+        push(&mut q, 2, 0.0);
+        let b = d.poll(&mut q, 5000.0).unwrap();
+        let s = d.settle(&mut q, b.id, status(500), 5000.0, 0.5);
+        assert_eq!(s.retry_in_ms, Some(500.0));
+        assert!(s.removed.is_empty());
+        assert!(d.poll(&mut q, 5499.0).is_none());
+        let b2 = d.poll(&mut q, 5500.0).unwrap();
+        assert_eq!(b2.seqs, b.seqs);
+        let s = d.settle(&mut q, b2.id, Outcome::NetworkError, 5500.0, 0.5);
+        assert_eq!(s.retry_in_ms, Some(1000.0), "second retry: ceiling doubled");
+        d.set_online(true);
+        assert!(
+            d.poll(&mut q, 5501.0).is_some(),
+            "coming online retries at once"
+        );
+    }
+
+    #[test]
+    fn retry_after_is_honoured_even_by_flush() {
+        let mut d = Delivery::new(config(100, 60_000));
+        let mut q = Queue::default();
+        push(&mut q, 1, 0.0);
+        let b = d.poll(&mut q, 3000.0).unwrap();
+        let s = d.settle(
+            &mut q,
+            b.id,
+            Outcome::Status {
+                status: 503,
+                retry_after: Some("7".into()),
+            },
+            3000.0,
+            0.0,
+        );
+        assert_eq!(s.retry_in_ms, Some(7000.0));
+        assert!(d.flush(&q, true).is_ok());
+        assert!(d.poll(&mut q, 9999.0).is_none());
+        assert!(d.poll(&mut q, 10_000.0).is_some());
+    }
+
+    #[test]
+    fn client_errors_drop_the_batch_and_report() {
+        let mut d = Delivery::new(config(100, 60_000));
+        let mut q = Queue::default();
+        push(&mut q, 3, 0.0);
+        let b = d.poll(&mut q, 3000.0).unwrap();
+        let s = d.settle(&mut q, b.id, status(400), 3000.0, 0.5);
+        assert_eq!(s.removed, vec![0, 1, 2]);
+        assert_eq!(
+            s.errors,
+            vec![Error::BatchRejected {
+                status: 400,
+                events: 3
+            }]
+        );
+    }
+
+    #[test]
+    fn payload_too_large_splits_down_to_one_event() {
+        let mut d = Delivery::new(config(100, 60_000));
+        let mut q = Queue::default();
+        push(&mut q, 4, 0.0);
+        let b = d.poll(&mut q, 3000.0).unwrap();
+        assert_eq!(b.seqs.len(), 4);
+        d.settle(&mut q, b.id, status(413), 3000.0, 0.5);
+        let b = d.poll(&mut q, 3000.0).unwrap();
+        assert_eq!(b.seqs, vec![0, 1], "halved, retried at once");
+        d.settle(&mut q, b.id, status(413), 3000.0, 0.5);
+        let b = d.poll(&mut q, 3000.0).unwrap();
+        assert_eq!(b.seqs, vec![0]);
+        let s = d.settle(&mut q, b.id, status(413), 3000.0, 0.5);
+        assert_eq!(s.removed, vec![0]);
+        assert_eq!(s.errors[0].code(), "event_rejected");
+        q.remove(&s.removed);
+        let b = d.poll(&mut q, 3000.0).unwrap();
+        assert_eq!(b.seqs, vec![1]);
+        deliver(&mut d, &mut q, &b, 3000.0);
+        push(&mut q, 4, 3000.0);
+        let b = d.poll(&mut q, 3000.0).unwrap();
+        assert_eq!(
+            b.seqs,
+            vec![2, 3],
+            "the other half goes as a half, not with newer events"
+        );
+        deliver(&mut d, &mut q, &b, 3000.0);
+        let b = d.poll(&mut q, 6000.0).unwrap();
+        assert_eq!(b.seqs, vec![4, 5, 6, 7], "whole batches again");
+    }
+
+    #[test]
+    fn offline_sends_nothing_and_keeps_everything() {
+        let mut d = Delivery::new(config(1, 60_000));
+        let mut q = Queue::default();
+        push(&mut q, 5, 0.0);
+        d.set_online(false);
+        assert!(d.poll(&mut q, 1e9).is_none());
+        assert!(d.unload_batches(&mut q, 1e9).is_empty());
+        assert_eq!(
+            d.flush(&q, true),
+            Err(FlushDone {
+                id: 1,
+                sent: 0,
+                pending: 5
+            })
+        );
+        d.set_online(true);
+        assert!(d.poll(&mut q, 0.0).is_some());
+    }
+
+    #[test]
+    fn flush_sends_now_and_reports_when_done() {
+        let mut d = Delivery::new(config(2, 60_000));
+        let mut q = Queue::default();
+        push(&mut q, 3, 0.0);
+        let id = d.flush(&q, true).unwrap();
+        let b = d.poll(&mut q, 1.0).unwrap();
+        assert!(deliver(&mut d, &mut q, &b, 1.0).flushes.is_empty());
+        let b = d.poll(&mut q, 1.0).unwrap();
+        let s = deliver(&mut d, &mut q, &b, 1.0);
+        assert_eq!(
+            s.flushes,
+            vec![FlushDone {
+                id,
+                sent: 3,
+                pending: 0
+            }]
+        );
+    }
+
+    #[test]
+    fn a_failed_flush_settles_with_pending_events() {
+        let mut d = Delivery::new(config(100, 60_000));
+        let mut q = Queue::default();
+        push(&mut q, 3, 0.0);
+        let id = d.flush(&q, true).unwrap();
+        let b = d.poll(&mut q, 1.0).unwrap();
+        let s = d.settle(&mut q, b.id, status(503), 1.0, 0.5);
+        assert_eq!(
+            s.flushes,
+            vec![FlushDone {
+                id,
+                sent: 0,
+                pending: 3
+            }]
+        );
+        assert_eq!(d.flush(&Queue::default(), true).unwrap_err().pending, 0);
+    }
+
+    #[test]
+    fn unload_uses_the_keepalive_budget_and_includes_ordinary_requests() {
+        let mut d = Delivery::new(config(100, 60 * 1024));
+        let mut q = Queue::default();
+        let ctx = q.intern("{}");
+        for i in 0..200 {
+            let pad = "x".repeat(900);
+            q.push(
+                format!("m{i}"),
+                format!("{{\"messageId\":\"m{i}\",\"p\":\"{pad}\""),
+                ctx,
+                0.0,
+            );
+        }
+        let ordinary = d.poll(&mut q, 0.0).unwrap();
+        assert!(!ordinary.keepalive);
+        let batches = d.unload_batches(&mut q, 1.0);
+        let total: usize = batches.iter().map(|b| b.body.len()).sum();
+        assert!(total <= KEEPALIVE_BUDGET, "{total}");
+        assert!(batches.iter().all(|b| b.keepalive));
+        assert_eq!(
+            batches[0].seqs[0], 0,
+            "the ordinary request's events go again"
+        );
+        let carried: usize = batches.iter().map(|b| b.seqs.len()).sum();
+        assert!(carried > 50 && carried < 200, "{carried}");
+        assert_eq!(d.keepalive_seqs().len(), carried);
+        let more = d.unload_batches(&mut q, 2.0);
+        assert!(more.is_empty(), "budget is spent");
+    }
+}

@@ -1,0 +1,728 @@
+//! The event queue and its persisted form.
+//!
+//! Events wait in memory in recording order. Each page view ("tab") also
+//! keeps them in storage as small *chunks* under its own keys
+//! (`sgm_q.<tab>.<n>`), written once when the events are new and rewritten
+//! only when some of their events are delivered, so persisting costs time
+//! in proportion to what changed, never to the queue. A page view that
+//! ends (or crashes) leaves its chunks behind for the next one to *adopt*.
+
+use crate::json::Value;
+use crate::message::{wire_len, write_message};
+use crate::store::Store;
+use std::collections::{BTreeMap, VecDeque};
+
+/// Storage keys of queue chunks start with this.
+pub const QUEUE_PREFIX: &str = "sgm_q.";
+/// `sgm_tab.<tab>` holds a live page view's heartbeat (ms since epoch).
+pub const TAB_PREFIX: &str = "sgm_tab.";
+/// A page view whose heartbeat is older than this is presumed gone.
+pub const STALE_TAB_MS: f64 = 10.0 * 60_000.0;
+/// A chunk holds at most this many events...
+pub const CHUNK_MAX_EVENTS: usize = 100;
+/// ...and at most about this many bytes of text.
+pub const CHUNK_MAX_BYTES: usize = 48 * 1024;
+const CHUNK_MAGIC: &str = "sgm-q1";
+
+/// One queued message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    /// Position in this page view's queue; increases with every event.
+    pub seq: u64,
+    /// The message's `messageId`.
+    pub message_id: String,
+    /// The message without its context (see [`crate::message`]).
+    pub head: String,
+    /// Id of its context in the queue's context table.
+    pub ctx: u32,
+    /// When it was queued (ms), for the flush interval.
+    pub queued_at: f64,
+    /// Whether a request carrying it is under way.
+    pub in_flight: bool,
+}
+
+#[derive(Clone, Debug)]
+struct Context {
+    json: String,
+    refs: usize,
+}
+
+/// Queued messages in order, with their shared contexts.
+#[derive(Clone, Debug, Default)]
+pub struct Queue {
+    entries: VecDeque<Entry>,
+    contexts: BTreeMap<u32, Context>,
+    last_ctx: Option<u32>,
+    next_seq: u64,
+    next_ctx: u32,
+    wire_bytes: usize,
+}
+
+impl Queue {
+    /// The id of context `json`, reusing the latest one when equal.
+    pub fn intern(&mut self, json: &str) -> u32 {
+        if let Some(id) = self.last_ctx {
+            if self.contexts.get(&id).is_some_and(|c| c.json == json) {
+                return id;
+            }
+        }
+        let id = self.next_ctx;
+        self.next_ctx += 1;
+        self.contexts.insert(
+            id,
+            Context {
+                json: json.to_string(),
+                refs: 0,
+            },
+        );
+        let previous = self.last_ctx.replace(id);
+        if let Some(prev) = previous {
+            self.collect(prev);
+        }
+        id
+    }
+
+    fn collect(&mut self, id: u32) {
+        if Some(id) != self.last_ctx && self.contexts.get(&id).is_some_and(|c| c.refs == 0) {
+            self.contexts.remove(&id);
+        }
+    }
+
+    /// The JSON of context `id` (empty object if unknown).
+    pub fn context(&self, id: u32) -> &str {
+        self.contexts.get(&id).map_or("{}", |c| c.json.as_str())
+    }
+
+    /// Appends a message; returns its sequence number.
+    pub fn push(&mut self, message_id: String, head: String, ctx: u32, now: f64) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if let Some(c) = self.contexts.get_mut(&ctx) {
+            c.refs += 1;
+        }
+        let entry = Entry {
+            seq,
+            message_id,
+            head,
+            ctx,
+            queued_at: now,
+            in_flight: false,
+        };
+        self.wire_bytes += self.wire_len(&entry);
+        self.entries.push_back(entry);
+        seq
+    }
+
+    /// Bytes of `entry` as sent.
+    pub fn wire_len(&self, entry: &Entry) -> usize {
+        wire_len(&entry.head, self.context(entry.ctx))
+    }
+
+    /// Appends `entry` as sent to `out`.
+    pub fn write_entry(&self, out: &mut String, entry: &Entry) {
+        write_message(out, &entry.head, self.context(entry.ctx));
+    }
+
+    /// Number of queued messages.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Total bytes of the queued messages as sent.
+    pub fn wire_bytes(&self) -> usize {
+        self.wire_bytes
+    }
+
+    /// The queued messages, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter()
+    }
+
+    /// The queued messages from sequence number `seq` on.
+    pub fn iter_from(&self, seq: u64) -> impl Iterator<Item = &Entry> {
+        let start = self.entries.partition_point(|e| e.seq < seq);
+        self.entries.range(start..)
+    }
+
+    /// The sequence number the next message will get.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// The message with sequence number `seq`.
+    pub fn get(&self, seq: u64) -> Option<&Entry> {
+        let i = self.entries.binary_search_by_key(&seq, |e| e.seq).ok()?;
+        self.entries.get(i)
+    }
+
+    /// Marks messages as carried (or no longer carried) by a request.
+    pub fn set_in_flight(&mut self, seqs: &[u64], in_flight: bool) {
+        for &seq in seqs {
+            if let Ok(i) = self.entries.binary_search_by_key(&seq, |e| e.seq) {
+                if let Some(e) = self.entries.get_mut(i) {
+                    e.in_flight = in_flight;
+                }
+            }
+        }
+    }
+
+    /// Removes the messages with these sequence numbers; returns them.
+    pub fn remove(&mut self, seqs: &[u64]) -> Vec<Entry> {
+        let mut removed = Vec::with_capacity(seqs.len());
+        // Delivered batches are almost always at the front.
+        for &seq in seqs {
+            let index = match self.entries.front() {
+                Some(front) if front.seq == seq => Some(0),
+                _ => self.entries.binary_search_by_key(&seq, |e| e.seq).ok(),
+            };
+            if let Some(entry) = index.and_then(|i| self.entries.remove(i)) {
+                self.wire_bytes = self.wire_bytes.saturating_sub(self.wire_len(&entry));
+                removed.push(entry);
+            }
+        }
+        for entry in &removed {
+            if let Some(c) = self.contexts.get_mut(&entry.ctx) {
+                c.refs = c.refs.saturating_sub(1);
+            }
+            self.collect(entry.ctx);
+        }
+        removed
+    }
+
+    /// Removes up to `n` of the oldest messages that no request carries.
+    pub fn drop_oldest(&mut self, n: usize) -> Vec<Entry> {
+        let seqs: Vec<u64> = self
+            .entries
+            .iter()
+            .filter(|e| !e.in_flight)
+            .take(n)
+            .map(|e| e.seq)
+            .collect();
+        self.remove(&seqs)
+    }
+
+    /// Removes everything.
+    pub fn clear(&mut self) -> Vec<Entry> {
+        let seqs: Vec<u64> = self.entries.iter().map(|e| e.seq).collect();
+        self.remove(&seqs)
+    }
+}
+
+/// The text of a chunk holding `entries` (all from `queue`).
+pub fn encode_chunk<'a>(queue: &Queue, entries: impl Iterator<Item = &'a Entry>) -> String {
+    let mut out = String::from(CHUNK_MAGIC);
+    let mut local: Vec<u32> = Vec::new();
+    for e in entries {
+        let local_id = match local.iter().position(|&c| c == e.ctx) {
+            Some(i) => i,
+            None => {
+                local.push(e.ctx);
+                out.push_str("\nc");
+                out.push_str(&(local.len() - 1).to_string());
+                out.push('\t');
+                out.push_str(queue.context(e.ctx));
+                local.len() - 1
+            }
+        };
+        out.push_str("\ne");
+        out.push_str(&local_id.to_string());
+        out.push('\t');
+        // Heads are JSON text: a raw newline can never occur in them.
+        out.push_str(&e.head);
+    }
+    out
+}
+
+/// A message read back from a chunk.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredMessage {
+    /// Its context JSON.
+    pub context: String,
+    /// Its head.
+    pub head: String,
+    /// Its `messageId`.
+    pub message_id: String,
+}
+
+/// Reads a chunk back. Damaged lines are skipped and counted: a message
+/// is kept only if it is a whole JSON object with a `messageId`, so one bad
+/// line can never spoil the batch it would be sent in.
+pub fn decode_chunk(text: &str) -> (Vec<StoredMessage>, usize) {
+    let mut lines = text.split('\n');
+    if lines.next() != Some(CHUNK_MAGIC) {
+        return (Vec::new(), 1);
+    }
+    let mut contexts: Vec<Option<String>> = Vec::new();
+    let mut messages = Vec::new();
+    let mut skipped = 0;
+    for line in lines {
+        let parsed = line.get(1..).and_then(|rest| rest.split_once('\t'));
+        let (kind, (id, json)) = match (line.as_bytes().first(), parsed) {
+            (Some(kind), Some(parts)) => (*kind, parts),
+            _ => {
+                skipped += 1;
+                continue;
+            }
+        };
+        let id: Option<usize> = id.parse().ok();
+        match kind {
+            b'c' => {
+                let ok = matches!(Value::parse(json), Ok(Value::Object(_)));
+                if let Some(id) = id.filter(|&i| i < 10_000) {
+                    if contexts.len() <= id {
+                        contexts.resize(id + 1, None);
+                    }
+                    if let Some(slot) = contexts.get_mut(id) {
+                        *slot = ok.then(|| json.to_string());
+                    }
+                }
+                if !ok || id.is_none() {
+                    skipped += 1;
+                }
+            }
+            b'e' => {
+                let context = id.and_then(|i| contexts.get(i).cloned().flatten());
+                let message_id = Value::parse(&format!("{json}}}")).ok().and_then(|v| {
+                    v.get("messageId")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                });
+                match (context, message_id) {
+                    (Some(context), Some(message_id)) => messages.push(StoredMessage {
+                        context,
+                        head: json.to_string(),
+                        message_id,
+                    }),
+                    _ => skipped += 1,
+                }
+            }
+            _ => skipped += 1,
+        }
+    }
+    (messages, skipped)
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Chunk {
+    no: u64,
+    /// Lowest and highest sequence number it was written with.
+    lo: u64,
+    hi: u64,
+}
+
+/// What adopting another page view's queue found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Adopted {
+    /// Messages taken over.
+    pub messages: usize,
+    /// Damaged entries skipped.
+    pub skipped: usize,
+}
+
+/// Keeps one page view's queue in storage as chunks.
+#[derive(Clone, Debug)]
+pub struct Persister {
+    tab: String,
+    chunks: Vec<Chunk>,
+    next_chunk: u64,
+    /// Messages with a lower sequence number are in storage (or gone).
+    persisted_upto: u64,
+}
+
+impl Persister {
+    /// A persister for page view `tab` (a short random id).
+    pub fn new(tab: &str) -> Persister {
+        Persister {
+            tab: tab.to_string(),
+            chunks: Vec::new(),
+            next_chunk: 0,
+            persisted_upto: 0,
+        }
+    }
+
+    /// This page view's id.
+    pub fn tab(&self) -> &str {
+        &self.tab
+    }
+
+    fn chunk_key(&self, no: u64) -> String {
+        format!("{QUEUE_PREFIX}{}.{no}", self.tab)
+    }
+
+    /// The heartbeat key of this page view.
+    pub fn tab_key(&self) -> String {
+        format!("{TAB_PREFIX}{}", self.tab)
+    }
+
+    /// Whether every queued message is in storage.
+    pub fn is_clean(&self, queue: &Queue) -> bool {
+        self.persisted_upto >= queue.next_seq()
+    }
+
+    /// Writes the messages queued since the last call as new chunks.
+    /// On a refused write the rest stays unpersisted (in memory) and the
+    /// browser's reason is returned; the next call tries again.
+    pub fn save_new(&mut self, queue: &Queue, store: &mut dyn Store) -> Result<(), String> {
+        let mut pending: Vec<&Entry> = Vec::new();
+        let mut bytes = 0;
+        let mut result = Ok(());
+        let entries: Vec<&Entry> = queue.iter_from(self.persisted_upto).collect();
+        for (i, e) in entries.iter().enumerate() {
+            pending.push(e);
+            bytes += e.head.len() + 4;
+            let last = i + 1 == entries.len();
+            if last || pending.len() >= CHUNK_MAX_EVENTS || bytes >= CHUNK_MAX_BYTES {
+                result = self.write_chunk(queue, &pending, store);
+                if result.is_err() {
+                    break;
+                }
+                pending.clear();
+                bytes = 0;
+            }
+        }
+        if result.is_ok() {
+            self.persisted_upto = queue.next_seq();
+        }
+        result
+    }
+
+    fn write_chunk(
+        &mut self,
+        queue: &Queue,
+        entries: &[&Entry],
+        store: &mut dyn Store,
+    ) -> Result<(), String> {
+        let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+            return Ok(());
+        };
+        let no = self.next_chunk;
+        store.set(
+            &self.chunk_key(no),
+            &encode_chunk(queue, entries.iter().copied()),
+        )?;
+        self.next_chunk += 1;
+        self.chunks.push(Chunk {
+            no,
+            lo: first.seq,
+            hi: last.seq,
+        });
+        self.persisted_upto = last.seq + 1;
+        Ok(())
+    }
+
+    /// Updates storage after `removed` (sorted sequence numbers) left the
+    /// queue: chunks left empty are deleted, others rewritten.
+    pub fn forget(&mut self, removed: &[u64], queue: &Queue, store: &mut dyn Store) {
+        if removed.is_empty() {
+            return;
+        }
+        let mut kept = Vec::with_capacity(self.chunks.len());
+        for chunk in std::mem::take(&mut self.chunks) {
+            let start = removed.partition_point(|&s| s < chunk.lo);
+            let touched = removed.get(start).is_some_and(|&s| s <= chunk.hi);
+            if !touched {
+                kept.push(chunk);
+                continue;
+            }
+            let remaining: Vec<&Entry> = queue
+                .iter_from(chunk.lo)
+                .take_while(|e| e.seq <= chunk.hi)
+                .collect();
+            let key = self.chunk_key(chunk.no);
+            if remaining.is_empty() {
+                store.remove(&key);
+            } else {
+                // A failed rewrite leaves the old chunk: its delivered
+                // events may be sent again (the collector ignores known
+                // ids), never lost.
+                let _ = store.set(&key, &encode_chunk(queue, remaining.into_iter()));
+                kept.push(chunk);
+            }
+        }
+        self.chunks = kept;
+    }
+
+    /// Deletes every chunk of this page view (consent withdrawn).
+    pub fn clear(&mut self, queue: &Queue, store: &mut dyn Store) {
+        for chunk in std::mem::take(&mut self.chunks) {
+            store.remove(&self.chunk_key(chunk.no));
+        }
+        self.persisted_upto = queue.next_seq();
+    }
+
+    /// Whether another page view took this one's queue (its heartbeat key
+    /// is gone or names another time). The caller then drops what was
+    /// persisted, since it is the adopter's to send now.
+    pub fn was_adopted(&self, store: &dyn Store, heartbeat: f64) -> bool {
+        !self.chunks.is_empty() && store.get(&self.tab_key()) != Some(format_ms(heartbeat))
+    }
+
+    /// Gives up the persisted part of the queue after an adoption.
+    /// Returns the bound: messages with a lower sequence number are now
+    /// another page view's to send.
+    pub fn disown(&mut self) -> u64 {
+        self.chunks.clear();
+        self.persisted_upto
+    }
+
+    /// Highest sequence number in storage, plus one.
+    pub fn persisted_upto(&self) -> u64 {
+        self.persisted_upto
+    }
+
+    /// Takes over the queue page view `from` left in storage: its messages
+    /// join this queue (and this page view's chunks), then its keys go.
+    pub fn adopt(
+        &mut self,
+        from: &str,
+        queue: &mut Queue,
+        store: &mut dyn Store,
+        now: f64,
+    ) -> Adopted {
+        let prefix = format!("{QUEUE_PREFIX}{from}.");
+        let mut keys: Vec<(u64, String)> = store
+            .keys()
+            .into_iter()
+            .filter_map(|k| {
+                let no = k.strip_prefix(&prefix)?.parse().ok()?;
+                Some((no, k))
+            })
+            .collect();
+        keys.sort();
+        let mut found = Adopted::default();
+        for (_, key) in &keys {
+            let (messages, skipped) = store.get(key).map_or((Vec::new(), 0), |t| decode_chunk(&t));
+            found.skipped += skipped;
+            for m in messages {
+                let ctx = queue.intern(&m.context);
+                queue.push(m.message_id, m.head, ctx, now);
+                found.messages += 1;
+            }
+        }
+        // Their keys go only once the messages are safe in ours: a crash
+        // in between sends some twice, never loses one.
+        if self.save_new(queue, store).is_ok() {
+            for (_, key) in keys {
+                store.remove(&key);
+            }
+            store.remove(&format!("{TAB_PREFIX}{from}"));
+        }
+        found
+    }
+}
+
+/// Page views whose queues are orphaned: they have chunks in storage but
+/// no fresh heartbeat, or are `previous` (the page this tab showed before
+/// a reload or navigation, certainly gone). Never `me`.
+pub fn orphaned_tabs(store: &dyn Store, me: &str, previous: Option<&str>, now: f64) -> Vec<String> {
+    let keys = store.keys();
+    let mut tabs: Vec<String> = keys
+        .iter()
+        .filter_map(|k| {
+            k.strip_prefix(QUEUE_PREFIX)?
+                .split_once('.')
+                .map(|(t, _)| t.to_string())
+        })
+        .filter(|t| t != me)
+        .collect();
+    tabs.sort();
+    tabs.dedup();
+    tabs.retain(|t| {
+        if Some(t.as_str()) == previous {
+            return true;
+        }
+        match store
+            .get(&format!("{TAB_PREFIX}{t}"))
+            .and_then(|v| v.parse::<f64>().ok())
+        {
+            Some(beat) => now - beat > STALE_TAB_MS,
+            None => true,
+        }
+    });
+    tabs
+}
+
+/// Milliseconds as stored in a heartbeat.
+pub fn format_ms(ms: f64) -> String {
+    format!("{}", ms.floor() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+
+    fn head(id: &str) -> String {
+        format!("{{\"type\":\"track\",\"event\":\"E\",\"properties\":{{}},\"messageId\":\"{id}\"")
+    }
+
+    fn queue_with(n: usize) -> Queue {
+        let mut q = Queue::default();
+        let ctx = q.intern("{\"page\":{}}");
+        for i in 0..n {
+            q.push(format!("m{i}"), head(&format!("m{i}")), ctx, 0.0);
+        }
+        q
+    }
+
+    #[test]
+    fn contexts_are_shared_and_collected() {
+        let mut q = Queue::default();
+        let a = q.intern("{\"a\":1}");
+        assert_eq!(q.intern("{\"a\":1}"), a);
+        q.push("m0".into(), head("m0"), a, 0.0);
+        let b = q.intern("{\"b\":1}");
+        assert_ne!(a, b);
+        assert_eq!(q.context(a), "{\"a\":1}");
+        q.remove(&[0]);
+        assert_eq!(q.context(a), "{}", "unreferenced old context is dropped");
+        assert_eq!(q.context(b), "{\"b\":1}", "the current context stays");
+    }
+
+    #[test]
+    fn wire_bytes_track_pushes_and_removals() {
+        let mut q = queue_with(3);
+        let one = q.wire_len(q.get(0).unwrap());
+        assert_eq!(q.wire_bytes(), 3 * one);
+        q.remove(&[1]);
+        assert_eq!(q.wire_bytes(), 2 * one);
+        let mut out = String::new();
+        q.write_entry(&mut out, q.get(0).unwrap());
+        assert_eq!(out.len(), one);
+        assert!(Value::parse(&out).is_ok());
+    }
+
+    #[test]
+    fn chunks_round_trip() {
+        let q = queue_with(3);
+        let text = encode_chunk(&q, q.iter());
+        let (messages, skipped) = decode_chunk(&text);
+        assert_eq!(skipped, 0);
+        assert_eq!(messages.len(), 3);
+        assert_eq!(messages[2].message_id, "m2");
+        assert_eq!(messages[0].context, "{\"page\":{}}");
+    }
+
+    #[test]
+    fn damaged_chunks_keep_what_is_readable() {
+        let q = queue_with(2);
+        let text = encode_chunk(&q, q.iter());
+        let damaged = format!("{text}\ne0\t{{\"broken\"\nzzz\ne7\t{}\n", head("m9"));
+        let (messages, skipped) = decode_chunk(&damaged);
+        assert_eq!(messages.len(), 2);
+        assert_eq!(skipped, 4); // broken head, unknown kind, unknown context, empty line
+        assert_eq!(decode_chunk("garbage").1, 1);
+        assert_eq!(decode_chunk("").0.len(), 0);
+    }
+
+    #[test]
+    fn saving_writes_only_new_events_in_bounded_chunks() {
+        let mut store = MemoryStore::default();
+        let mut q = queue_with(250);
+        let mut p = Persister::new("t1");
+        p.save_new(&q, &mut store).unwrap();
+        assert_eq!(store.keys().len(), 3, "100 + 100 + 50");
+        let ctx = q.intern("{\"page\":{}}");
+        q.push("late".into(), head("late"), ctx, 0.0);
+        p.save_new(&q, &mut store).unwrap();
+        assert_eq!(store.keys().len(), 4, "one new chunk for the new event");
+        assert!(p.is_clean(&q));
+    }
+
+    #[test]
+    fn delivered_events_leave_storage() {
+        let mut store = MemoryStore::default();
+        let mut q = queue_with(150);
+        let mut p = Persister::new("t1");
+        p.save_new(&q, &mut store).unwrap();
+        let first_hundred: Vec<u64> = (0..100).collect();
+        q.remove(&first_hundred);
+        p.forget(&first_hundred, &q, &mut store);
+        assert_eq!(store.keys(), vec!["sgm_q.t1.1"]);
+        let some: Vec<u64> = (100..110).collect();
+        q.remove(&some);
+        p.forget(&some, &q, &mut store);
+        let (left, _) = decode_chunk(&store.get("sgm_q.t1.1").unwrap());
+        assert_eq!(left.len(), 40);
+    }
+
+    #[test]
+    fn a_full_store_keeps_events_in_memory_and_retries() {
+        let mut store = MemoryStore::default();
+        store.refuse_writes = true;
+        let q = queue_with(5);
+        let mut p = Persister::new("t1");
+        assert!(p.save_new(&q, &mut store).is_err());
+        assert!(!p.is_clean(&q));
+        store.refuse_writes = false;
+        p.save_new(&q, &mut store).unwrap();
+        assert!(p.is_clean(&q));
+        assert_eq!(store.keys().len(), 1);
+    }
+
+    #[test]
+    fn adoption_moves_a_queue_between_page_views() {
+        let mut store = MemoryStore::default();
+        let q1 = queue_with(120);
+        let mut p1 = Persister::new("old");
+        store.set("sgm_tab.old", "0").unwrap();
+        p1.save_new(&q1, &mut store).unwrap();
+
+        let mut q2 = Queue::default();
+        let mut p2 = Persister::new("new");
+        assert_eq!(
+            orphaned_tabs(&store, "new", None, STALE_TAB_MS + 1.0),
+            vec!["old"]
+        );
+        assert!(
+            orphaned_tabs(&store, "new", None, 5.0).is_empty(),
+            "fresh heartbeat"
+        );
+        assert_eq!(
+            orphaned_tabs(&store, "new", Some("old"), 5.0),
+            vec!["old"],
+            "the previous page of this tab"
+        );
+        let found = p2.adopt("old", &mut q2, &mut store, 1.0);
+        assert_eq!(
+            found,
+            Adopted {
+                messages: 120,
+                skipped: 0
+            }
+        );
+        assert_eq!(q2.len(), 120);
+        assert_eq!(q2.get(119).unwrap().message_id, "m119");
+        assert!(store.keys().iter().all(|k| k.starts_with("sgm_q.new.")));
+        assert!(orphaned_tabs(&store, "new", None, 1e12).is_empty());
+    }
+
+    #[test]
+    fn an_adopted_page_view_notices() {
+        let mut store = MemoryStore::default();
+        let q = queue_with(1);
+        let mut p = Persister::new("a");
+        store.set("sgm_tab.a", "1000").unwrap();
+        p.save_new(&q, &mut store).unwrap();
+        assert!(!p.was_adopted(&store, 1000.0));
+        store.remove("sgm_tab.a");
+        assert!(p.was_adopted(&store, 1000.0));
+        assert_eq!(p.disown(), 1);
+    }
+
+    #[test]
+    fn drop_oldest_skips_in_flight_events() {
+        let mut q = queue_with(5);
+        q.set_in_flight(&[0, 1], true);
+        let dropped = q.drop_oldest(2);
+        assert_eq!(
+            dropped.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![2, 3]
+        );
+    }
+}

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Installs everything segmint's demo, tests and benchmarks need on a fresh
+# Debian 12 machine, and skips whatever is already present. Safe to re-run:
+# a warm run only checks versions (about a second).
+#
+#   scripts/setup.sh            tool-chain + browsers + npm packages
+#   SEGMINT_SKIP_FIREFOX=1      skip Firefox + geckodriver
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+WASM_PACK_VERSION=0.15.1
+GECKODRIVER_VERSION=0.37.1
+log() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
+
+# wasm-bindgen-cli must match the wasm-bindgen pinned in Cargo.lock exactly,
+# or wasm-pack silently tries to download one (and fails here).
+WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+[ -n "$WASM_BINDGEN_VERSION" ] || { echo "setup: no wasm-bindgen in Cargo.lock" >&2; exit 1; }
+
+# --- Debian packages -------------------------------------------------------
+apt_missing=()
+command -v chromium >/dev/null || apt_missing+=(chromium)
+command -v chromedriver >/dev/null || apt_missing+=(chromium-driver)
+if [ -z "${SEGMINT_SKIP_FIREFOX:-}" ]; then
+  command -v firefox >/dev/null || command -v firefox-esr >/dev/null || apt_missing+=(firefox-esr)
+fi
+# PostgreSQL server binaries for the collector's PostgreSQL tests.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_missing+=(postgresql)
+# pkg-config + libssl are not needed: every crate here is pure Rust or bundles its C.
+if [ ${#apt_missing[@]} -gt 0 ]; then
+  log "apt-get install ${apt_missing[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null
+fi
+
+# --- Rust tool-chain -------------------------------------------------------
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  log "rustup target add wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+fi
+for component in rustfmt clippy; do
+  rustup component list --installed | grep -q "^$component" || rustup component add "$component"
+done
+
+installed_version() { "$1" --version 2>/dev/null | awk '{print $2}' | sed 's/^v//'; }
+
+if [ "$(installed_version wasm-pack)" != "$WASM_PACK_VERSION" ]; then
+  log "cargo install wasm-pack $WASM_PACK_VERSION (a few minutes, once)"
+  cargo install wasm-pack --version "$WASM_PACK_VERSION" --locked --quiet
+fi
+if [ "$(installed_version wasm-bindgen)" != "$WASM_BINDGEN_VERSION" ]; then
+  log "cargo install wasm-bindgen-cli $WASM_BINDGEN_VERSION (a few minutes, once)"
+  # The published lock of some versions names crates this registry lacks:
+  # try it locked first, then let cargo resolve.
+  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --locked --quiet --force ||
+    cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --quiet --force
+fi
+if [ -z "${SEGMINT_SKIP_FIREFOX:-}" ] && [ "$(installed_version geckodriver)" != "$GECKODRIVER_VERSION" ]; then
+  log "cargo install geckodriver $GECKODRIVER_VERSION (a few minutes, once)"
+  cargo install geckodriver --version "$GECKODRIVER_VERSION" --locked --quiet --force
+fi
+
+# --- npm packages (wasm-opt from binaryen@132, playwright-core, bundlers) --
+# Never Debian's binaryen (108): its wasm-opt corrupts wasm-bindgen output.
+if [ ! -f node_modules/.package-lock.json ] || ! cmp -s package-lock.json node_modules/.segmint-lock; then
+  log "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  cp package-lock.json node_modules/.segmint-lock
+fi
+log "ready (wasm-bindgen $WASM_BINDGEN_VERSION, wasm-pack $WASM_PACK_VERSION, $(chromium --version 2>/dev/null | head -c 40))"
