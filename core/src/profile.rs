@@ -1,0 +1,813 @@
+//! The local profile: compact per-day aggregates of the user's own events,
+//! kept only for what the rules' traits need, and the traits computed from
+//! them.
+//!
+//! Each trait reads one *feature* (an event name and optional property
+//! path); traits on the same feature share its day buckets. Every trait
+//! also keeps a running total over its window, so recording an event costs
+//! the event's own values, not the window's days. When the day changes,
+//! windows are rebuilt from the buckets (once a day) and days past the
+//! longest window expire.
+
+use crate::json::{write_number, write_string, Value};
+use crate::rules::{Aggregate, Rules, TraitKind};
+use crate::time::{day_number, DAY_MS};
+
+/// Storage key of the persisted profile.
+pub const PROFILE_KEY: &str = "sgm_profile";
+/// Format of the persisted profile; another format is reset, not misread.
+pub const PROFILE_FORMAT: u32 = 1;
+
+/// Aggregates of one day, or of a window of days.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stats {
+    /// Matching events.
+    pub events: u32,
+    /// Property values seen (scalars, any type).
+    pub values_seen: u32,
+    /// Numeric property values seen.
+    pub n: u32,
+    /// Sum of numeric values.
+    pub sum: f64,
+    /// Smallest numeric value (when `n > 0`).
+    pub min: f64,
+    /// Largest numeric value (when `n > 0`).
+    pub max: f64,
+    /// How often each value was seen (only for distinct/top traits).
+    pub counts: Vec<(Value, u32)>,
+    /// Time and value of the latest value (only for `last` traits).
+    pub last: Option<(f64, Value)>,
+}
+
+impl Stats {
+    fn add_number(&mut self, x: f64) {
+        if self.n == 0 {
+            self.min = x;
+            self.max = x;
+        } else {
+            self.min = self.min.min(x);
+            self.max = self.max.max(x);
+        }
+        self.n += 1;
+        self.sum += x;
+    }
+
+    fn add_value(&mut self, v: &Value, count: u32) {
+        match self.counts.iter_mut().find(|(k, _)| k == v) {
+            Some(slot) => slot.1 += count,
+            None => self.counts.push((v.clone(), count)),
+        }
+    }
+
+    fn set_last(&mut self, at: f64, v: &Value) {
+        if self.last.as_ref().is_none_or(|(t, _)| at >= *t) {
+            self.last = Some((at, v.clone()));
+        }
+    }
+
+    /// Folds `other` into this (window totals are sums of days).
+    fn merge(&mut self, other: &Stats) {
+        self.events += other.events;
+        self.values_seen += other.values_seen;
+        if other.n > 0 {
+            if self.n == 0 {
+                self.min = other.min;
+                self.max = other.max;
+            } else {
+                self.min = self.min.min(other.min);
+                self.max = self.max.max(other.max);
+            }
+            self.n += other.n;
+            self.sum += other.sum;
+        }
+        for (v, c) in &other.counts {
+            self.add_value(v, *c);
+        }
+        if let Some((at, v)) = &other.last {
+            self.set_last(*at, v);
+        }
+    }
+
+    /// The value of `aggregate` over these stats; `None` when there is
+    /// nothing to average, compare or name.
+    pub fn value(&self, aggregate: Aggregate, has_property: bool) -> Option<Value> {
+        let number = |x: f64| Some(Value::Number(x));
+        match aggregate {
+            Aggregate::Count if has_property => number(f64::from(self.values_seen)),
+            Aggregate::Count => number(f64::from(self.events)),
+            Aggregate::Sum => number(self.sum),
+            Aggregate::Avg => (self.n > 0).then(|| Value::Number(self.sum / f64::from(self.n))),
+            Aggregate::Min => (self.n > 0).then_some(Value::Number(self.min)),
+            Aggregate::Max => (self.n > 0).then_some(Value::Number(self.max)),
+            Aggregate::Distinct => {
+                number(self.counts.iter().filter(|(_, c)| *c > 0).count() as f64)
+            }
+            Aggregate::TopShare => {
+                let total: u32 = self.counts.iter().map(|(_, c)| c).sum();
+                let top = self.top()?;
+                (total > 0).then(|| Value::Number(f64::from(top.1) / f64::from(total)))
+            }
+            Aggregate::TopValue => self.top().map(|(v, _)| v.clone()),
+            Aggregate::Last => self.last.as_ref().map(|(_, v)| v.clone()),
+        }
+    }
+
+    /// The most frequent value; ties go to the smallest JSON text, so the
+    /// answer does not depend on the order values were counted in.
+    fn top(&self) -> Option<&(Value, u32)> {
+        self.counts.iter().filter(|(_, c)| *c > 0).max_by(|a, b| {
+            a.1.cmp(&b.1)
+                .then_with(|| b.0.to_json().cmp(&a.0.to_json()))
+        })
+    }
+}
+
+/// What a feature must keep per day, from the traits that read it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Needs {
+    numbers: bool,
+    counts: bool,
+    last: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct Feature {
+    event: String,
+    property: Option<Vec<String>>,
+    needs: Needs,
+    /// (day number, stats), oldest first.
+    days: Vec<(i64, Stats)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Computed {
+    Event {
+        feature: usize,
+        aggregate: Aggregate,
+        window_days: u32,
+        /// Running total over the window.
+        window: Stats,
+    },
+    DaysSinceFirstSeen,
+    Sessions {
+        window_days: Option<u32>,
+    },
+}
+
+/// The user's profile under a set of rules.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Profile {
+    first_seen_ms: f64,
+    last_activity_ms: f64,
+    /// Sessions started per day, oldest first.
+    sessions: Vec<(i64, u32)>,
+    /// Sessions ever (including expired days).
+    total_sessions: u32,
+    session_timeout_ms: f64,
+    features: Vec<Feature>,
+    traits: Vec<(String, Computed)>,
+    /// The day windows were last built for.
+    today: i64,
+    longest_window: u32,
+}
+
+/// Scalar values at `path` in `props`, fanning out through arrays
+/// (`products.price` gives every product's price).
+pub fn values_at<'a>(props: &'a Value, path: &[String], out: &mut Vec<&'a Value>) {
+    match props {
+        Value::Array(items) => {
+            for item in items {
+                values_at(item, path, out);
+            }
+        }
+        _ => match path.split_first() {
+            None => {
+                if !matches!(props, Value::Null | Value::Object(_)) {
+                    out.push(props);
+                }
+            }
+            Some((head, rest)) => {
+                if let Some(next) = props.get(head) {
+                    values_at(next, rest, out);
+                }
+            }
+        },
+    }
+}
+
+impl Profile {
+    /// A new profile: first seen `now`.
+    pub fn new(now: f64, session_timeout_ms: f64) -> Profile {
+        Profile {
+            first_seen_ms: now,
+            last_activity_ms: f64::NEG_INFINITY,
+            sessions: Vec::new(),
+            total_sessions: 0,
+            session_timeout_ms,
+            features: Vec::new(),
+            traits: Vec::new(),
+            today: day_number(now),
+            longest_window: 1,
+        }
+    }
+
+    /// When the user was first seen (ms).
+    pub fn first_seen_ms(&self) -> f64 {
+        self.first_seen_ms
+    }
+
+    /// Adopts `rules`: features still needed keep their days, others go,
+    /// new ones start empty; windows are rebuilt.
+    pub fn apply_rules(&mut self, rules: &Rules, now: f64) {
+        let mut features: Vec<Feature> = Vec::new();
+        let mut traits = Vec::with_capacity(rules.traits.len());
+        for t in &rules.traits {
+            let computed = match &t.kind {
+                TraitKind::Event {
+                    event,
+                    aggregate,
+                    property,
+                    window_days,
+                } => {
+                    let index = match features
+                        .iter()
+                        .position(|f| f.event == *event && f.property == *property)
+                    {
+                        Some(i) => i,
+                        None => {
+                            let old = self
+                                .features
+                                .iter()
+                                .position(|f| f.event == *event && f.property == *property)
+                                .map(|i| self.features.swap_remove(i));
+                            features.push(old.unwrap_or_else(|| Feature {
+                                event: event.clone(),
+                                property: property.clone(),
+                                needs: Needs::default(),
+                                days: Vec::new(),
+                            }));
+                            features.len() - 1
+                        }
+                    };
+                    if let Some(f) = features.get_mut(index) {
+                        f.needs.numbers |= aggregate.is_numeric_fold();
+                        f.needs.counts |= aggregate.counts_values();
+                        f.needs.last |= *aggregate == Aggregate::Last;
+                    }
+                    Computed::Event {
+                        feature: index,
+                        aggregate: *aggregate,
+                        window_days: *window_days,
+                        window: Stats::default(),
+                    }
+                }
+                TraitKind::DaysSinceFirstSeen => Computed::DaysSinceFirstSeen,
+                TraitKind::Sessions { window_days } => Computed::Sessions {
+                    window_days: *window_days,
+                },
+            };
+            traits.push((t.name.clone(), computed));
+        }
+        self.features = features;
+        self.traits = traits;
+        self.longest_window = rules.longest_window();
+        self.today = day_number(now);
+        self.expire();
+        self.rebuild_windows();
+    }
+
+    fn expire(&mut self) {
+        let keep_from = self.today - i64::from(self.longest_window) + 1;
+        for f in &mut self.features {
+            f.days.retain(|(d, _)| *d >= keep_from);
+        }
+        self.sessions.retain(|(d, _)| *d >= keep_from);
+    }
+
+    /// Rebuilds every window total from the day buckets.
+    fn rebuild_windows(&mut self) {
+        let today = self.today;
+        for (_, t) in &mut self.traits {
+            if let Computed::Event {
+                feature,
+                window_days,
+                window,
+                ..
+            } = t
+            {
+                *window = Stats::default();
+                let from = today - i64::from(*window_days) + 1;
+                if let Some(f) = self.features.get(*feature) {
+                    for (_, s) in f.days.iter().filter(|(d, _)| *d >= from && *d <= today) {
+                        window.merge(s);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves the profile to `now`'s day: expires old days and rebuilds the
+    /// windows when the day changed. Returns whether it did.
+    pub fn roll(&mut self, now: f64) -> bool {
+        let day = day_number(now);
+        if day == self.today {
+            return false;
+        }
+        self.today = day;
+        self.expire();
+        self.rebuild_windows();
+        true
+    }
+
+    /// Records an event (any event: it counts toward sessions). `props` is
+    /// parsed only when some trait reads this event. Returns whether any
+    /// trait may have changed.
+    pub fn record(&mut self, event: &str, props: Option<&Value>, now: f64) -> bool {
+        let mut changed = self.roll(now);
+        let day = day_number(now);
+        if now - self.last_activity_ms > self.session_timeout_ms {
+            self.total_sessions += 1;
+            bump(&mut self.sessions, day, 1);
+            changed |= self
+                .traits
+                .iter()
+                .any(|(_, t)| matches!(t, Computed::Sessions { .. }));
+        }
+        self.last_activity_ms = self.last_activity_ms.max(now);
+        let null = Value::Null;
+        for index in 0..self.features.len() {
+            let Some(f) = self.features.get_mut(index) else {
+                continue;
+            };
+            if f.event != event {
+                continue;
+            }
+            let mut add = Stats {
+                events: 1,
+                ..Stats::default()
+            };
+            if let Some(path) = &f.property {
+                let mut found = Vec::new();
+                values_at(props.unwrap_or(&null), path, &mut found);
+                for v in found {
+                    add.values_seen += 1;
+                    if let (true, Value::Number(x)) = (f.needs.numbers, v) {
+                        add.add_number(*x);
+                    }
+                    if f.needs.counts {
+                        add.add_value(v, 1);
+                    }
+                    if f.needs.last {
+                        add.set_last(now, v);
+                    }
+                }
+            }
+            match f.days.iter_mut().find(|(d, _)| *d == day) {
+                Some((_, s)) => s.merge(&add),
+                None => {
+                    let at = f.days.partition_point(|(d, _)| *d < day);
+                    f.days.insert(at, (day, add.clone()));
+                }
+            }
+            if day < self.today {
+                // A clock that went back: rebuild rather than guess.
+                self.rebuild_windows();
+            } else {
+                for (_, t) in &mut self.traits {
+                    if let Computed::Event {
+                        feature, window, ..
+                    } = t
+                    {
+                        if *feature == index {
+                            window.merge(&add);
+                        }
+                    }
+                }
+            }
+            changed = true;
+        }
+        changed
+    }
+
+    /// Whether any trait reads events named `event` (so its properties
+    /// need parsing).
+    pub fn reads(&self, event: &str) -> bool {
+        self.features.iter().any(|f| f.event == event)
+    }
+
+    /// The computed traits at `now`, in rules order; traits without a value
+    /// (an average of nothing) are left out.
+    pub fn traits(&self, now: f64) -> Vec<(String, Value)> {
+        self.traits
+            .iter()
+            .filter_map(|(name, t)| {
+                let value = match t {
+                    Computed::Event {
+                        feature,
+                        aggregate,
+                        window,
+                        ..
+                    } => {
+                        let has_property = self
+                            .features
+                            .get(*feature)
+                            .is_some_and(|f| f.property.is_some());
+                        window.value(*aggregate, has_property)?
+                    }
+                    Computed::DaysSinceFirstSeen => {
+                        Value::Number(((now - self.first_seen_ms) / DAY_MS).floor().max(0.0))
+                    }
+                    Computed::Sessions { window_days } => {
+                        let n = match window_days {
+                            None => self.total_sessions,
+                            Some(w) => {
+                                let from = day_number(now) - i64::from(*w) + 1;
+                                self.sessions
+                                    .iter()
+                                    .filter(|(d, _)| *d >= from)
+                                    .map(|(_, c)| c)
+                                    .sum()
+                            }
+                        };
+                        Value::Number(f64::from(n))
+                    }
+                };
+                Some((name.clone(), value))
+            })
+            .collect()
+    }
+
+    /// The window totals recomputed from scratch, for checking that the
+    /// running totals agree (tests, fuzzing).
+    pub fn recomputed(&self) -> Profile {
+        let mut copy = self.clone();
+        copy.rebuild_windows();
+        copy
+    }
+
+    /// The persisted form: compact JSON with a format version.
+    pub fn to_json(&self) -> String {
+        let mut out = format!("{{\"v\":{PROFILE_FORMAT},\"first\":");
+        write_number(&mut out, self.first_seen_ms);
+        out.push_str(",\"active\":");
+        write_number(&mut out, self.last_activity_ms);
+        out.push_str(",\"sessions\":");
+        write_number(&mut out, f64::from(self.total_sessions));
+        out.push_str(",\"sessionDays\":[");
+        for (i, (d, c)) in self.sessions.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&format!("[{d},{c}]"));
+        }
+        out.push_str("],\"features\":[");
+        for (i, f) in self.features.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"event\":");
+            write_string(&mut out, &f.event);
+            if let Some(p) = &f.property {
+                out.push_str(",\"property\":");
+                write_string(&mut out, &p.join("."));
+            }
+            out.push_str(",\"days\":[");
+            for (j, (d, s)) in f.days.iter().enumerate() {
+                if j > 0 {
+                    out.push(',');
+                }
+                write_day(&mut out, *d, s);
+            }
+            out.push_str("]}");
+        }
+        out.push_str("]}");
+        out
+    }
+
+    /// Reads a persisted profile for `rules`. A damaged or other-format
+    /// profile gives `None` (the caller starts afresh and reports it).
+    pub fn from_json(
+        text: &str,
+        rules: &Rules,
+        now: f64,
+        session_timeout_ms: f64,
+    ) -> Option<Profile> {
+        let v = Value::parse(text).ok()?;
+        if v.get("v")?.as_f64()? != f64::from(PROFILE_FORMAT) {
+            return None;
+        }
+        let mut p = Profile::new(v.get("first")?.as_f64()?, session_timeout_ms);
+        p.last_activity_ms = match v.get("active") {
+            Some(Value::Number(n)) => *n,
+            _ => f64::NEG_INFINITY,
+        };
+        p.total_sessions = v.get("sessions")?.as_f64()? as u32;
+        for pair in v.get("sessionDays")?.as_array()? {
+            let pair = pair.as_array()?;
+            p.sessions.push((
+                pair.first()?.as_f64()? as i64,
+                pair.get(1)?.as_f64()? as u32,
+            ));
+        }
+        for f in v.get("features")?.as_array()? {
+            let mut days = Vec::new();
+            for d in f.get("days")?.as_array()? {
+                days.push(read_day(d)?);
+            }
+            days.sort_by_key(|(d, _)| *d);
+            p.features.push(Feature {
+                event: f.get("event")?.as_str()?.to_string(),
+                property: f
+                    .get("property")
+                    .and_then(Value::as_str)
+                    .map(|s| s.split('.').map(str::to_string).collect()),
+                needs: Needs::default(),
+                days,
+            });
+        }
+        p.apply_rules(rules, now);
+        Some(p)
+    }
+}
+
+fn bump(days: &mut Vec<(i64, u32)>, day: i64, by: u32) {
+    match days.iter_mut().find(|(d, _)| *d == day) {
+        Some((_, c)) => *c += by,
+        None => {
+            let at = days.partition_point(|(d, _)| *d < day);
+            days.insert(at, (day, by));
+        }
+    }
+}
+
+/// `[day, events, values, n, sum, min, max, counts, last]`, trailing
+/// unused fields left off.
+fn write_day(out: &mut String, day: i64, s: &Stats) {
+    out.push('[');
+    out.push_str(&day.to_string());
+    for x in [
+        f64::from(s.events),
+        f64::from(s.values_seen),
+        f64::from(s.n),
+    ] {
+        out.push(',');
+        write_number(out, x);
+    }
+    if s.n > 0 || !s.counts.is_empty() || s.last.is_some() {
+        for x in [s.sum, s.min, s.max] {
+            out.push(',');
+            write_number(out, x);
+        }
+    }
+    if !s.counts.is_empty() || s.last.is_some() {
+        out.push_str(",[");
+        for (i, (v, c)) in s.counts.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push('[');
+            v.write_to(out);
+            out.push(',');
+            out.push_str(&c.to_string());
+            out.push(']');
+        }
+        out.push(']');
+    }
+    if let Some((at, v)) = &s.last {
+        out.push_str(",[");
+        write_number(out, *at);
+        out.push(',');
+        v.write_to(out);
+        out.push(']');
+    }
+    out.push(']');
+}
+
+fn read_day(v: &Value) -> Option<(i64, Stats)> {
+    let a = v.as_array()?;
+    let num = |i: usize| a.get(i).and_then(Value::as_f64);
+    let mut s = Stats {
+        events: num(1)? as u32,
+        values_seen: num(2)? as u32,
+        n: num(3)? as u32,
+        ..Stats::default()
+    };
+    if let (Some(sum), Some(min), Some(max)) = (num(4), num(5), num(6)) {
+        s.sum = sum;
+        s.min = min;
+        s.max = max;
+    }
+    if let Some(counts) = a.get(7).and_then(Value::as_array) {
+        for pair in counts {
+            let pair = pair.as_array()?;
+            s.counts
+                .push((pair.first()?.clone(), pair.get(1)?.as_f64()? as u32));
+        }
+    }
+    if let Some(last) = a.get(8).and_then(Value::as_array) {
+        s.last = Some((last.first()?.as_f64()?, last.get(1)?.clone()));
+    }
+    Some((num(0)? as i64, s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULES: &str = r#"{"version":"t","traits":{
+        "purchases_30d":{"event":"Order Completed","aggregate":"count","window_days":30},
+        "avg_price_30d":{"event":"Order Completed","aggregate":"avg","property":"products.price","window_days":30},
+        "spent_7d":{"event":"Order Completed","aggregate":"sum","property":"products.price","window_days":7},
+        "max_price_90d":{"event":"Order Completed","aggregate":"max","property":"products.price","window_days":90},
+        "top_category_share":{"event":"Order Completed","aggregate":"top_share","property":"products.category","window_days":90},
+        "top_category":{"event":"Order Completed","aggregate":"top_value","property":"products.category","window_days":90},
+        "categories":{"event":"Order Completed","aggregate":"distinct","property":"products.category","window_days":90},
+        "last_search":{"event":"Products Searched","aggregate":"last","property":"query","window_days":30},
+        "days_since_first_seen":{"builtin":"days_since_first_seen"},
+        "sessions_7d":{"builtin":"sessions","window_days":7}
+      },"segments":[]}"#;
+
+    fn order(products: &[(f64, &str)]) -> Value {
+        let items: Vec<String> = products
+            .iter()
+            .map(|(p, c)| format!("{{\"product_id\":\"x\",\"price\":{p},\"category\":\"{c}\"}}"))
+            .collect();
+        Value::parse(&format!(
+            "{{\"order_id\":\"o\",\"products\":[{}]}}",
+            items.join(",")
+        ))
+        .unwrap()
+    }
+
+    fn trait_of(p: &Profile, name: &str, now: f64) -> Option<Value> {
+        p.traits(now)
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
+    }
+
+    fn profile(now: f64) -> Profile {
+        let mut p = Profile::new(now, 30.0 * 60_000.0);
+        p.apply_rules(&Rules::parse(RULES).unwrap(), now);
+        p
+    }
+
+    #[test]
+    fn computes_each_aggregate() {
+        let t0 = 100.0 * DAY_MS;
+        let mut p = profile(t0);
+        p.record(
+            "Order Completed",
+            Some(&order(&[(10.0, "shoes"), (30.0, "hats")])),
+            t0,
+        );
+        p.record(
+            "Order Completed",
+            Some(&order(&[(5.0, "shoes")])),
+            t0 + 1000.0,
+        );
+        p.record(
+            "Products Searched",
+            Some(&Value::parse(r#"{"query":"red"}"#).unwrap()),
+            t0 + 2000.0,
+        );
+        p.record(
+            "Products Searched",
+            Some(&Value::parse(r#"{"query":"blue"}"#).unwrap()),
+            t0 + 3000.0,
+        );
+        let now = t0 + 4000.0;
+        assert_eq!(trait_of(&p, "purchases_30d", now), Some(Value::Number(2.0)));
+        assert_eq!(
+            trait_of(&p, "avg_price_30d", now),
+            Some(Value::Number(15.0))
+        );
+        assert_eq!(trait_of(&p, "spent_7d", now), Some(Value::Number(45.0)));
+        assert_eq!(
+            trait_of(&p, "max_price_90d", now),
+            Some(Value::Number(30.0))
+        );
+        assert_eq!(
+            trait_of(&p, "top_category_share", now),
+            Some(Value::Number(2.0 / 3.0))
+        );
+        assert_eq!(
+            trait_of(&p, "top_category", now),
+            Some(Value::String("shoes".into()))
+        );
+        assert_eq!(trait_of(&p, "categories", now), Some(Value::Number(2.0)));
+        assert_eq!(
+            trait_of(&p, "last_search", now),
+            Some(Value::String("blue".into()))
+        );
+        assert_eq!(
+            trait_of(&p, "days_since_first_seen", t0 + 8.5 * DAY_MS),
+            Some(Value::Number(8.0))
+        );
+        assert_eq!(trait_of(&p, "sessions_7d", now), Some(Value::Number(1.0)));
+    }
+
+    #[test]
+    fn empty_windows_leave_averages_out() {
+        let p = profile(0.0);
+        assert_eq!(trait_of(&p, "avg_price_30d", 0.0), None);
+        assert_eq!(trait_of(&p, "purchases_30d", 0.0), Some(Value::Number(0.0)));
+        assert!(!p.reads("Product Clicked"));
+        assert!(p.reads("Order Completed"));
+    }
+
+    #[test]
+    fn windows_slide_and_days_expire() {
+        let t0 = 1000.0 * DAY_MS;
+        let mut p = profile(t0);
+        p.record("Order Completed", Some(&order(&[(10.0, "a")])), t0);
+        p.record(
+            "Order Completed",
+            Some(&order(&[(20.0, "b")])),
+            t0 + 10.0 * DAY_MS,
+        );
+        let at = |d: f64| t0 + d * DAY_MS;
+        assert_eq!(
+            trait_of(&p, "purchases_30d", at(10.0)),
+            Some(Value::Number(2.0))
+        );
+        p.roll(at(31.0));
+        assert_eq!(
+            trait_of(&p, "purchases_30d", at(31.0)),
+            Some(Value::Number(1.0))
+        );
+        assert_eq!(trait_of(&p, "spent_7d", at(31.0)), Some(Value::Number(0.0)));
+        p.roll(at(95.0));
+        assert_eq!(
+            trait_of(&p, "max_price_90d", at(95.0)),
+            Some(Value::Number(20.0))
+        );
+        p.roll(at(101.0));
+        assert_eq!(
+            trait_of(&p, "max_price_90d", at(101.0)),
+            None,
+            "every day expired"
+        );
+        assert!(p.features.iter().all(|f| f.days.is_empty()));
+    }
+
+    #[test]
+    fn sessions_split_on_inactivity() {
+        let mut p = profile(0.0);
+        for t in [
+            0.0,
+            60_000.0,
+            40.0 * 60_000.0,
+            41.0 * 60_000.0,
+            200.0 * 60_000.0,
+        ] {
+            p.record("Page Viewed", None, t);
+        }
+        assert_eq!(
+            trait_of(&p, "sessions_7d", 200.0 * 60_000.0),
+            Some(Value::Number(3.0))
+        );
+    }
+
+    #[test]
+    fn persists_and_restores() {
+        let rules = Rules::parse(RULES).unwrap();
+        let mut p = profile(5.0 * DAY_MS);
+        p.record(
+            "Order Completed",
+            Some(&order(&[(10.0, "a"), (12.5, "b")])),
+            5.0 * DAY_MS,
+        );
+        p.record(
+            "Products Searched",
+            Some(&Value::parse(r#"{"query":"q"}"#).unwrap()),
+            5.0 * DAY_MS + 1.0,
+        );
+        let text = p.to_json();
+        let back = Profile::from_json(&text, &rules, 5.0 * DAY_MS + 2.0, 30.0 * 60_000.0).unwrap();
+        assert_eq!(back.traits(6.0 * DAY_MS), p.traits(6.0 * DAY_MS));
+        assert!(Profile::from_json("{\"v\":0}", &rules, 0.0, 1.0).is_none());
+        assert!(Profile::from_json("garbage", &rules, 0.0, 1.0).is_none());
+    }
+
+    #[test]
+    fn new_rules_keep_shared_features_and_drop_others() {
+        let mut p = profile(0.0);
+        p.record("Order Completed", Some(&order(&[(10.0, "a")])), 0.0);
+        let fewer = Rules::parse(r#"{"version":"2","traits":{"n":{"event":"Order Completed","aggregate":"count","window_days":30}},"segments":[]}"#).unwrap();
+        p.apply_rules(&fewer, 1.0);
+        assert_eq!(p.traits(1.0), vec![("n".to_string(), Value::Number(1.0))]);
+        assert_eq!(p.features.len(), 1);
+    }
+
+    #[test]
+    fn paths_fan_out_through_arrays() {
+        let v = Value::parse(
+            r#"{"products":[{"price":1},{"price":2,"x":[{"price":9}]},{"nope":3}],"price":7}"#,
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        values_at(&v, &["products".into(), "price".into()], &mut out);
+        assert_eq!(out, vec![&Value::Number(1.0), &Value::Number(2.0)]);
+    }
+}

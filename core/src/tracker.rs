@@ -1,0 +1,1012 @@
+//! The SDK's state for one page view: identity, consent, the queue and its
+//! delivery, the profile, rules and segments.
+//!
+//! The browser adapter owns the I/O: it gives the tracker a [`Store`], the
+//! time, the page and random seeds, sends the [`Batch`]es that
+//! [`Tracker::poll`] hands out and reports their answers with
+//! [`Tracker::settle`]. Everything the page should hear about (errors,
+//! segment changes, finished flushes, debug lines) collects as
+//! [`Notice`]s, drained after each call, so no callback into page code ever
+//! runs while the tracker is borrowed.
+
+use crate::condition::RegexEngine;
+use crate::config::{Config, Consent};
+use crate::delivery::{Batch, Delivery, DeliveryConfig, FlushDone, Outcome};
+use crate::error::Error;
+use crate::id::{is_uuid, uuid_v4_from_bytes, Rng};
+use crate::json::{write_string, Value};
+use crate::message::{
+    check_event_name, check_object, check_order_completed, check_product_clicked, commerce,
+    message_head, wire_len, Ids, Kind, PageInfo, MAX_EVENT_BYTES,
+};
+use crate::profile::{Profile, PROFILE_KEY};
+use crate::queue::{format_ms, orphaned_tabs, Persister, Queue, QUEUE_PREFIX, TAB_PREFIX};
+use crate::retry::Backoff;
+use crate::rules::Rules;
+use crate::segments::{attributes, decide, evaluate, Decision, SegmentChange, Variation};
+use crate::store::{MemoryStore, Store};
+use crate::url::join;
+
+/// localStorage mirror of the anonymous-id cookie.
+pub const AID_KEY: &str = "sgm_aid";
+/// The user id after `identify`.
+pub const UID_KEY: &str = "sgm_uid";
+/// The user's traits from `identify`.
+pub const TRAITS_KEY: &str = "sgm_traits";
+/// The cached rules document with its ETag.
+pub const RULES_KEY: &str = "sgm_rules";
+/// Every key segmint writes starts with this.
+pub const KEY_PREFIX: &str = "sgm_";
+/// Events kept for the profile while no rules are loaded yet.
+const MAX_EARLY_EVENTS: usize = 500;
+
+/// Something the page should hear about.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Notice {
+    /// Through `on("error")`.
+    Error(Error),
+    /// Through `on("segments")`.
+    Segments(SegmentChange),
+    /// A `flush()` promise settles.
+    Flushed(FlushDone),
+    /// A line for the console when debugging.
+    Debug(String),
+}
+
+/// What the adapter knows when the page view starts.
+#[derive(Clone, Debug)]
+pub struct Start {
+    /// Now (ms since epoch).
+    pub now: f64,
+    /// 32 bytes from the CSPRNG, for message ids and tab ids.
+    pub seed: [u8; 32],
+    /// 16 more, for a new anonymous id if one is needed.
+    pub fresh_id: [u8; 16],
+    /// The anonymous-id cookie's value, if set.
+    pub cookie_id: Option<String>,
+    /// The consent choice remembered in its cookie, if any.
+    pub remembered_consent: Option<Consent>,
+    /// `navigator.globalPrivacyControl`
+    pub gpc: bool,
+    /// The page view this tab showed before (from sessionStorage): gone.
+    pub previous_tab: Option<String>,
+    /// The page.
+    pub page: PageInfo,
+    /// `navigator.onLine`
+    pub online: bool,
+}
+
+/// A rules revalidation to make.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RulesRequest {
+    /// Where.
+    pub url: String,
+    /// For `If-None-Match`.
+    pub etag: Option<String>,
+}
+
+/// The state of one page view.
+pub struct Tracker<S: Store> {
+    config: Config,
+    store: S,
+    /// Stands in for `store` while consent is not granted.
+    memory: MemoryStore,
+    consent: Consent,
+    rng: Rng,
+    anonymous_id: String,
+    user_id: Option<String>,
+    user_traits: Value,
+    page: PageInfo,
+    context_json: String,
+    queue: Queue,
+    persister: Persister,
+    delivery: Delivery,
+    heartbeat: f64,
+    /// The page is gone (pagehide): nothing more is sent from here.
+    released: bool,
+    regex: Box<dyn RegexEngine>,
+    rules: Option<Rules>,
+    rules_etag: Option<String>,
+    rules_fetched: f64,
+    profile: Profile,
+    /// A stored profile waiting for rules to read it with.
+    stored_profile: Option<String>,
+    profile_dirty: bool,
+    early_events: Vec<(String, Option<Value>, f64)>,
+    segments: Vec<String>,
+    storage_failing: bool,
+    notices: Vec<Notice>,
+}
+
+fn consent_for(config: &Config, remembered: Option<Consent>, gpc: bool) -> Consent {
+    if let Some(choice) = remembered {
+        choice
+    } else if config.consent_explicit {
+        config.consent
+    } else if gpc && config.respect_gpc {
+        Consent::Denied
+    } else {
+        config.consent
+    }
+}
+
+impl<S: Store> Tracker<S> {
+    /// Starts a page view.
+    pub fn new(config: Config, store: S, regex: Box<dyn RegexEngine>, start: Start) -> Tracker<S> {
+        let consent = consent_for(&config, start.remembered_consent, start.gpc);
+        let mut rng = Rng::from_seed(start.seed);
+        let tab = rng.token(8);
+        let delivery = Delivery::new(DeliveryConfig {
+            url: join(&config.endpoint, "v1/batch"),
+            write_key: config.write_key.clone(),
+            backoff: Backoff {
+                base_ms: config.retry_base_ms,
+                cap_ms: config.retry_cap_ms,
+            },
+            max_events: config.max_events,
+            max_bytes: config.max_bytes,
+            interval_ms: config.flush_interval_ms,
+        });
+        let mut t = Tracker {
+            profile: Profile::new(start.now, config.session_timeout_ms),
+            config,
+            store,
+            memory: MemoryStore::default(),
+            consent,
+            rng,
+            anonymous_id: String::new(),
+            user_id: None,
+            user_traits: Value::Object(Vec::new()),
+            page: start.page,
+            context_json: String::new(),
+            queue: Queue::default(),
+            persister: Persister::new(&tab),
+            delivery,
+            heartbeat: start.now,
+            released: false,
+            regex,
+            rules: None,
+            rules_etag: None,
+            rules_fetched: f64::NEG_INFINITY,
+            stored_profile: None,
+            profile_dirty: false,
+            early_events: Vec::new(),
+            segments: Vec::new(),
+            storage_failing: false,
+            notices: Vec::new(),
+        };
+        t.delivery.set_online(start.online);
+        t.context_json = t.page.context_json(&t.segments);
+        t.restore_identity(start.cookie_id, start.fresh_id);
+        if t.consent == Consent::Granted {
+            t.beat(start.now);
+        }
+        t.load_rules_and_profile(start.now);
+        t
+    }
+
+    fn granted(&self) -> bool {
+        self.consent == Consent::Granted
+    }
+
+    /// The store in force: real storage only with consent.
+    fn store_mut(&mut self) -> &mut dyn Store {
+        if self.granted() {
+            &mut self.store
+        } else {
+            &mut self.memory
+        }
+    }
+
+    fn store_ref(&self) -> &dyn Store {
+        if self.consent == Consent::Denied {
+            &self.memory
+        } else {
+            // Reading is allowed while pending: nothing is written.
+            &self.store
+        }
+    }
+
+    fn debug(&mut self, line: impl FnOnce() -> String) {
+        if self.config.debug {
+            self.notices.push(Notice::Debug(line()));
+        }
+    }
+
+    fn restore_identity(&mut self, cookie: Option<String>, fresh: [u8; 16]) {
+        let stored = self.store_ref().get(AID_KEY);
+        let id = [cookie, stored.clone()]
+            .into_iter()
+            .flatten()
+            .find(|id| is_uuid(id))
+            .unwrap_or_else(|| uuid_v4_from_bytes(fresh));
+        self.anonymous_id = id;
+        if self.granted() && stored.as_deref() != Some(&self.anonymous_id) {
+            let id = self.anonymous_id.clone();
+            self.write(AID_KEY, &id);
+        }
+        self.user_id = self.store_ref().get(UID_KEY).filter(|u| !u.is_empty());
+        self.user_traits = self
+            .store_ref()
+            .get(TRAITS_KEY)
+            .and_then(|t| Value::parse(&t).ok())
+            .filter(|v| v.as_object().is_some())
+            .unwrap_or(Value::Object(Vec::new()));
+    }
+
+    fn write(&mut self, key: &str, value: &str) {
+        let result = self.store_mut().set(key, value);
+        self.note_storage(result);
+    }
+
+    fn note_storage(&mut self, result: Result<(), String>) {
+        match result {
+            Ok(()) => self.storage_failing = false,
+            Err(reason) => {
+                if !self.storage_failing {
+                    self.notices
+                        .push(Notice::Error(Error::StorageUnavailable { reason }));
+                }
+                self.storage_failing = true;
+            }
+        }
+    }
+
+    // --- identity -------------------------------------------------------
+
+    /// The anonymous id.
+    pub fn anonymous_id(&self) -> &str {
+        &self.anonymous_id
+    }
+
+    /// The user id, after `identify`.
+    pub fn user_id(&self) -> Option<&str> {
+        self.user_id.as_deref()
+    }
+
+    /// The consent in force.
+    pub fn consent(&self) -> Consent {
+        self.consent
+    }
+
+    /// The anonymous id to write to the cookie, when cookies are allowed.
+    pub fn cookie_id(&self) -> Option<&str> {
+        self.granted().then_some(self.anonymous_id.as_str())
+    }
+
+    /// This page view's id, for sessionStorage (see [`Start::previous_tab`]).
+    pub fn tab_id(&self) -> &str {
+        self.persister.tab()
+    }
+
+    // --- recording ------------------------------------------------------
+
+    /// `track(event, properties)`; `properties` is JSON object text.
+    pub fn track(&mut self, event: &str, properties: &str, now: f64) -> Result<(), Error> {
+        check_event_name(event)?;
+        check_object(properties, "track(properties)")?;
+        self.record(Kind::Track { event, properties }, event, properties, now)
+    }
+
+    /// `productClicked(properties)`
+    pub fn product_clicked(&mut self, properties: &str, now: f64) -> Result<(), Error> {
+        check_object(properties, "productClicked(properties)")?;
+        let v = Value::parse(properties).unwrap_or_default();
+        check_product_clicked(&v)?;
+        self.track(commerce::PRODUCT_CLICKED, properties, now)
+    }
+
+    /// `productsSearched(query, properties)`
+    pub fn products_searched(
+        &mut self,
+        query: &str,
+        properties: &str,
+        now: f64,
+    ) -> Result<(), Error> {
+        if query.trim().is_empty() {
+            return Err(Error::MissingField {
+                event: commerce::PRODUCTS_SEARCHED,
+                field: "query".into(),
+                reason: "is required (a non-empty string)",
+            });
+        }
+        check_object(properties, "productsSearched(properties)")?;
+        let mut v = Value::parse(properties).unwrap_or(Value::Object(Vec::new()));
+        v.insert("query", Value::String(query.to_string()));
+        self.track(commerce::PRODUCTS_SEARCHED, &v.to_json(), now)
+    }
+
+    /// `orderCompleted(order)`
+    pub fn order_completed(&mut self, order: &str, now: f64) -> Result<(), Error> {
+        check_object(order, "orderCompleted(order)")?;
+        check_order_completed(&Value::parse(order).unwrap_or_default())?;
+        self.track(commerce::ORDER_COMPLETED, order, now)
+    }
+
+    /// `page(name, properties)`: the page's url, path, referrer, search
+    /// and title join the properties (the caller's win).
+    pub fn page(&mut self, name: Option<&str>, properties: &str, now: f64) -> Result<(), Error> {
+        check_object(properties, "page(properties)")?;
+        let mut props = Value::Object(Vec::new());
+        for (k, v) in [
+            ("path", &self.page.path),
+            ("referrer", &self.page.referrer),
+            ("search", &self.page.search),
+            ("title", &self.page.title),
+            ("url", &self.page.url),
+        ] {
+            props.insert(k, Value::String(v.clone()));
+        }
+        if let Ok(Value::Object(given)) = Value::parse(properties) {
+            for (k, v) in given {
+                props.insert(&k, v);
+            }
+        }
+        let text = props.to_json();
+        let name = name.filter(|n| !n.trim().is_empty());
+        self.record(
+            Kind::Page {
+                name,
+                properties: &text,
+            },
+            "Page Viewed",
+            &text,
+            now,
+        )
+    }
+
+    /// `identify(userId, traits)`: traits add to those already known.
+    pub fn identify(&mut self, user_id: Option<&str>, traits: &str, now: f64) -> Result<(), Error> {
+        check_object(traits, "identify(traits)")?;
+        if let Some(id) = user_id {
+            if id.trim().is_empty() || id.len() > 256 {
+                return Err(Error::InvalidArgument {
+                    argument: "identify(userId)".into(),
+                    reason: "expected a non-empty string of at most 256 characters".into(),
+                });
+            }
+        }
+        if self.consent == Consent::Denied {
+            return Ok(());
+        }
+        if let Some(id) = user_id {
+            self.user_id = Some(id.to_string());
+            self.write(UID_KEY, id);
+        }
+        if let Ok(Value::Object(given)) = Value::parse(traits) {
+            for (k, v) in given {
+                self.user_traits.insert(&k, v);
+            }
+        }
+        let merged = self.user_traits.to_json();
+        self.write(TRAITS_KEY, &merged);
+        // New traits may change segments: the message carries the result.
+        self.reevaluate(now);
+        self.record(Kind::Identify { traits: &merged }, "Identify", &merged, now)
+    }
+
+    fn record(
+        &mut self,
+        kind: Kind<'_>,
+        event: &str,
+        properties: &str,
+        now: f64,
+    ) -> Result<(), Error> {
+        if self.consent == Consent::Denied {
+            self.debug(|| format!("consent denied: dropped {event}"));
+            return Ok(());
+        }
+        let message_id = self.rng.uuid_v4();
+        let ids = Ids {
+            anonymous_id: &self.anonymous_id,
+            user_id: self.user_id.as_deref(),
+        };
+        let head = message_head(kind, ids, &message_id, now);
+        let bytes = wire_len(&head, &self.context_json);
+        if bytes > MAX_EVENT_BYTES {
+            return Err(Error::EventTooLarge { bytes });
+        }
+        self.observe(event, properties, now);
+        let ctx = self.queue.intern(&self.context_json);
+        self.queue.push(message_id, head, ctx, now);
+        self.debug(|| format!("event {event} {properties}"));
+        let excess = self
+            .queue
+            .len()
+            .saturating_sub(self.config.max_queue_events);
+        if excess > 0 {
+            let dropped: Vec<u64> = self
+                .queue
+                .drop_oldest(excess)
+                .iter()
+                .map(|e| e.seq)
+                .collect();
+            let store: &mut dyn Store = if self.consent == Consent::Granted {
+                &mut self.store
+            } else {
+                &mut self.memory
+            };
+            self.persister.forget(&dropped, &self.queue, store);
+            self.notices.push(Notice::Error(Error::QueueOverflow {
+                dropped: dropped.len(),
+            }));
+        }
+        Ok(())
+    }
+
+    /// Feeds an event to the profile and re-evaluates segments when a
+    /// trait may have changed.
+    fn observe(&mut self, event: &str, properties: &str, now: f64) {
+        if self.rules.is_none() {
+            if self.early_events.len() < MAX_EARLY_EVENTS {
+                self.early_events
+                    .push((event.to_string(), Value::parse(properties).ok(), now));
+            }
+            return;
+        }
+        let props = if self.profile.reads(event) {
+            Value::parse(properties).ok()
+        } else {
+            None
+        };
+        if self.profile.record(event, props.as_ref(), now) {
+            self.profile_dirty = true;
+            self.reevaluate(now);
+        }
+    }
+
+    fn reevaluate(&mut self, now: f64) {
+        let Some(rules) = &self.rules else { return };
+        let attrs = attributes(&self.user_traits, self.profile.traits(now), &self.page);
+        let now_in = evaluate(rules, &attrs, self.regex.as_ref());
+        if let Some(change) = SegmentChange::between(&self.segments, &now_in) {
+            self.debug(|| format!("segments {}", change.to_json()));
+            self.segments = now_in;
+            self.context_json = self.page.context_json(&self.segments);
+            self.notices.push(Notice::Segments(change));
+        }
+    }
+
+    /// Re-evaluates segments as time passes (a day rolls over, a window
+    /// slides) without any event.
+    pub fn tick(&mut self, now: f64) {
+        if self.profile.roll(now) {
+            self.profile_dirty = true;
+        }
+        self.reevaluate(now);
+    }
+
+    /// The page changed (single-page navigation): new context.
+    pub fn set_page(&mut self, page: PageInfo, now: f64) {
+        self.page = page;
+        self.context_json = self.page.context_json(&self.segments);
+        self.reevaluate(now);
+    }
+
+    /// `reset()`: a new anonymous id; user id, traits, profile and segments
+    /// forgotten. Events already queued still go out under the old ids.
+    pub fn reset(&mut self, fresh_id: [u8; 16], now: f64) {
+        self.anonymous_id = uuid_v4_from_bytes(fresh_id);
+        self.user_id = None;
+        self.user_traits = Value::Object(Vec::new());
+        self.profile = Profile::new(now, self.config.session_timeout_ms);
+        if let Some(rules) = &self.rules {
+            self.profile.apply_rules(rules, now);
+        }
+        self.early_events.clear();
+        self.stored_profile = None;
+        self.profile_dirty = true;
+        if self.granted() {
+            let id = self.anonymous_id.clone();
+            self.write(AID_KEY, &id);
+            self.store.remove(UID_KEY);
+            self.store.remove(TRAITS_KEY);
+        }
+        if let Some(change) = SegmentChange::between(&self.segments, &[]) {
+            self.notices.push(Notice::Segments(change));
+        }
+        self.segments.clear();
+        self.context_json = self.page.context_json(&self.segments);
+        self.reevaluate(now);
+        self.debug(|| "reset: new anonymous id".into());
+    }
+
+    // --- consent --------------------------------------------------------
+
+    /// Changes consent at run time. Granting writes what was held in
+    /// memory; denying drops the queue and deletes every stored key.
+    pub fn set_consent(&mut self, consent: Consent, now: f64) {
+        let before = self.consent;
+        self.consent = consent;
+        match consent {
+            Consent::Granted if before != Consent::Granted => {
+                let id = self.anonymous_id.clone();
+                self.write(AID_KEY, &id);
+                if let Some(uid) = self.user_id.clone() {
+                    self.write(UID_KEY, &uid);
+                }
+                if self.user_traits.as_object().is_some_and(|t| !t.is_empty()) {
+                    let traits = self.user_traits.to_json();
+                    self.write(TRAITS_KEY, &traits);
+                }
+                self.beat(now);
+                self.profile_dirty = true;
+                self.persist();
+            }
+            Consent::Denied => {
+                let dropped = self.queue.clear().len();
+                self.delivery.reset_in_flight(&mut self.queue);
+                self.persister.clear(&self.queue, &mut self.memory);
+                self.wipe_storage();
+                self.memory = MemoryStore::default();
+                self.user_id = None;
+                self.user_traits = Value::Object(Vec::new());
+                self.profile = Profile::new(now, self.config.session_timeout_ms);
+                if let Some(change) = SegmentChange::between(&self.segments, &[]) {
+                    self.notices.push(Notice::Segments(change));
+                }
+                self.segments.clear();
+                self.context_json = self.page.context_json(&self.segments);
+                self.debug(|| {
+                    format!(
+                        "consent denied: dropped {dropped} queued event(s), deleted stored data"
+                    )
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// Deletes every `sgm_*` key of this origin's storage.
+    fn wipe_storage(&mut self) {
+        for key in self.store.keys() {
+            if key.starts_with(KEY_PREFIX) {
+                self.store.remove(&key);
+            }
+        }
+    }
+
+    // --- persistence and tabs ---------------------------------------------
+
+    /// Writes what changed since the last call: new queue chunks and the
+    /// profile. The adapter calls this once per task (a microtask after
+    /// the first event), so a burst costs one write, not one per event.
+    pub fn persist(&mut self) {
+        if !self.granted() {
+            return;
+        }
+        let result = self.persister.save_new(&self.queue, &mut self.store);
+        self.note_storage(result);
+        if self.profile_dirty && self.rules.is_some() {
+            self.profile_dirty = false;
+            let text = self.profile.to_json();
+            self.write(PROFILE_KEY, &text);
+        }
+    }
+
+    /// Whether [`persist`](Self::persist) has something to write.
+    pub fn needs_persist(&self) -> bool {
+        self.granted()
+            && (!self.persister.is_clean(&self.queue)
+                || (self.profile_dirty && self.rules.is_some()))
+    }
+
+    fn beat(&mut self, now: f64) {
+        self.heartbeat = now;
+        let key = self.persister.tab_key();
+        let value = format_ms(now);
+        self.write(&key, &value);
+    }
+
+    /// Refreshes this page view's heartbeat (every 30 s or so). If another
+    /// page view adopted this one's queue meanwhile (this tab was frozen),
+    /// the adopted events are let go: they are the adopter's to send now.
+    pub fn heartbeat(&mut self, now: f64) {
+        if !self.granted() || self.released {
+            return;
+        }
+        if self.persister.was_adopted(&self.store, self.heartbeat) {
+            let upto = self.persister.disown();
+            let gone: Vec<u64> = self
+                .queue
+                .iter()
+                .filter(|e| e.seq < upto)
+                .map(|e| e.seq)
+                .collect();
+            self.delivery.reset_in_flight(&mut self.queue);
+            self.queue.remove(&gone);
+            self.debug(|| format!("another tab took over {} queued event(s)", gone.len()));
+            let result = self.persister.save_new(&self.queue, &mut self.store);
+            self.note_storage(result);
+        }
+        self.beat(now);
+    }
+
+    /// Whether other page views left queues behind for this one to adopt.
+    pub fn has_orphans(&self, previous_tab: Option<&str>, now: f64) -> bool {
+        self.granted() && !orphaned_tabs(&self.store, self.tab_id(), previous_tab, now).is_empty()
+    }
+
+    /// Adopts the queues other page views left behind (the adapter calls
+    /// this under a cross-tab lock where the browser has Web Locks).
+    /// Returns how many events were taken over.
+    pub fn adopt_orphans(&mut self, previous_tab: Option<&str>, now: f64) -> usize {
+        if !self.granted() || self.released {
+            return 0;
+        }
+        let mut total = 0;
+        for tab in orphaned_tabs(&self.store, self.tab_id(), previous_tab, now) {
+            let found = self
+                .persister
+                .adopt(&tab, &mut self.queue, &mut self.store, now);
+            total += found.messages;
+            if found.skipped > 0 {
+                self.notices.push(Notice::Error(Error::StorageCorrupt {
+                    what: "queue",
+                    skipped: found.skipped,
+                }));
+            }
+        }
+        if total > 0 {
+            self.debug(|| format!("recovered {total} event(s) left by an earlier page or tab"));
+        }
+        total
+    }
+
+    // --- delivery -------------------------------------------------------
+
+    /// The batch to send now, if one is due.
+    pub fn poll(&mut self, now: f64) -> Option<Batch> {
+        if !self.granted() || self.released {
+            return None;
+        }
+        let batch = self.delivery.poll(&mut self.queue, now)?;
+        self.debug(|| {
+            format!(
+                "batch of {} event(s), {} bytes",
+                batch.seqs.len(),
+                batch.body.len()
+            )
+        });
+        Some(batch)
+    }
+
+    /// When to call [`poll`](Self::poll) again, if nothing else happens.
+    pub fn next_wake(&self) -> Option<f64> {
+        if !self.granted() || self.released {
+            return None;
+        }
+        self.delivery.next_wake(&self.queue)
+    }
+
+    /// Where batches go.
+    pub fn batch_url(&self) -> &str {
+        self.delivery.url()
+    }
+
+    /// Applies the answer to batch `id`.
+    pub fn settle(&mut self, id: u64, outcome: Outcome, now: f64) {
+        let random = self.rng.next_f64();
+        let settled = self
+            .delivery
+            .settle(&mut self.queue, id, outcome, now, random);
+        let status = settled.status;
+        if let Some(wait) = settled.retry_in_ms {
+            self.debug(|| format!("batch answered {status}: retry in {} ms", wait.round()));
+        } else {
+            self.debug(|| {
+                format!(
+                    "batch answered {status}: {} event(s) done",
+                    settled.removed.len()
+                )
+            });
+        }
+        self.remove(&settled.removed);
+        self.notices
+            .extend(settled.errors.into_iter().map(Notice::Error));
+        self.notices
+            .extend(settled.flushes.into_iter().map(Notice::Flushed));
+    }
+
+    fn remove(&mut self, seqs: &[u64]) {
+        if seqs.is_empty() {
+            return;
+        }
+        let mut sorted = seqs.to_vec();
+        sorted.sort_unstable();
+        self.queue.remove(&sorted);
+        let store: &mut dyn Store = if self.consent == Consent::Granted {
+            &mut self.store
+        } else {
+            &mut self.memory
+        };
+        self.persister.forget(&sorted, &self.queue, store);
+    }
+
+    /// `flush()`: sends everything queued now. `Ok(id)`: a
+    /// [`Notice::Flushed`] with that id will follow; `Err`: settled now.
+    pub fn flush(&mut self) -> Result<u32, FlushDone> {
+        let can_send = self.granted() && !self.released;
+        self.delivery.flush(&self.queue, can_send)
+    }
+
+    /// The browser went online or offline.
+    pub fn set_online(&mut self, online: bool) {
+        self.delivery.set_online(online);
+        self.debug(|| {
+            if online {
+                "online: sending resumes"
+            } else {
+                "offline: holding events"
+            }
+            .to_string()
+        });
+    }
+
+    /// The page was hidden (tab switch, app switch; also the first step
+    /// of closing on mobile): keepalive batches for what is queued. The
+    /// events stay queued until answered.
+    pub fn hidden(&mut self, now: f64) -> Vec<Batch> {
+        if !self.granted() || self.released {
+            return Vec::new();
+        }
+        self.persist();
+        self.delivery.unload_batches(&mut self.queue, now)
+    }
+
+    /// The page is going away (`pagehide`): keepalive batches for what
+    /// fits the budget. Report each with [`unloaded`](Self::unloaded), then
+    /// call [`release`](Self::release).
+    pub fn pagehide(&mut self, now: f64) -> Vec<Batch> {
+        if !self.granted() || self.released {
+            return Vec::new();
+        }
+        self.persist();
+        self.delivery.unload_batches(&mut self.queue, now)
+    }
+
+    /// Whether the browser took keepalive batch `id` at page hide. What it
+    /// took leaves the queue and storage; what it refused stays stored for
+    /// the next page view.
+    pub fn unloaded(&mut self, id: u64, taken: bool) {
+        if !taken {
+            self.delivery.not_handed_over(&mut self.queue, id);
+        }
+    }
+
+    /// Ends this page view's claim on its queue: events handed to the
+    /// browser leave storage, the rest stay for the next page view (or
+    /// another tab) to adopt.
+    pub fn release(&mut self) {
+        if !self.granted() || self.released {
+            return;
+        }
+        let taken = self.delivery.keepalive_seqs();
+        self.remove(&taken);
+        self.persist();
+        let key = self.persister.tab_key();
+        self.store.remove(&key);
+        self.released = true;
+        let kept = self.queue.len();
+        self.debug(|| {
+            format!(
+                "page hidden: {} event(s) handed to the browser, {kept} kept for the next page",
+                taken.len()
+            )
+        });
+    }
+
+    /// The page came back from the back/forward cache after
+    /// [`release`](Self::release): a fresh page view that adopts what the
+    /// old one left. Returns the old page view's id (to adopt with).
+    pub fn resume(&mut self, now: f64) -> String {
+        let old = self.persister.tab().to_string();
+        let tab = self.rng.token(8);
+        self.delivery.reset_in_flight(&mut self.queue);
+        self.queue.clear();
+        self.persister = Persister::new(&tab);
+        self.released = false;
+        if self.granted() {
+            self.beat(now);
+        }
+        old
+    }
+
+    /// Queued events, for tests and `debug`.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    // --- rules, profile, segments -----------------------------------------
+
+    fn load_rules_and_profile(&mut self, now: f64) {
+        self.stored_profile = self.store_ref().get(PROFILE_KEY);
+        let cached = self
+            .store_ref()
+            .get(RULES_KEY)
+            .and_then(|t| Value::parse(&t).ok());
+        if let Some(cache) = cached {
+            let same_source =
+                cache.get("url").and_then(Value::as_str) == self.config.rules_url.as_deref();
+            let text = cache.get("text").and_then(Value::as_str);
+            if let (true, Some(text)) = (same_source, text) {
+                match Rules::parse(text) {
+                    Ok(rules) => {
+                        self.rules_etag = cache
+                            .get("etag")
+                            .and_then(Value::as_str)
+                            .map(str::to_string);
+                        self.rules_fetched = cache
+                            .get("fetched")
+                            .and_then(Value::as_f64)
+                            .unwrap_or(f64::NEG_INFINITY);
+                        self.apply_rules(rules, now);
+                        return;
+                    }
+                    Err(_) => self.notices.push(Notice::Error(Error::StorageCorrupt {
+                        what: "rules",
+                        skipped: 1,
+                    })),
+                }
+            }
+        }
+        if let Some(inline) = self.config.rules.clone() {
+            match Rules::from_value(&inline) {
+                Ok(rules) => self.apply_rules(rules, now),
+                Err(e) => self.notices.push(Notice::Error(e)),
+            }
+        }
+    }
+
+    fn apply_rules(&mut self, rules: Rules, now: f64) {
+        let version = rules.version.clone();
+        if let Some(text) = self.stored_profile.take() {
+            match Profile::from_json(&text, &rules, now, self.config.session_timeout_ms) {
+                Some(p) => self.profile = p,
+                None => {
+                    self.notices.push(Notice::Error(Error::StorageCorrupt {
+                        what: "profile",
+                        skipped: 1,
+                    }));
+                    self.profile.apply_rules(&rules, now);
+                }
+            }
+        } else {
+            self.profile.apply_rules(&rules, now);
+        }
+        for (event, props, at) in std::mem::take(&mut self.early_events) {
+            self.profile.record(&event, props.as_ref(), at);
+        }
+        self.profile_dirty = true;
+        self.rules = Some(rules);
+        self.debug(|| format!("rules {version} in force"));
+        self.reevaluate(now);
+    }
+
+    /// The rules fetch to make now, if the cached document is missing or
+    /// older than `rulesTtlSeconds`.
+    pub fn rules_request(&self, now: f64) -> Option<RulesRequest> {
+        let url = self.config.rules_url.clone()?;
+        if self.consent == Consent::Denied {
+            return None;
+        }
+        let fresh = now - self.rules_fetched < self.config.rules_ttl_secs * 1000.0;
+        (!fresh).then(|| RulesRequest {
+            url,
+            etag: self.rules_etag.clone(),
+        })
+    }
+
+    /// The answer to a rules fetch: 304 keeps the document, 200 brings a
+    /// new one (validated before use), anything else is reported; the
+    /// last good rules stay in force on any failure.
+    pub fn rules_fetched(&mut self, status: u16, etag: Option<String>, text: &str, now: f64) {
+        match status {
+            304 => {
+                self.rules_fetched = now;
+                self.cache_rules(None);
+                self.debug(|| "rules unchanged (304)".into());
+            }
+            200..=299 => match Rules::parse(text) {
+                Ok(rules) => {
+                    self.rules_etag = etag;
+                    self.rules_fetched = now;
+                    self.cache_rules(Some(text));
+                    self.apply_rules(rules, now);
+                }
+                Err(e) => self.notices.push(Notice::Error(e)),
+            },
+            0 => self.notices.push(Notice::Error(Error::RulesFetchFailed {
+                status: 0,
+                reason: "network error".into(),
+            })),
+            _ => self.notices.push(Notice::Error(Error::RulesFetchFailed {
+                status,
+                reason: "unexpected status".into(),
+            })),
+        }
+    }
+
+    fn cache_rules(&mut self, text: Option<&str>) {
+        if !self.granted() {
+            return;
+        }
+        let text = match text {
+            Some(t) => t.to_string(),
+            None => match self
+                .store
+                .get(RULES_KEY)
+                .and_then(|c| Value::parse(&c).ok())
+            {
+                Some(c) => c
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                None => return,
+            },
+        };
+        let mut out = String::from("{\"url\":");
+        write_string(
+            &mut out,
+            self.config.rules_url.as_deref().unwrap_or_default(),
+        );
+        if let Some(etag) = &self.rules_etag {
+            out.push_str(",\"etag\":");
+            write_string(&mut out, etag);
+        }
+        out.push_str(&format!(
+            ",\"fetched\":{},\"text\":",
+            format_ms(self.rules_fetched)
+        ));
+        write_string(&mut out, &text);
+        out.push('}');
+        self.write(RULES_KEY, &out);
+    }
+
+    /// The version label of the rules in force.
+    pub fn rules_version(&self) -> Option<&str> {
+        self.rules.as_ref().map(|r| r.version.as_str())
+    }
+
+    /// Current segment ids, highest priority first.
+    pub fn segments(&self) -> &[String] {
+        &self.segments
+    }
+
+    /// The user's attributes as conditions see them, without `context`:
+    /// traits from `identify` and the computed traits.
+    pub fn traits_json(&self, now: f64) -> String {
+        let mut all = self.user_traits.clone();
+        for (k, v) in self.profile.traits(now) {
+            all.insert(&k, v);
+        }
+        all.to_json()
+    }
+
+    /// The banner decision for a slot offering templates for `offered`.
+    pub fn decide(&self, offered: &[String]) -> Decision {
+        match &self.rules {
+            Some(rules) => decide(rules, &self.segments, offered, &self.anonymous_id),
+            None => Decision {
+                segment: None,
+                variation: Variation::Default,
+            },
+        }
+    }
+
+    /// Takes what the page should hear about.
+    pub fn drain_notices(&mut self) -> Vec<Notice> {
+        std::mem::take(&mut self.notices)
+    }
+
+    /// Whether the storage keys of a queue (any page view's) exist: for
+    /// tests.
+    pub fn stored_queue_keys(&self) -> Vec<String> {
+        self.store
+            .keys()
+            .into_iter()
+            .filter(|k| k.starts_with(QUEUE_PREFIX) || k.starts_with(TAB_PREFIX))
+            .collect()
+    }
+}

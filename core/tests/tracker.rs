@@ -1,0 +1,781 @@
+//! The tracker driven through whole scenarios with a fake store, clock and
+//! network: the delivery contract (nothing lost, ids stable across
+//! retries, reloads, page hides, crashes and tabs), consent, rules and
+//! segments.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use segmint_core::condition::Regress;
+use segmint_core::config::{Config, Consent};
+use segmint_core::delivery::{Batch, Outcome};
+use segmint_core::json::Value;
+use segmint_core::message::PageInfo;
+use segmint_core::queue::STALE_TAB_MS;
+use segmint_core::store::{MemoryStore, Store};
+use segmint_core::tracker::{Notice, Start, Tracker};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+type Shared = Rc<RefCell<MemoryStore>>;
+
+const T0: f64 = 1_795_405_732_000.0;
+
+fn config(extra: &str) -> Config {
+    Config::from_json(&format!(r#"{{"endpoint":"https://c.example"{extra}}}"#)).unwrap()
+}
+
+fn start(now: f64, seed: u8, previous: Option<String>) -> Start {
+    Start {
+        now,
+        seed: [seed; 32],
+        fresh_id: [seed.wrapping_add(1); 16],
+        cookie_id: None,
+        remembered_consent: None,
+        gpc: false,
+        previous_tab: previous,
+        page: PageInfo {
+            url: "https://shop.example/".into(),
+            path: "/".into(),
+            ..PageInfo::default()
+        },
+        online: true,
+    }
+}
+
+fn tab(
+    store: &Shared,
+    extra: &str,
+    now: f64,
+    seed: u8,
+    previous: Option<String>,
+) -> Tracker<Shared> {
+    Tracker::new(
+        config(extra),
+        store.clone(),
+        Box::new(Regress::default()),
+        start(now, seed, previous),
+    )
+}
+
+/// A receiver that records message ids and answers with a status.
+#[derive(Default)]
+struct Receiver {
+    ids: HashMap<String, usize>,
+    requests: usize,
+}
+
+impl Receiver {
+    fn take(&mut self, batch: &Batch) {
+        self.requests += 1;
+        let body = Value::parse(&batch.body).unwrap();
+        for m in body.get("batch").unwrap().as_array().unwrap() {
+            *self
+                .ids
+                .entry(m.get("messageId").unwrap().as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+    }
+    fn duplicates(&self) -> usize {
+        self.ids.values().map(|n| n - 1).sum()
+    }
+}
+
+/// Sends everything due, answering 200, until nothing is left.
+fn drain(t: &mut Tracker<Shared>, rx: &mut Receiver, now: f64) {
+    t.flush().ok();
+    for _ in 0..10_000 {
+        let Some(b) = t.poll(now) else { break };
+        rx.take(&b);
+        t.settle(
+            b.id,
+            Outcome::Status {
+                status: 200,
+                retry_after: None,
+            },
+            now,
+        );
+    }
+}
+
+fn track_n(t: &mut Tracker<Shared>, n: usize, now: f64) -> Vec<String> {
+    for i in 0..n {
+        t.track(
+            "Product Clicked",
+            &format!(r#"{{"product_id":"p{i}","price":{i}}}"#),
+            now,
+        )
+        .unwrap();
+    }
+    t.persist();
+    Vec::new()
+}
+
+fn queue_keys(store: &Shared) -> Vec<String> {
+    store
+        .borrow()
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with("sgm_q."))
+        .collect()
+}
+
+#[test]
+fn events_are_batched_delivered_and_leave_storage() {
+    let store = Shared::default();
+    let mut t = tab(&store, "", T0, 1, None);
+    track_n(&mut t, 3, T0);
+    assert_eq!(
+        queue_keys(&store).len(),
+        1,
+        "one chunk for one task's events"
+    );
+    assert!(t.poll(T0 + 1999.0).is_none(), "waits for flushIntervalMs");
+    let b = t.poll(T0 + 2000.0).unwrap();
+    let body = Value::parse(&b.body).unwrap();
+    let msgs = body.get("batch").unwrap().as_array().unwrap();
+    assert_eq!(msgs.len(), 3);
+    assert_eq!(
+        msgs[0].get("anonymousId").and_then(Value::as_str),
+        Some(t.anonymous_id())
+    );
+    assert_eq!(
+        msgs[0]
+            .get("context")
+            .unwrap()
+            .get("page")
+            .unwrap()
+            .get("path")
+            .and_then(Value::as_str),
+        Some("/")
+    );
+    t.settle(
+        b.id,
+        Outcome::Status {
+            status: 200,
+            retry_after: None,
+        },
+        T0 + 2001.0,
+    );
+    assert_eq!(t.queued(), 0);
+    assert!(queue_keys(&store).is_empty());
+}
+
+#[test]
+fn a_reload_mid_batch_resends_the_same_ids_from_the_next_page() {
+    let store = Shared::default();
+    let mut a = tab(&store, "", T0, 1, None);
+    track_n(&mut a, 5, T0);
+    let in_flight = a.poll(T0 + 5000.0).unwrap(); // never answered: the page reloads
+    let mut first = Receiver::default();
+    first.take(&in_flight);
+    // Reload: same tab (sessionStorage names the previous page), no pagehide.
+    let mut b = tab(&store, "", T0 + 6000.0, 2, Some(a.tab_id().to_string()));
+    assert!(
+        b.has_orphans(Some(a.tab_id()), T0 + 6000.0),
+        "the previous page of this tab is gone"
+    );
+    assert_eq!(b.adopt_orphans(Some(a.tab_id()), T0 + 6000.0), 5);
+    let mut rx = Receiver::default();
+    drain(&mut b, &mut rx, T0 + 20_000.0);
+    assert_eq!(rx.ids.len(), 5);
+    assert!(
+        first.ids.keys().all(|id| rx.ids.contains_key(id)),
+        "same message ids"
+    );
+    assert!(queue_keys(&store).is_empty());
+}
+
+#[test]
+fn pagehide_hands_over_what_fits_and_keeps_the_rest_for_the_next_page() {
+    let store = Shared::default();
+    let mut a = tab(&store, "", T0, 1, None);
+    // ~1 KB events: 200 of them cannot fit the 64 KB keepalive budget.
+    let pad = "x".repeat(900);
+    for i in 0..200 {
+        a.track("Big", &format!(r#"{{"i":{i},"pad":"{pad}"}}"#), T0)
+            .unwrap();
+    }
+    let batches = a.pagehide(T0 + 10.0);
+    let mut rx = Receiver::default();
+    let total: usize = batches.iter().map(|b| b.body.len()).sum();
+    assert!(total <= 64 * 1024);
+    for b in &batches {
+        rx.take(b);
+        a.unloaded(b.id, true);
+    }
+    a.release();
+    let handed = rx.ids.len();
+    assert!(handed > 0 && handed < 200);
+    assert!(
+        store
+            .borrow()
+            .get(&format!("sgm_tab.{}", a.tab_id()))
+            .is_none(),
+        "released"
+    );
+    assert!(a.poll(T0 + 1e6).is_none(), "a released page sends nothing");
+    // Next page view (navigation in the same tab).
+    let mut b = tab(&store, "", T0 + 100.0, 2, Some(a.tab_id().to_string()));
+    assert_eq!(b.adopt_orphans(Some(a.tab_id()), T0 + 100.0), 200 - handed);
+    drain(&mut b, &mut rx, T0 + 10_000.0);
+    assert_eq!(rx.ids.len(), 200, "nothing lost");
+    assert_eq!(rx.duplicates(), 0);
+}
+
+#[test]
+fn a_refused_keepalive_keeps_its_events() {
+    let store = Shared::default();
+    let mut a = tab(&store, "", T0, 1, None);
+    track_n(&mut a, 4, T0);
+    for b in a.pagehide(T0) {
+        a.unloaded(b.id, false);
+    }
+    a.release();
+    let mut b = tab(&store, "", T0 + 1.0, 2, None);
+    assert_eq!(
+        b.adopt_orphans(None, T0 + 1.0),
+        4,
+        "released queue, no heartbeat: adoptable by any tab"
+    );
+}
+
+#[test]
+fn a_crashed_tab_is_adopted_once_its_heartbeat_is_stale() {
+    let store = Shared::default();
+    let mut a = tab(&store, "", T0, 1, None);
+    track_n(&mut a, 3, T0);
+    let mut b = tab(&store, "", T0 + 1000.0, 2, None);
+    assert_eq!(b.adopt_orphans(None, T0 + 1000.0), 0, "a is alive");
+    let later = T0 + STALE_TAB_MS + 2000.0;
+    assert_eq!(b.adopt_orphans(None, later), 3);
+    // a was only frozen: when it wakes it lets the adopted events go.
+    a.heartbeat(later + 1.0);
+    assert_eq!(a.queued(), 0);
+    let mut rx = Receiver::default();
+    drain(&mut a, &mut rx, later + 10_000.0);
+    drain(&mut b, &mut rx, later + 10_000.0);
+    assert_eq!(rx.ids.len(), 3);
+    assert_eq!(rx.duplicates(), 0);
+}
+
+#[test]
+fn two_tabs_tracking_at_once_send_each_event_once() {
+    let store = Shared::default();
+    let mut a = tab(&store, "", T0, 1, None);
+    let mut b = tab(&store, "", T0, 2, None);
+    let mut rx = Receiver::default();
+    for round in 0..20 {
+        let now = T0 + f64::from(round) * 300.0;
+        track_n(&mut a, 7, now);
+        track_n(&mut b, 5, now);
+        a.heartbeat(now);
+        b.heartbeat(now);
+        b.adopt_orphans(None, now);
+        a.adopt_orphans(None, now);
+        for t in [&mut a, &mut b] {
+            if let Some(batch) = t.poll(now) {
+                rx.take(&batch);
+                t.settle(
+                    batch.id,
+                    Outcome::Status {
+                        status: 200,
+                        retry_after: None,
+                    },
+                    now,
+                );
+            }
+        }
+    }
+    drain(&mut a, &mut rx, T0 + 1e5);
+    drain(&mut b, &mut rx, T0 + 1e5);
+    assert_eq!(rx.ids.len(), 20 * 12);
+    assert_eq!(rx.duplicates(), 0);
+    assert!(queue_keys(&store).is_empty());
+}
+
+#[test]
+fn server_errors_retry_with_backoff_and_the_same_ids() {
+    let store = Shared::default();
+    let mut t = tab(
+        &store,
+        r#","retry":{"baseMs":1000,"capMs":8000}"#,
+        T0,
+        1,
+        None,
+    );
+    track_n(&mut t, 2, T0);
+    let b1 = t.poll(T0 + 2000.0).unwrap();
+    t.settle(
+        b1.id,
+        Outcome::Status {
+            status: 500,
+            retry_after: None,
+        },
+        T0 + 2000.0,
+    );
+    let mut now = T0 + 2000.0;
+    let b2 = loop {
+        now += 100.0;
+        if let Some(b) = t.poll(now) {
+            break b;
+        }
+    };
+    assert!(now <= T0 + 3100.0, "first retry within base");
+    assert_eq!(
+        b1.body
+            .replace(&b1.body[b1.body.find("\"sentAt\"").unwrap()..], ""),
+        b2.body
+            .replace(&b2.body[b2.body.find("\"sentAt\"").unwrap()..], ""),
+        "same events, same ids"
+    );
+    t.settle(
+        b2.id,
+        Outcome::Status {
+            status: 503,
+            retry_after: Some("30".into()),
+        },
+        now,
+    );
+    assert!(t.poll(now + 29_999.0).is_none(), "Retry-After honoured");
+    let b3 = t.poll(now + 30_000.0).unwrap();
+    t.settle(
+        b3.id,
+        Outcome::Status {
+            status: 400,
+            retry_after: None,
+        },
+        now + 30_000.0,
+    );
+    let errors: Vec<_> = t
+        .drain_notices()
+        .into_iter()
+        .filter_map(|n| match n {
+            Notice::Error(e) => Some(e.code()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(errors, vec!["batch_rejected"]);
+    assert!(queue_keys(&store).is_empty());
+}
+
+#[test]
+fn offline_holds_everything_until_online() {
+    let store = Shared::default();
+    let mut t = tab(&store, "", T0, 1, None);
+    t.set_online(false);
+    track_n(&mut t, 3, T0);
+    assert!(t.poll(T0 + 1e6).is_none());
+    assert!(
+        t.pagehide(T0 + 1e6).is_empty(),
+        "nothing handed to a dead network"
+    );
+    t.set_online(true);
+    let mut rx = Receiver::default();
+    drain(&mut t, &mut rx, T0 + 1e6);
+    assert_eq!(rx.ids.len(), 3);
+}
+
+#[test]
+fn storage_that_refuses_writes_keeps_events_in_memory() {
+    let store = Shared::default();
+    store.borrow_mut().refuse_writes = true;
+    let mut t = tab(&store, "", T0, 1, None);
+    track_n(&mut t, 3, T0);
+    let codes: Vec<_> = t
+        .drain_notices()
+        .into_iter()
+        .filter_map(|n| match n {
+            Notice::Error(e) => Some(e.code()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(codes, vec!["storage_unavailable"], "reported once");
+    let mut rx = Receiver::default();
+    drain(&mut t, &mut rx, T0 + 5000.0);
+    assert_eq!(rx.ids.len(), 3);
+}
+
+#[test]
+fn garbage_in_the_stored_queue_is_skipped_and_reported() {
+    let store = Shared::default();
+    let mut a = tab(&store, "", T0, 1, None);
+    track_n(&mut a, 3, T0);
+    a.pagehide(T0).iter().for_each(|b| a.unloaded(b.id, false));
+    a.release();
+    let key = queue_keys(&store)[0].clone();
+    let text = store.borrow().get(&key).unwrap();
+    store
+        .borrow_mut()
+        .set(&key, &format!("{text}\ne0\t{{not json\n\u{0}\u{1}garbage"))
+        .unwrap();
+    store
+        .borrow_mut()
+        .set("sgm_q.zzz.0", "complete nonsense")
+        .unwrap();
+    let mut b = tab(&store, "", T0 + 1.0, 2, None);
+    assert_eq!(b.adopt_orphans(None, T0 + 1.0), 3);
+    let skipped: usize = b
+        .drain_notices()
+        .into_iter()
+        .filter_map(|n| match n {
+            Notice::Error(segmint_core::Error::StorageCorrupt { skipped, .. }) => Some(skipped),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(skipped, 3);
+    let mut rx = Receiver::default();
+    drain(&mut b, &mut rx, T0 + 5000.0);
+    assert_eq!(rx.ids.len(), 3);
+    assert!(
+        queue_keys(&store).is_empty(),
+        "garbage keys are removed too"
+    );
+}
+
+#[test]
+fn pending_consent_writes_and_sends_nothing_until_granted() {
+    let store = Shared::default();
+    let mut t = tab(&store, r#","consent":"pending""#, T0, 1, None);
+    track_n(&mut t, 2, T0);
+    assert!(
+        store.borrow().keys().is_empty(),
+        "no storage writes while pending"
+    );
+    assert!(t.cookie_id().is_none(), "no cookie while pending");
+    assert!(t.poll(T0 + 1e6).is_none());
+    t.set_consent(Consent::Granted, T0 + 10.0);
+    assert_eq!(t.cookie_id(), Some(t.anonymous_id()));
+    assert!(
+        !queue_keys(&store).is_empty(),
+        "held events are now persisted"
+    );
+    let mut rx = Receiver::default();
+    drain(&mut t, &mut rx, T0 + 1e6);
+    assert_eq!(rx.ids.len(), 2);
+}
+
+#[test]
+fn denying_drops_the_queue_and_wipes_storage() {
+    let store = Shared::default();
+    let mut t = tab(
+        &store,
+        r#","rules":{"version":"1","segments":[]}"#,
+        T0,
+        1,
+        None,
+    );
+    t.identify(Some("u1"), r#"{"plan":"pro"}"#, T0).unwrap();
+    track_n(&mut t, 2, T0);
+    store.borrow_mut().set("unrelated", "kept").unwrap();
+    t.set_consent(Consent::Denied, T0 + 1.0);
+    assert_eq!(store.borrow().keys(), vec!["unrelated"]);
+    assert_eq!(t.queued(), 0);
+    track_n(&mut t, 2, T0 + 2.0);
+    assert_eq!(t.queued(), 0, "nothing kept while denied");
+    assert_eq!(store.borrow().keys(), vec!["unrelated"]);
+}
+
+#[test]
+fn global_privacy_control_denies_unless_the_site_grants() {
+    let store = Shared::default();
+    let mut s = start(T0, 1, None);
+    s.gpc = true;
+    let t = Tracker::new(
+        config(""),
+        store.clone(),
+        Box::new(Regress::default()),
+        s.clone(),
+    );
+    assert_eq!(t.consent(), Consent::Denied);
+    let t = Tracker::new(
+        config(r#","consent":"granted""#),
+        store.clone(),
+        Box::new(Regress::default()),
+        s.clone(),
+    );
+    assert_eq!(t.consent(), Consent::Granted);
+    let t = Tracker::new(
+        config(r#","respectGpc":false"#),
+        store.clone(),
+        Box::new(Regress::default()),
+        s.clone(),
+    );
+    assert_eq!(t.consent(), Consent::Granted);
+    s.remembered_consent = Some(Consent::Granted);
+    let t = Tracker::new(config(""), store, Box::new(Regress::default()), s);
+    assert_eq!(t.consent(), Consent::Granted, "a choice the user made wins");
+}
+
+#[test]
+fn identity_restores_from_cookie_or_storage_and_reset_rotates_it() {
+    let store = Shared::default();
+    let mut a = tab(&store, "", T0, 1, None);
+    let id = a.anonymous_id().to_string();
+    assert_eq!(
+        store.borrow().get("sgm_aid").as_deref(),
+        Some(id.as_str()),
+        "mirrored"
+    );
+    // Cookie lost: storage restores it.
+    let b = tab(&store, "", T0, 9, None);
+    assert_eq!(b.anonymous_id(), id);
+    // Storage lost: the cookie restores it (and storage is rewritten).
+    store.borrow_mut().remove("sgm_aid");
+    let mut s = start(T0, 3, None);
+    s.cookie_id = Some(id.clone());
+    let c = Tracker::new(config(""), store.clone(), Box::new(Regress::default()), s);
+    assert_eq!(c.anonymous_id(), id);
+    assert_eq!(store.borrow().get("sgm_aid").as_deref(), Some(id.as_str()));
+    // A tampered cookie is ignored.
+    let mut s = start(T0, 4, None);
+    s.cookie_id = Some("<script>".into());
+    assert_eq!(
+        Tracker::new(config(""), store.clone(), Box::new(Regress::default()), s).anonymous_id(),
+        id
+    );
+    // reset(): new id; queued events keep the old one.
+    a.identify(Some("u1"), "{}", T0).unwrap();
+    track_n(&mut a, 1, T0);
+    a.reset([77; 16], T0 + 1.0);
+    assert_ne!(a.anonymous_id(), id);
+    assert_eq!(a.user_id(), None);
+    track_n(&mut a, 1, T0 + 2.0);
+    let b = a.poll(T0 + 5000.0).unwrap();
+    let body = Value::parse(&b.body).unwrap();
+    let ids: Vec<_> = body
+        .get("batch")
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.get("anonymousId").unwrap().as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids[0], id);
+    assert_eq!(ids[2], a.anonymous_id());
+}
+
+#[test]
+fn overflow_drops_the_oldest_and_reports_how_many() {
+    let store = Shared::default();
+    let mut t = tab(&store, r#","maxQueueEvents":5"#, T0, 1, None);
+    t.set_online(false);
+    track_n(&mut t, 8, T0);
+    assert_eq!(t.queued(), 5);
+    let dropped: usize = t
+        .drain_notices()
+        .into_iter()
+        .filter_map(|n| match n {
+            Notice::Error(segmint_core::Error::QueueOverflow { dropped }) => Some(dropped),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(dropped, 3);
+}
+
+#[test]
+fn bad_input_is_an_error_and_loses_nothing_else() {
+    let store = Shared::default();
+    let mut t = tab(&store, "", T0, 1, None);
+    track_n(&mut t, 1, T0);
+    let big = format!(r#"{{"x":"{}"}}"#, "y".repeat(40_000));
+    assert_eq!(
+        t.track("E", &big, T0).unwrap_err().code(),
+        "event_too_large"
+    );
+    assert_eq!(
+        t.track("", "{}", T0).unwrap_err().code(),
+        "invalid_argument"
+    );
+    assert_eq!(
+        t.track("E", "[1]", T0).unwrap_err().code(),
+        "invalid_argument"
+    );
+    assert_eq!(
+        t.track("E", "{\"a\":", T0).unwrap_err().code(),
+        "invalid_argument"
+    );
+    assert_eq!(
+        t.order_completed(r#"{"products":[]}"#, T0)
+            .unwrap_err()
+            .code(),
+        "missing_field"
+    );
+    assert_eq!(
+        t.products_searched(" ", "{}", T0).unwrap_err().code(),
+        "missing_field"
+    );
+    track_n(&mut t, 1, T0);
+    assert_eq!(t.queued(), 2);
+}
+
+const RULES: &str = r#"{"version":"v1","traits":{
+  "purchases_30d":{"event":"Order Completed","aggregate":"count","window_days":30},
+  "avg_price_30d":{"event":"Order Completed","aggregate":"avg","property":"products.price","window_days":30},
+  "top_category_share":{"event":"Order Completed","aggregate":"top_share","property":"products.category","window_days":90},
+  "days_since_first_seen":{"builtin":"days_since_first_seen"}},
+ "segments":[
+  {"id":"frequent-buyer","priority":40,"condition":{"purchases_30d":{"$gt":3}},"holdout":0.1},
+  {"id":"bargain-hunter","priority":30,"condition":{"avg_price_30d":{"$lt":20}}},
+  {"id":"new-user","priority":10,"condition":{"days_since_first_seen":{"$lte":7}}},
+  {"id":"category-enthusiast","priority":20,"condition":{"top_category_share":{"$gt":0.5}}}]}"#;
+
+fn order(price: f64, category: &str) -> String {
+    format!(
+        r#"{{"order_id":"o","products":[{{"product_id":"p","price":{price},"category":"{category}"}}]}}"#
+    )
+}
+
+fn changes(t: &mut Tracker<Shared>) -> Vec<String> {
+    t.drain_notices()
+        .into_iter()
+        .filter_map(|n| match n {
+            Notice::Segments(c) => Some(c.to_json()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_four_seed_segments_follow_behaviour() {
+    let store = Shared::default();
+    let mut t = tab(&store, &format!(r#","rules":{RULES}"#), T0, 1, None);
+    assert_eq!(
+        changes(&mut t),
+        vec![r#"{"segments":["new-user"],"entered":["new-user"],"exited":[]}"#]
+    );
+    t.order_completed(&order(50.0, "shoes"), T0).unwrap();
+    assert_eq!(
+        changes(&mut t),
+        vec![
+            r#"{"segments":["category-enthusiast","new-user"],"entered":["category-enthusiast"],"exited":[]}"#
+        ]
+    );
+    t.order_completed(&order(5.0, "hats"), T0).unwrap();
+    assert_eq!(
+        changes(&mut t),
+        vec![r#"{"segments":["new-user"],"entered":[],"exited":["category-enthusiast"]}"#],
+        "1 of 2 is not most"
+    );
+    t.order_completed(&order(4.0, "bags"), T0).unwrap();
+    assert_eq!(
+        changes(&mut t),
+        vec![
+            r#"{"segments":["bargain-hunter","new-user"],"entered":["bargain-hunter"],"exited":[]}"#
+        ],
+        "avg 59/3 < 20"
+    );
+    t.order_completed(&order(5.0, "bags"), T0).unwrap();
+    assert_eq!(
+        t.segments(),
+        ["frequent-buyer", "bargain-hunter", "new-user"],
+        "4 purchases > 3"
+    );
+    // The event that made the change carries the new segments.
+    t.flush().ok();
+    let b = t.poll(T0).unwrap();
+    let body = Value::parse(&b.body).unwrap();
+    let last = body
+        .get("batch")
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        last.get("context")
+            .unwrap()
+            .get("segments")
+            .unwrap()
+            .to_json(),
+        r#"["frequent-buyer","bargain-hunter","new-user"]"#
+    );
+    // Eight days later no longer new; 31 days later the purchases expired.
+    t.tick(T0 + 8.0 * 86_400_000.0);
+    assert_eq!(t.segments(), ["frequent-buyer", "bargain-hunter"]);
+    t.tick(T0 + 31.0 * 86_400_000.0);
+    assert!(t.segments().is_empty());
+    // Most purchases in one category: 5 of the 9 in the 90-day window.
+    for _ in 0..5 {
+        t.order_completed(&order(25.0, "lamps"), T0 + 32.0 * 86_400_000.0)
+            .unwrap();
+    }
+    assert!(
+        t.segments().contains(&"category-enthusiast".to_string()),
+        "{:?}",
+        t.segments()
+    );
+}
+
+#[test]
+fn rules_load_from_cache_revalidate_and_survive_bad_documents() {
+    let store = Shared::default();
+    let url = r#","rulesUrl":"https://c.example/v1/rules""#;
+    let mut t = tab(&store, url, T0, 1, None);
+    let req = t.rules_request(T0).unwrap();
+    assert_eq!(
+        (req.url.as_str(), req.etag),
+        ("https://c.example/v1/rules", None)
+    );
+    t.rules_fetched(200, Some("\"e1\"".into()), RULES, T0);
+    assert_eq!(t.rules_version(), Some("v1"));
+    assert!(
+        t.rules_request(T0 + 1000.0).is_none(),
+        "fresh for rulesTtlSeconds"
+    );
+    t.rules_fetched(
+        200,
+        Some("\"e2\"".into()),
+        r#"{"version":"v2","segments":[{"id":"x"}]}"#,
+        T0 + 1.0,
+    );
+    let errors: Vec<String> = t
+        .drain_notices()
+        .into_iter()
+        .filter_map(|n| match n {
+            Notice::Error(e) => Some(e.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(errors, vec!["segments[0].condition: required"]);
+    assert_eq!(t.rules_version(), Some("v1"), "last good rules stay");
+    t.persist();
+    // Next page: cached rules at once, revalidation with the ETag after the TTL.
+    let mut n = tab(&store, url, T0 + 400_000.0, 2, None);
+    assert_eq!(n.rules_version(), Some("v1"));
+    assert_eq!(
+        n.rules_request(T0 + 400_000.0).unwrap().etag.as_deref(),
+        Some("\"e1\"")
+    );
+    n.rules_fetched(304, None, "", T0 + 400_000.0);
+    assert!(n.rules_request(T0 + 400_001.0).is_none());
+    n.rules_fetched(0, None, "", T0 + 400_002.0);
+    assert_eq!(n.rules_version(), Some("v1"));
+}
+
+#[test]
+fn the_profile_persists_across_page_views() {
+    let store = Shared::default();
+    let rules = format!(r#","rules":{RULES}"#);
+    let mut a = tab(&store, &rules, T0, 1, None);
+    for _ in 0..4 {
+        a.order_completed(&order(30.0, "shoes"), T0).unwrap();
+    }
+    a.persist();
+    let b = tab(&store, &rules, T0 + 3_600_000.0, 2, None);
+    assert!(b.segments().contains(&"frequent-buyer".to_string()));
+    let traits = Value::parse(&b.traits_json(T0 + 3_600_000.0)).unwrap();
+    assert_eq!(traits.get("purchases_30d"), Some(&Value::Number(4.0)));
+    // A damaged profile is reported and replaced.
+    store.borrow_mut().set("sgm_profile", "{oops").unwrap();
+    let mut c = tab(&store, &rules, T0, 3, None);
+    assert!(c
+        .drain_notices()
+        .iter()
+        .any(|n| matches!(n, Notice::Error(e) if e.code() == "storage_corrupt")));
+}
