@@ -1,1 +1,248 @@
+//! segmint: browser tracking and on-device personalization, compiled to
+//! WebAssembly.
+//!
+//! This crate is the thin wasm-bindgen layer: it adapts the browser
+//! (storage, cookies, fetch and beacons, timers, page lifecycle) to
+//! [`segmint_core`], where all the logic lives. The idiomatic JavaScript
+//! API (`load()`, buffering calls made before the wasm is ready, turning
+//! values into JSON, banner slots) is the hand-written facade in `js/`;
+//! the methods here take and return JSON text so the glue stays small.
+//!
+//! No method can panic the instance: errors come back as JSON values
+//! (`{"code":..,"message":..}`), never as exceptions thrown through wasm.
 
+mod browser;
+mod runtime;
+
+use runtime::{Runtime, CONSENT_COOKIE};
+use segmint_core::config::{Config, Consent};
+use segmint_core::json::{write_string, Value};
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+
+/// A running segmint instance (one per page).
+#[wasm_bindgen]
+pub struct Segmint {
+    rt: Rc<Runtime>,
+    settings: String,
+}
+
+/// The result of a call: `None` on success, or the error as JSON.
+type CallResult = Option<String>;
+
+fn outcome(r: Option<Result<(), segmint_core::Error>>) -> CallResult {
+    match r {
+        Some(Ok(())) => None,
+        Some(Err(e)) => Some(e.to_json()),
+        None => Some(r#"{"code":"busy","message":"segmint is busy; try again"}"#.into()),
+    }
+}
+
+#[wasm_bindgen]
+impl Segmint {
+    /// Starts segmint with `options` (JSON text of `load()`'s options).
+    /// `emit(type, json)` hears `error`, `segments` and `debug` notices.
+    /// Throws (as a JSON string) on invalid options.
+    #[wasm_bindgen(constructor)]
+    pub fn new(options: &str, emit: js_sys::Function) -> Result<Segmint, JsValue> {
+        browser::install_number_codec();
+        let config = Config::from_json(options).map_err(|e| JsValue::from_str(&e.to_json()))?;
+        let mut settings = format!(
+            "{{\"debug\":{},\"sticky\":{},\"captureClicks\":{},\"captureSearch\":{},\"antiFlickerTimeoutMs\":",
+            config.debug, config.sticky, config.capture_clicks, config.capture_search
+        );
+        segmint_core::json::write_number(&mut settings, config.anti_flicker_timeout_ms);
+        settings.push('}');
+        Ok(Segmint {
+            rt: Runtime::start(config, emit),
+            settings,
+        })
+    }
+
+    /// Resolved options the facade acts on (JSON).
+    pub fn settings(&self) -> String {
+        self.settings.clone()
+    }
+
+    /// `track(event, properties)`; `properties` is JSON object text.
+    pub fn track(&self, event: &str, properties: &str) -> CallResult {
+        outcome(
+            self.rt
+                .run(false, |s, now| s.tracker.track(event, properties, now)),
+        )
+    }
+
+    /// `page(name?, properties)`: reads the page's location and title
+    /// afresh (single-page apps call it on every route change).
+    pub fn page(&self, name: Option<String>, properties: &str) -> CallResult {
+        outcome(self.rt.run(false, |s, now| {
+            s.tracker.set_page(browser::page_info(), now);
+            s.tracker.page(name.as_deref(), properties, now)
+        }))
+    }
+
+    /// `identify(userId?, traits)`
+    pub fn identify(&self, user_id: Option<String>, traits: &str) -> CallResult {
+        outcome(self.rt.run(false, |s, now| {
+            s.tracker.identify(user_id.as_deref(), traits, now)
+        }))
+    }
+
+    /// `productClicked(properties)`
+    #[wasm_bindgen(js_name = productClicked)]
+    pub fn product_clicked(&self, properties: &str) -> CallResult {
+        outcome(
+            self.rt
+                .run(false, |s, now| s.tracker.product_clicked(properties, now)),
+        )
+    }
+
+    /// `productsSearched(query, properties)`
+    #[wasm_bindgen(js_name = productsSearched)]
+    pub fn products_searched(&self, query: &str, properties: &str) -> CallResult {
+        outcome(self.rt.run(false, |s, now| {
+            s.tracker.products_searched(query, properties, now)
+        }))
+    }
+
+    /// `orderCompleted(order)`
+    #[wasm_bindgen(js_name = orderCompleted)]
+    pub fn order_completed(&self, order: &str) -> CallResult {
+        outcome(
+            self.rt
+                .run(false, |s, now| s.tracker.order_completed(order, now)),
+        )
+    }
+
+    /// `reset()`: a new anonymous id (and cookie); user, traits, profile
+    /// and segments forgotten.
+    pub fn reset(&self) {
+        self.rt.run(false, |s, now| {
+            s.tracker.reset(browser::random_bytes(), now);
+            s.write_cookie();
+        });
+    }
+
+    /// `consent("granted" | "denied" | "pending")`. The choice is
+    /// remembered in a cookie holding only the choice.
+    pub fn consent(&self, state: &str) -> CallResult {
+        let Some(consent) = Consent::parse(state) else {
+            return Some(
+                segmint_core::Error::InvalidArgument {
+                    argument: "consent(state)".into(),
+                    reason: "expected \"granted\", \"denied\" or \"pending\"".into(),
+                }
+                .to_json(),
+            );
+        };
+        self.rt.run(true, |s, now| {
+            s.tracker.set_consent(consent, now);
+            match consent {
+                Consent::Granted => {
+                    s.write_cookie();
+                    s.jar.write(CONSENT_COOKIE, "granted");
+                }
+                Consent::Denied => {
+                    s.jar.delete(&s.jar.name.clone());
+                    s.jar.write(CONSENT_COOKIE, "denied");
+                }
+                Consent::Pending => s.jar.delete(CONSENT_COOKIE),
+            }
+        });
+        self.rt.adopt();
+        self.rt.fetch_rules();
+        None
+    }
+
+    /// The consent in force.
+    #[wasm_bindgen(js_name = consentState)]
+    pub fn consent_state(&self) -> String {
+        self.rt
+            .run(false, |s, _| s.tracker.consent().as_str().to_string())
+            .unwrap_or_default()
+    }
+
+    /// Sends everything queued now. Resolves to `{"sent":n,"pending":m}`
+    /// (JSON text) once every event queued at the call was answered.
+    pub fn flush(&self) -> js_sys::Promise {
+        self.rt.flush()
+    }
+
+    /// The anonymous id.
+    #[wasm_bindgen(js_name = anonymousId)]
+    pub fn anonymous_id(&self) -> String {
+        self.rt
+            .run(false, |s, _| s.tracker.anonymous_id().to_string())
+            .unwrap_or_default()
+    }
+
+    /// The user id, after `identify`.
+    #[wasm_bindgen(js_name = userId)]
+    pub fn user_id(&self) -> Option<String> {
+        self.rt
+            .run(false, |s, _| s.tracker.user_id().map(str::to_string))
+            .flatten()
+    }
+
+    /// Current segment ids, highest priority first (JSON array).
+    pub fn segments(&self) -> String {
+        self.rt
+            .run(false, |s, _| {
+                let mut out = String::from("[");
+                for (i, id) in s.tracker.segments().iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write_string(&mut out, id);
+                }
+                out.push(']');
+                out
+            })
+            .unwrap_or_else(|| "[]".into())
+    }
+
+    /// Whether the user is in segment `id`.
+    #[wasm_bindgen(js_name = inSegment)]
+    pub fn in_segment(&self, id: &str) -> bool {
+        self.rt
+            .run(false, |s, _| s.tracker.segments().iter().any(|x| x == id))
+            .unwrap_or(false)
+    }
+
+    /// The user's traits: from `identify`, and computed (JSON object).
+    pub fn traits(&self) -> String {
+        self.rt
+            .run(false, |s, now| s.tracker.traits_json(now))
+            .unwrap_or_else(|| "{}".into())
+    }
+
+    /// The banner for a slot with templates for `offered` (JSON array of
+    /// segment ids): `{"segment":..,"variation":..,"template":..}`.
+    pub fn decide(&self, offered: &str) -> String {
+        let ids: Vec<String> = match Value::parse(offered) {
+            Ok(Value::Array(items)) => items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        };
+        self.rt
+            .run(false, |s, _| s.tracker.decide(&ids).to_json())
+            .unwrap_or_else(|| {
+                r#"{"segment":null,"variation":"default","template":"default"}"#.into()
+            })
+    }
+
+    /// The version of the rules in force, if any.
+    #[wasm_bindgen(js_name = rulesVersion)]
+    pub fn rules_version(&self) -> Option<String> {
+        self.rt
+            .run(false, |s, _| s.tracker.rules_version().map(str::to_string))
+            .flatten()
+    }
+
+    /// Events waiting in the queue.
+    pub fn queued(&self) -> usize {
+        self.rt.run(false, |s, _| s.tracker.queued()).unwrap_or(0)
+    }
+}

@@ -20,34 +20,30 @@ use crate::json::Value;
 use crate::version::padded_version;
 use std::cmp::Ordering;
 
-/// Regular expressions with JavaScript semantics, supplied by the host:
-/// the browser's `RegExp` in wasm, the `regress` crate natively.
-pub trait RegexEngine {
+/// What conditions need from the platform, with JavaScript semantics:
+/// regular expressions and case folding. The browser build passes the
+/// browser's own `RegExp` and `toLowerCase` (so the wasm carries no regex
+/// engine and no Unicode tables); natively [`Native`] uses `regress` and
+/// Rust's `to_lowercase`, which agree with JavaScript on the cases.
+pub trait Host {
     /// Whether `pattern` (case-insensitive when asked) matches somewhere in
     /// `text`. `None` when the pattern is not a valid regular expression.
-    fn test(&self, pattern: &str, case_insensitive: bool, text: &str) -> Option<bool>;
+    fn regex_test(&self, pattern: &str, case_insensitive: bool, text: &str) -> Option<bool>;
+    /// `text.toLowerCase()`
+    fn lowercase(&self, text: &str) -> String;
 }
 
-/// A [`RegexEngine`] for hosts with none: every pattern is invalid, so
-/// `$regex` never matches.
-pub struct NoRegex;
-
-impl RegexEngine for NoRegex {
-    fn test(&self, _: &str, _: bool, _: &str) -> Option<bool> {
-        None
-    }
-}
-
-/// JavaScript-compatible regular expressions natively, via `regress`.
+/// The native [`Host`]: JavaScript-compatible regular expressions via
+/// `regress`, compiled once each.
 #[cfg(not(target_arch = "wasm32"))]
 #[derive(Default)]
-pub struct Regress {
+pub struct Native {
     cache: std::cell::RefCell<std::collections::HashMap<(String, bool), Option<regress::Regex>>>,
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-impl RegexEngine for Regress {
-    fn test(&self, pattern: &str, case_insensitive: bool, text: &str) -> Option<bool> {
+impl Host for Native {
+    fn regex_test(&self, pattern: &str, case_insensitive: bool, text: &str) -> Option<bool> {
         let mut cache = self.cache.borrow_mut();
         let key = (pattern.to_string(), case_insensitive);
         let regex = cache.entry(key).or_insert_with(|| {
@@ -55,6 +51,10 @@ impl RegexEngine for Regress {
             regress::Regex::with_flags(pattern, flags).ok()
         });
         regex.as_ref().map(|r| r.find(text).is_some())
+    }
+
+    fn lowercase(&self, text: &str) -> String {
+        text.to_lowercase()
     }
 }
 
@@ -121,17 +121,17 @@ pub fn eval_condition(
     attributes: &Value,
     condition: &Value,
     saved_groups: &Value,
-    regex: &dyn RegexEngine,
+    host: &dyn Host,
 ) -> bool {
     let ev = Evaluator {
-        regex,
+        host,
         groups: saved_groups,
     };
     ev.condition(attributes, condition, &mut Vec::new()) == Tri::True
 }
 
 struct Evaluator<'a> {
-    regex: &'a dyn RegexEngine,
+    host: &'a dyn Host,
     groups: &'a Value,
 }
 
@@ -199,7 +199,7 @@ impl Evaluator<'_> {
                 let key =
                     key_override.or_else(|| entry.get("attributeKey").and_then(Value::as_str));
                 match (key, entry.get("values").and_then(Value::as_array)) {
-                    (Some(key), Some(values)) => Tri::of(is_in(get_path(obj, key), values, false)),
+                    (Some(key), Some(values)) => Tri::of(is_in(get_path(obj, key), values, None)),
                     _ => Tri::Unknown,
                 }
             }
@@ -245,7 +245,7 @@ impl Evaluator<'_> {
         let v = value.unwrap_or(&null);
         match (cond, v) {
             (Value::String(c), Value::String(s)) if insensitive => {
-                Tri::of(s.to_lowercase() == c.to_lowercase())
+                Tri::of(self.host.lowercase(s) == self.host.lowercase(c))
             }
             (Value::String(_) | Value::Number(_) | Value::Bool(_) | Value::Null, _) => {
                 Tri::of(cond == v)
@@ -271,12 +271,12 @@ impl Evaluator<'_> {
         visited: &mut Vec<String>,
     ) -> Tri {
         let within = |list: &Value, insensitive: bool| match list {
-            Value::Array(e) => is_in(Some(actual), e, insensitive),
+            Value::Array(e) => is_in(Some(actual), e, insensitive.then_some(self.host)),
             _ => false,
         };
         let version = || version_order(actual, expected);
         let group = |negate: bool| match self.group_values(expected) {
-            Some(values) => Tri::of(is_in(Some(actual), values, false) != negate),
+            Some(values) => Tri::of(is_in(Some(actual), values, None) != negate),
             None => Tri::Unknown,
         };
         Tri::of(match op {
@@ -322,8 +322,8 @@ impl Evaluator<'_> {
             "$alli" => return self.all(actual, expected, true, visited),
             "$regex" | "$regexi" => match (expected, actual) {
                 (Value::String(pattern), Value::String(text)) => self
-                    .regex
-                    .test(pattern, op == "$regexi", text)
+                    .host
+                    .regex_test(pattern, op == "$regexi", text)
                     .unwrap_or(false),
                 _ => false,
             },
@@ -412,11 +412,12 @@ fn type_name(v: &Value) -> &'static str {
 }
 
 /// `actual` (or any of its elements, if an array) is one of `expected`,
-/// compared as JavaScript's `includes` does (objects never equal).
-fn is_in(actual: Option<&Value>, expected: &[Value], insensitive: bool) -> bool {
-    let fold = |v: &Value| match v {
-        Value::String(s) if insensitive => Value::String(s.to_lowercase()),
-        other => other.clone(),
+/// compared as JavaScript's `includes` does (objects never equal);
+/// `fold` lower-cases strings for the case-insensitive operators.
+fn is_in(actual: Option<&Value>, expected: &[Value], fold: Option<&dyn Host>) -> bool {
+    let fold = |v: &Value| match (v, fold) {
+        (Value::String(s), Some(host)) => Value::String(host.lowercase(s)),
+        (other, _) => other.clone(),
     };
     let contains = |a: &Value| {
         let a = fold(a);
@@ -465,7 +466,7 @@ fn json_text(v: &Value) -> String {
                 };
                 let mut ints: Vec<&(String, Value)> =
                     members.iter().filter(|(k, _)| index(k).is_some()).collect();
-                ints.sort_by_key(|(k, _)| index(k));
+                crate::sort::sort_by_key(&mut ints, |(k, _)| index(k));
                 let rest = members.iter().filter(|(k, _)| index(k).is_none());
                 Value::Object(
                     ints.into_iter()

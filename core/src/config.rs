@@ -129,12 +129,19 @@ fn invalid(option: &str, reason: impl Into<String>) -> Error {
 }
 
 fn number(option: &str, value: &Value, min: f64, max: f64) -> Result<f64, Error> {
+    // Numbers go through json::write_number, not `{}`: the wasm build
+    // carries no float formatting of its own.
+    let bound = |word: &str, limit: f64, n: f64| {
+        let mut reason = format!("must be at {word} ");
+        crate::json::write_number(&mut reason, limit);
+        reason.push_str(", got ");
+        crate::json::write_number(&mut reason, n);
+        invalid(option, reason)
+    };
     match value {
         Value::Number(n) if *n >= min && *n <= max => Ok(*n),
-        Value::Number(n) if *n < min => {
-            Err(invalid(option, format!("must be at least {min}, got {n}")))
-        }
-        Value::Number(n) => Err(invalid(option, format!("must be at most {max}, got {n}"))),
+        Value::Number(n) if *n < min => Err(bound("least", min, *n)),
+        Value::Number(n) => Err(bound("most", max, *n)),
         _ => Err(invalid(option, "expected a number")),
     }
 }
@@ -167,7 +174,7 @@ fn url(option: &str, value: &Value) -> Result<String, Error> {
     } else {
         Err(invalid(
             option,
-            format!("expected an absolute http(s) URL, got {s:?}"),
+            format!("expected an absolute http(s) URL, got \"{s}\""),
         ))
     }
 }

@@ -343,7 +343,7 @@ impl Delivery {
             .filter(|f| f.keepalive)
             .flat_map(|f| f.seqs.iter().copied())
             .collect();
-        seqs.sort_unstable();
+        crate::sort::sort_by_key(&mut seqs, |s| *s);
         seqs
     }
 

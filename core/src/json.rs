@@ -6,7 +6,64 @@
 //! as JavaScript objects do, because GrowthBook conditions compare values by
 //! their JSON text.
 
+use std::cell::Cell;
 use std::fmt::Write as _;
+
+/// How numbers become text and text becomes numbers. Natively these are
+/// Rust's own conversions; the browser build installs JavaScript's
+/// (`Number.prototype.toString`, `parseFloat`) with [`set_number_codec`],
+/// so the wasm carries no float formatting or parsing code, and numbers
+/// print exactly as `JSON.stringify` prints them.
+#[derive(Clone, Copy)]
+pub struct NumberCodec {
+    /// Appends a finite, non-integral number's shortest round-trip text.
+    pub format: fn(f64, &mut String),
+    /// Reads a JSON number literal (already checked against the grammar).
+    pub parse: fn(&str) -> Option<f64>,
+}
+
+thread_local! {
+    static CODEC: Cell<Option<NumberCodec>> = const { Cell::new(None) };
+}
+
+/// Installs the number conversions for this thread.
+pub fn set_number_codec(codec: NumberCodec) {
+    CODEC.with(|c| c.set(Some(codec)));
+}
+
+fn codec() -> Option<NumberCodec> {
+    CODEC.with(Cell::get)
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn default_format(n: f64, out: &mut String) {
+    let _ = write!(out, "{n}");
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn default_parse(text: &str) -> Option<f64> {
+    text.parse().ok()
+}
+
+// The wasm build always installs JavaScript's conversions; without them
+// it reads and writes integers only (rather than link float code).
+#[cfg(target_arch = "wasm32")]
+fn default_format(n: f64, out: &mut String) {
+    let _ = write!(out, "{}", n as i64);
+}
+
+#[cfg(target_arch = "wasm32")]
+fn default_parse(text: &str) -> Option<f64> {
+    text.parse::<i64>().ok().map(|i| i as f64)
+}
+
+/// Parses a JSON number literal with the installed codec.
+pub fn parse_number(text: &str) -> Option<f64> {
+    match codec() {
+        Some(c) => (c.parse)(text),
+        None => default_parse(text),
+    }
+}
 
 /// Objects nest at most this deep: deeper input is an error, not a stack
 /// overflow.
@@ -177,10 +234,13 @@ pub fn write_number(out: &mut String, n: f64) {
     if !n.is_finite() {
         out.push_str("null");
     } else if n.fract() == 0.0 && n.abs() < 9.007_199_254_740_992e15 {
-        // Integer fast path: avoids float formatting for counts and ids.
+        // Integer fast path: counts, timestamps and ids.
         let _ = write!(out, "{}", n as i64);
     } else {
-        let _ = write!(out, "{}", n);
+        match codec() {
+            Some(c) => (c.format)(n, out),
+            None => default_format(n, out),
+        }
     }
 }
 
@@ -359,9 +419,9 @@ impl<'a> Parser<'a> {
         }
         let text = std::str::from_utf8(self.bytes.get(start..self.pos).unwrap_or_default())
             .map_err(|_| self.error("invalid number"))?;
-        text.parse::<f64>()
+        parse_number(text)
             .map(Value::Number)
-            .map_err(|_| self.error("invalid number"))
+            .ok_or_else(|| self.error("invalid number"))
     }
 
     fn digits(&mut self) {

@@ -37,6 +37,7 @@ pub mod queue;
 pub mod retry;
 pub mod rules;
 pub mod segments;
+pub mod sort;
 pub mod store;
 pub mod time;
 pub mod tracker;

@@ -102,16 +102,25 @@ impl PageInfo {
 /// `mobile`, `tablet` or `desktop` from a user agent string.
 pub fn device_type(user_agent: &str) -> &'static str {
     let ua = user_agent.to_ascii_lowercase();
-    if ua.contains("ipad")
-        || ua.contains("tablet")
-        || (ua.contains("android") && !ua.contains("mobile"))
-    {
+    let has = |word: &str| contains(&ua, word);
+    if has("ipad") || has("tablet") || (has("android") && !has("mobile")) {
         "tablet"
-    } else if ua.contains("mobi") || ua.contains("iphone") || ua.contains("android") {
+    } else if has("mobi") || has("iphone") || has("android") {
         "mobile"
     } else {
         "desktop"
     }
+}
+
+/// Whether `needle` occurs in `haystack`, by bytes. (The standard
+/// substring search links a panic path that formats characters, and with
+/// it Unicode tables: kilobytes of wasm for a few short searches.)
+pub fn contains(haystack: &str, needle: &str) -> bool {
+    needle.is_empty()
+        || haystack
+            .as_bytes()
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
 }
 
 /// Who a message is about.

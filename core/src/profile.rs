@@ -514,7 +514,7 @@ impl Profile {
             for d in f.get("days")?.as_array()? {
                 days.push(read_day(d)?);
             }
-            days.sort_by_key(|(d, _)| *d);
+            crate::sort::sort_by_key(&mut days, |(d, _)| *d);
             p.features.push(Feature {
                 event: f.get("event")?.as_str()?.to_string(),
                 property: f

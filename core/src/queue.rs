@@ -10,7 +10,7 @@
 use crate::json::Value;
 use crate::message::{wire_len, write_message};
 use crate::store::Store;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 /// Storage keys of queue chunks start with this.
 pub const QUEUE_PREFIX: &str = "sgm_q.";
@@ -51,7 +51,8 @@ struct Context {
 #[derive(Clone, Debug, Default)]
 pub struct Queue {
     entries: VecDeque<Entry>,
-    contexts: BTreeMap<u32, Context>,
+    /// (id, context): a handful at most, so a list.
+    contexts: Vec<(u32, Context)>,
     last_ctx: Option<u32>,
     next_seq: u64,
     next_ctx: u32,
@@ -59,22 +60,33 @@ pub struct Queue {
 }
 
 impl Queue {
+    fn ctx(&self, id: u32) -> Option<&Context> {
+        self.contexts.iter().find(|(i, _)| *i == id).map(|(_, c)| c)
+    }
+
+    fn ctx_mut(&mut self, id: u32) -> Option<&mut Context> {
+        self.contexts
+            .iter_mut()
+            .find(|(i, _)| *i == id)
+            .map(|(_, c)| c)
+    }
+
     /// The id of context `json`, reusing the latest one when equal.
     pub fn intern(&mut self, json: &str) -> u32 {
         if let Some(id) = self.last_ctx {
-            if self.contexts.get(&id).is_some_and(|c| c.json == json) {
+            if self.ctx(id).is_some_and(|c| c.json == json) {
                 return id;
             }
         }
         let id = self.next_ctx;
         self.next_ctx += 1;
-        self.contexts.insert(
+        self.contexts.push((
             id,
             Context {
                 json: json.to_string(),
                 refs: 0,
             },
-        );
+        ));
         let previous = self.last_ctx.replace(id);
         if let Some(prev) = previous {
             self.collect(prev);
@@ -83,21 +95,21 @@ impl Queue {
     }
 
     fn collect(&mut self, id: u32) {
-        if Some(id) != self.last_ctx && self.contexts.get(&id).is_some_and(|c| c.refs == 0) {
-            self.contexts.remove(&id);
+        if Some(id) != self.last_ctx && self.ctx(id).is_some_and(|c| c.refs == 0) {
+            self.contexts.retain(|(i, _)| *i != id);
         }
     }
 
     /// The JSON of context `id` (empty object if unknown).
     pub fn context(&self, id: u32) -> &str {
-        self.contexts.get(&id).map_or("{}", |c| c.json.as_str())
+        self.ctx(id).map_or("{}", |c| c.json.as_str())
     }
 
     /// Appends a message; returns its sequence number.
     pub fn push(&mut self, message_id: String, head: String, ctx: u32, now: f64) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
-        if let Some(c) = self.contexts.get_mut(&ctx) {
+        if let Some(c) = self.ctx_mut(ctx) {
             c.refs += 1;
         }
         let entry = Entry {
@@ -186,7 +198,7 @@ impl Queue {
             }
         }
         for entry in &removed {
-            if let Some(c) = self.contexts.get_mut(&entry.ctx) {
+            if let Some(c) = self.ctx_mut(entry.ctx) {
                 c.refs = c.refs.saturating_sub(1);
             }
             self.collect(entry.ctx);
@@ -493,7 +505,7 @@ impl Persister {
                 Some((no, k))
             })
             .collect();
-        keys.sort();
+        crate::sort::sort_by_key(&mut keys, |(no, _)| *no);
         let mut found = Adopted::default();
         for (_, key) in &keys {
             let (messages, skipped) = store.get(key).map_or((Vec::new(), 0), |t| decode_chunk(&t));
@@ -521,26 +533,26 @@ impl Persister {
 /// a reload or navigation, certainly gone). Never `me`.
 pub fn orphaned_tabs(store: &dyn Store, me: &str, previous: Option<&str>, now: f64) -> Vec<String> {
     let keys = store.keys();
-    let mut tabs: Vec<String> = keys
-        .iter()
-        .filter_map(|k| {
-            k.strip_prefix(QUEUE_PREFIX)?
-                .split_once('.')
-                .map(|(t, _)| t.to_string())
-        })
-        .filter(|t| t != me)
-        .collect();
-    tabs.sort();
-    tabs.dedup();
+    let mut tabs: Vec<String> = Vec::new();
+    for key in &keys {
+        if let Some((tab, _)) = key
+            .strip_prefix(QUEUE_PREFIX)
+            .and_then(|rest| rest.split_once('.'))
+        {
+            if tab != me && !tabs.iter().any(|t| t == tab) {
+                tabs.push(tab.to_string());
+            }
+        }
+    }
     tabs.retain(|t| {
         if Some(t.as_str()) == previous {
             return true;
         }
         match store
             .get(&format!("{TAB_PREFIX}{t}"))
-            .and_then(|v| v.parse::<f64>().ok())
+            .and_then(|v| v.parse::<i64>().ok())
         {
-            Some(beat) => now - beat > STALE_TAB_MS,
+            Some(beat) => now - beat as f64 > STALE_TAB_MS,
             None => true,
         }
     });

@@ -56,7 +56,9 @@ impl Backoff {
 pub fn retry_after_ms(value: &str, now_ms: f64) -> Option<f64> {
     let value = value.trim();
     let wait = if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-        value.parse::<f64>().ok()? * 1000.0
+        value
+            .parse::<u64>()
+            .map_or(MAX_RETRY_AFTER_MS, |secs| secs as f64 * 1000.0)
     } else {
         parse_http_date(value)? - now_ms
     };

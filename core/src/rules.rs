@@ -218,13 +218,13 @@ impl Rules {
             if segments.iter().any(|other| other.id == seg.id) {
                 return Err(err(
                     &format!("segments[{i}].id"),
-                    format!("duplicate segment id {:?}", seg.id),
+                    format!("duplicate segment id \"{}\"", seg.id),
                 ));
             }
             segments.push(seg);
         }
         // Stable: equal priorities keep document order.
-        segments.sort_by(|a, b| b.priority.total_cmp(&a.priority));
+        crate::sort::sort_by_key(&mut segments, |s| -s.priority);
         Ok(Rules {
             version,
             traits,

@@ -1,7 +1,7 @@
 //! Which segments a user is in, what changed, and which banner a slot
 //! shows (with the holdout).
 
-use crate::condition::{eval_condition, RegexEngine};
+use crate::condition::{eval_condition, Host};
 use crate::hash::in_holdout;
 use crate::json::{write_string, Value};
 use crate::message::PageInfo;
@@ -40,11 +40,11 @@ pub fn attributes(user_traits: &Value, computed: Vec<(String, Value)>, page: &Pa
 }
 
 /// Ids of the segments whose condition holds, highest priority first.
-pub fn evaluate(rules: &Rules, attrs: &Value, regex: &dyn RegexEngine) -> Vec<String> {
+pub fn evaluate(rules: &Rules, attrs: &Value, host: &dyn Host) -> Vec<String> {
     rules
         .segments
         .iter()
-        .filter(|s| eval_condition(attrs, &s.condition, &rules.saved_groups, regex))
+        .filter(|s| eval_condition(attrs, &s.condition, &rules.saved_groups, host))
         .map(|s| s.id.clone())
         .collect()
 }
@@ -184,7 +184,7 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::condition::NoRegex;
+    use crate::condition::Native;
 
     fn rules() -> Rules {
         Rules::parse(
@@ -209,7 +209,7 @@ mod tests {
         let user = Value::parse(r#"{"plan":"pro","n":100}"#).unwrap();
         let attrs = attributes(&user, vec![("n".into(), Value::Number(3.0))], &page);
         assert_eq!(
-            evaluate(&r, &attrs, &NoRegex),
+            evaluate(&r, &attrs, &Native::default()),
             vec!["high", "mobile", "low", "pro"]
         );
         let attrs = attributes(
@@ -217,7 +217,7 @@ mod tests {
             vec![("n".into(), Value::Number(1.0))],
             &PageInfo::default(),
         );
-        assert_eq!(evaluate(&r, &attrs, &NoRegex), vec!["low"]);
+        assert_eq!(evaluate(&r, &attrs, &Native::default()), vec!["low"]);
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! a map in tests and wherever storage is refused.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
 /// Synchronous string storage, shaped like `localStorage`.
@@ -22,7 +21,7 @@ pub trait Store {
 /// so tests can make writes fail as a full `localStorage` does.
 #[derive(Clone, Debug, Default)]
 pub struct MemoryStore {
-    map: BTreeMap<String, String>,
+    map: Vec<(String, String)>,
     /// Total bytes allowed; `None` is unlimited.
     pub quota: Option<usize>,
     /// When true every write fails (storage disabled).
@@ -38,7 +37,10 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     fn get(&self, key: &str) -> Option<String> {
-        self.map.get(key).cloned()
+        self.map
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
     }
 
     fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
@@ -46,21 +48,24 @@ impl Store for MemoryStore {
             return Err("storage disabled".into());
         }
         if let Some(quota) = self.quota {
-            let old = self.map.get(key).map_or(0, |v| key.len() + v.len());
+            let old = self.get(key).map_or(0, |v| key.len() + v.len());
             if self.used() - old + key.len() + value.len() > quota {
                 return Err("QuotaExceededError".into());
             }
         }
-        self.map.insert(key.to_string(), value.to_string());
+        match self.map.iter_mut().find(|(k, _)| k == key) {
+            Some(slot) => slot.1 = value.to_string(),
+            None => self.map.push((key.to_string(), value.to_string())),
+        }
         Ok(())
     }
 
     fn remove(&mut self, key: &str) {
-        self.map.remove(key);
+        self.map.retain(|(k, _)| k != key);
     }
 
     fn keys(&self) -> Vec<String> {
-        self.map.keys().cloned().collect()
+        self.map.iter().map(|(k, _)| k.clone()).collect()
     }
 }
 

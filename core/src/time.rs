@@ -175,8 +175,14 @@ pub fn parse_rfc3339(text: &str) -> Option<f64> {
         if pos == start {
             return None;
         }
-        let frac = std::str::from_utf8(b.get(start - 1..pos)?).ok()?;
-        millis = (format!("0{frac}").parse::<f64>().ok()? * 1000.0).floor();
+        // Milliseconds from the first three digits; finer digits drop.
+        millis = (start..start + 3)
+            .map(|i| {
+                b.get(i)
+                    .filter(|_| i < pos)
+                    .map_or(0, |d| i64::from(d - b'0'))
+            })
+            .fold(0i64, |acc, d| acc * 10 + d) as f64;
     }
     let offset_min = match b.get(pos) {
         Some(b'Z' | b'z') if pos + 1 == b.len() => 0,

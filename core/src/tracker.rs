@@ -9,7 +9,7 @@
 //! [`Notice`]s, drained after each call, so no callback into page code ever
 //! runs while the tracker is borrowed.
 
-use crate::condition::RegexEngine;
+use crate::condition::Host;
 use crate::config::{Config, Consent};
 use crate::delivery::{Batch, Delivery, DeliveryConfig, FlushDone, Outcome};
 use crate::error::Error;
@@ -104,7 +104,7 @@ pub struct Tracker<S: Store> {
     heartbeat: f64,
     /// The page is gone (pagehide): nothing more is sent from here.
     released: bool,
-    regex: Box<dyn RegexEngine>,
+    host: Box<dyn Host>,
     rules: Option<Rules>,
     rules_etag: Option<String>,
     rules_fetched: f64,
@@ -115,8 +115,14 @@ pub struct Tracker<S: Store> {
     early_events: Vec<(String, Option<Value>, f64)>,
     segments: Vec<String>,
     storage_failing: bool,
+    /// When a refused write was last retried: a failing storage is tried
+    /// again every few seconds, not on every event.
+    last_failed_write: f64,
     notices: Vec<Notice>,
 }
+
+/// A storage that refused a write is retried after this long.
+const STORAGE_RETRY_MS: f64 = 5000.0;
 
 fn consent_for(config: &Config, remembered: Option<Consent>, gpc: bool) -> Consent {
     if let Some(choice) = remembered {
@@ -132,7 +138,7 @@ fn consent_for(config: &Config, remembered: Option<Consent>, gpc: bool) -> Conse
 
 impl<S: Store> Tracker<S> {
     /// Starts a page view.
-    pub fn new(config: Config, store: S, regex: Box<dyn RegexEngine>, start: Start) -> Tracker<S> {
+    pub fn new(config: Config, store: S, host: Box<dyn Host>, start: Start) -> Tracker<S> {
         let consent = consent_for(&config, start.remembered_consent, start.gpc);
         let mut rng = Rng::from_seed(start.seed);
         let tab = rng.token(8);
@@ -164,7 +170,7 @@ impl<S: Store> Tracker<S> {
             delivery,
             heartbeat: start.now,
             released: false,
-            regex,
+            host,
             rules: None,
             rules_etag: None,
             rules_fetched: f64::NEG_INFINITY,
@@ -173,6 +179,7 @@ impl<S: Store> Tracker<S> {
             early_events: Vec::new(),
             segments: Vec::new(),
             storage_failing: false,
+            last_failed_write: f64::NEG_INFINITY,
             notices: Vec::new(),
         };
         t.delivery.set_online(start.online);
@@ -458,7 +465,7 @@ impl<S: Store> Tracker<S> {
     fn reevaluate(&mut self, now: f64) {
         let Some(rules) = &self.rules else { return };
         let attrs = attributes(&self.user_traits, self.profile.traits(now), &self.page);
-        let now_in = evaluate(rules, &attrs, self.regex.as_ref());
+        let now_in = evaluate(rules, &attrs, self.host.as_ref());
         if let Some(change) = SegmentChange::between(&self.segments, &now_in) {
             self.debug(|| format!("segments {}", change.to_json()));
             self.segments = now_in;
@@ -531,7 +538,7 @@ impl<S: Store> Tracker<S> {
                 }
                 self.beat(now);
                 self.profile_dirty = true;
-                self.persist();
+                self.persist(now);
             }
             Consent::Denied => {
                 let dropped = self.queue.clear().len();
@@ -571,11 +578,16 @@ impl<S: Store> Tracker<S> {
     /// Writes what changed since the last call: new queue chunks and the
     /// profile. The adapter calls this once per task (a microtask after
     /// the first event), so a burst costs one write, not one per event.
-    pub fn persist(&mut self) {
-        if !self.granted() {
+    pub fn persist(&mut self, now: f64) {
+        if !self.granted()
+            || (self.storage_failing && now - self.last_failed_write < STORAGE_RETRY_MS)
+        {
             return;
         }
         let result = self.persister.save_new(&self.queue, &mut self.store);
+        if result.is_err() {
+            self.last_failed_write = now;
+        }
         self.note_storage(result);
         if self.profile_dirty && self.rules.is_some() {
             self.profile_dirty = false;
@@ -692,7 +704,12 @@ impl<S: Store> Tracker<S> {
             .settle(&mut self.queue, id, outcome, now, random);
         let status = settled.status;
         if let Some(wait) = settled.retry_in_ms {
-            self.debug(|| format!("batch answered {status}: retry in {} ms", wait.round()));
+            self.debug(|| {
+                format!(
+                    "batch answered {status}: retry in {} ms",
+                    wait.round() as i64
+                )
+            });
         } else {
             self.debug(|| {
                 format!(
@@ -713,7 +730,7 @@ impl<S: Store> Tracker<S> {
             return;
         }
         let mut sorted = seqs.to_vec();
-        sorted.sort_unstable();
+        crate::sort::sort_by_key(&mut sorted, |s| *s);
         self.queue.remove(&sorted);
         let store: &mut dyn Store = if self.consent == Consent::Granted {
             &mut self.store
@@ -750,7 +767,7 @@ impl<S: Store> Tracker<S> {
         if !self.granted() || self.released {
             return Vec::new();
         }
-        self.persist();
+        self.persist(now);
         self.delivery.unload_batches(&mut self.queue, now)
     }
 
@@ -761,7 +778,7 @@ impl<S: Store> Tracker<S> {
         if !self.granted() || self.released {
             return Vec::new();
         }
-        self.persist();
+        self.persist(now);
         self.delivery.unload_batches(&mut self.queue, now)
     }
 
@@ -777,13 +794,15 @@ impl<S: Store> Tracker<S> {
     /// Ends this page view's claim on its queue: events handed to the
     /// browser leave storage, the rest stay for the next page view (or
     /// another tab) to adopt.
-    pub fn release(&mut self) {
+    pub fn release(&mut self, now: f64) {
         if !self.granted() || self.released {
             return;
         }
         let taken = self.delivery.keepalive_seqs();
         self.remove(&taken);
-        self.persist();
+        // Whatever else is queued must be in storage now, failing or not.
+        self.last_failed_write = f64::NEG_INFINITY;
+        self.persist(now);
         let key = self.persister.tab_key();
         self.store.remove(&key);
         self.released = true;

@@ -5,7 +5,7 @@
 
 #![allow(clippy::indexing_slicing, clippy::expect_used)]
 
-use segmint_core::condition::{eval_condition, Regress};
+use segmint_core::condition::{eval_condition, Native};
 use segmint_core::hash::{bucket_ranges, choose_variation, equal_weights, hash, in_namespace};
 use segmint_core::json::Value;
 
@@ -43,7 +43,7 @@ impl Section {
 }
 
 fn eval_conditions(section: &mut Section, cases: &[Value]) {
-    let regex = Regress::default();
+    let regex = Native::default();
     for case in cases {
         let c = case.as_array().unwrap_or_default();
         let (name, cond, attrs, want) = (&c[0], &c[1], &c[2], &c[3]);

@@ -7,7 +7,7 @@
 )]
 
 use proptest::prelude::*;
-use segmint_core::condition::Regress;
+use segmint_core::condition::Native;
 use segmint_core::config::Config;
 use segmint_core::delivery::Outcome;
 use segmint_core::json::Value;
@@ -194,7 +194,7 @@ proptest! {
         let mut now = 1_000_000.0;
         let mut seed = 1u8;
         let new_tab = |seed: u8, now: f64, previous: Option<String>, store: &Rc<RefCell<MemoryStore>>| {
-            Tracker::new(config.clone(), store.clone(), Box::new(Regress::default()), Start {
+            Tracker::new(config.clone(), store.clone(), Box::new(Native::default()), Start {
                 now, seed: [seed; 32], fresh_id: [seed; 16], cookie_id: None, remembered_consent: None,
                 gpc: false, previous_tab: previous, page: page.clone(), online: true,
             })
@@ -214,7 +214,7 @@ proptest! {
                         t.track("E", "{}", now).unwrap();
                         tracked += 1;
                     }
-                    t.persist();
+                    t.persist(now);
                 }
                 Step::Send { status, retry_after } => {
                     if let Some(b) = t.poll(now) {
@@ -246,7 +246,7 @@ proptest! {
                         }
                         t.unloaded(b.id, taken);
                     }
-                    t.release();
+                    t.release(now);
                     let previous = t.tab_id().to_string();
                     seed = seed.wrapping_add(1);
                     t = new_tab(seed, now, Some(previous.clone()), &store);

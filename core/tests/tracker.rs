@@ -9,7 +9,7 @@
     clippy::panic
 )]
 
-use segmint_core::condition::Regress;
+use segmint_core::condition::Native;
 use segmint_core::config::{Config, Consent};
 use segmint_core::delivery::{Batch, Outcome};
 use segmint_core::json::Value;
@@ -57,7 +57,7 @@ fn tab(
     Tracker::new(
         config(extra),
         store.clone(),
-        Box::new(Regress::default()),
+        Box::new(Native::default()),
         start(now, seed, previous),
     )
 }
@@ -111,7 +111,7 @@ fn track_n(t: &mut Tracker<Shared>, n: usize, now: f64) -> Vec<String> {
         )
         .unwrap();
     }
-    t.persist();
+    t.persist(now);
     Vec::new()
 }
 
@@ -208,7 +208,7 @@ fn pagehide_hands_over_what_fits_and_keeps_the_rest_for_the_next_page() {
         rx.take(b);
         a.unloaded(b.id, true);
     }
-    a.release();
+    a.release(T0 + 10.0);
     let handed = rx.ids.len();
     assert!(handed > 0 && handed < 200);
     assert!(
@@ -235,7 +235,7 @@ fn a_refused_keepalive_keeps_its_events() {
     for b in a.pagehide(T0) {
         a.unloaded(b.id, false);
     }
-    a.release();
+    a.release(T0);
     let mut b = tab(&store, "", T0 + 1.0, 2, None);
     assert_eq!(
         b.adopt_orphans(None, T0 + 1.0),
@@ -406,7 +406,7 @@ fn garbage_in_the_stored_queue_is_skipped_and_reported() {
     let mut a = tab(&store, "", T0, 1, None);
     track_n(&mut a, 3, T0);
     a.pagehide(T0).iter().for_each(|b| a.unloaded(b.id, false));
-    a.release();
+    a.release(T0);
     let key = queue_keys(&store)[0].clone();
     let text = store.borrow().get(&key).unwrap();
     store
@@ -488,26 +488,26 @@ fn global_privacy_control_denies_unless_the_site_grants() {
     let t = Tracker::new(
         config(""),
         store.clone(),
-        Box::new(Regress::default()),
+        Box::new(Native::default()),
         s.clone(),
     );
     assert_eq!(t.consent(), Consent::Denied);
     let t = Tracker::new(
         config(r#","consent":"granted""#),
         store.clone(),
-        Box::new(Regress::default()),
+        Box::new(Native::default()),
         s.clone(),
     );
     assert_eq!(t.consent(), Consent::Granted);
     let t = Tracker::new(
         config(r#","respectGpc":false"#),
         store.clone(),
-        Box::new(Regress::default()),
+        Box::new(Native::default()),
         s.clone(),
     );
     assert_eq!(t.consent(), Consent::Granted);
     s.remembered_consent = Some(Consent::Granted);
-    let t = Tracker::new(config(""), store, Box::new(Regress::default()), s);
+    let t = Tracker::new(config(""), store, Box::new(Native::default()), s);
     assert_eq!(t.consent(), Consent::Granted, "a choice the user made wins");
 }
 
@@ -528,14 +528,14 @@ fn identity_restores_from_cookie_or_storage_and_reset_rotates_it() {
     store.borrow_mut().remove("sgm_aid");
     let mut s = start(T0, 3, None);
     s.cookie_id = Some(id.clone());
-    let c = Tracker::new(config(""), store.clone(), Box::new(Regress::default()), s);
+    let c = Tracker::new(config(""), store.clone(), Box::new(Native::default()), s);
     assert_eq!(c.anonymous_id(), id);
     assert_eq!(store.borrow().get("sgm_aid").as_deref(), Some(id.as_str()));
     // A tampered cookie is ignored.
     let mut s = start(T0, 4, None);
     s.cookie_id = Some("<script>".into());
     assert_eq!(
-        Tracker::new(config(""), store.clone(), Box::new(Regress::default()), s).anonymous_id(),
+        Tracker::new(config(""), store.clone(), Box::new(Native::default()), s).anonymous_id(),
         id
     );
     // reset(): new id; queued events keep the old one.
@@ -744,7 +744,7 @@ fn rules_load_from_cache_revalidate_and_survive_bad_documents() {
         .collect();
     assert_eq!(errors, vec!["segments[0].condition: required"]);
     assert_eq!(t.rules_version(), Some("v1"), "last good rules stay");
-    t.persist();
+    t.persist(T0 + 1.0);
     // Next page: cached rules at once, revalidation with the ETag after the TTL.
     let mut n = tab(&store, url, T0 + 400_000.0, 2, None);
     assert_eq!(n.rules_version(), Some("v1"));
@@ -766,7 +766,7 @@ fn the_profile_persists_across_page_views() {
     for _ in 0..4 {
         a.order_completed(&order(30.0, "shoes"), T0).unwrap();
     }
-    a.persist();
+    a.persist(T0);
     let b = tab(&store, &rules, T0 + 3_600_000.0, 2, None);
     assert!(b.segments().contains(&"frequent-buyer".to_string()));
     let traits = Value::parse(&b.traits_json(T0 + 3_600_000.0)).unwrap();

@@ -1,0 +1,86 @@
+// Shared set-up for the end-to-end suites: Debian's Chromium driven by
+// playwright-core, the local receiver serving the built package (pkg/),
+// test pages and the demo, and helpers to load segmint in a page.
+
+import { chromium } from "playwright-core";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { createReceiver } from "./receiver.mjs";
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+
+/** Chromium quiet and offline except for our own hosts. Extra host
+ * names (e.g. shop.example.co.uk) resolve to 127.0.0.1. */
+export function launch({ hosts = [] } = {}) {
+  const rules = [...hosts.map((h) => `MAP ${h} 127.0.0.1`), "MAP * ~NOTFOUND", "EXCLUDE 127.0.0.1", "EXCLUDE localhost"];
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-dev-shm-usage",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+      "--disable-quic",
+      `--host-resolver-rules=${rules.join(", ")}`,
+    ],
+  });
+}
+
+/** A receiver serving pkg/ at /pkg/, e2e/pages/ at / (and `extra`). */
+export async function receiver(options = {}) {
+  const statics = [
+    ...(options.statics || []),
+    { prefix: "/pkg/", dir: path.join(ROOT, "pkg") },
+    { prefix: "/www/", dir: path.join(ROOT, "www") },
+    { prefix: "/", dir: path.join(ROOT, "e2e/pages") },
+  ];
+  const r = createReceiver({ ...options, statics });
+  const port = await r.listen(0);
+  r.origin = `http://127.0.0.1:${port}`;
+  r.port = port;
+  r.reset = () => Object.assign(r.state, { batches: [], messages: [], faults: [], retryAfter: null, delayMs: 0, offline: false, requests: 0 });
+  return r;
+}
+
+/** Opens the blank test page and starts segmint with `options` in it;
+ * the client is window.sm. Page errors fail the test. */
+export async function openWithSdk(context, url, options) {
+  const page = await context.newPage();
+  const problems = [];
+  page.on("pageerror", (e) => problems.push(e.message));
+  page.problems = problems;
+  await page.goto(url);
+  await page.waitForFunction(() => window.segmintModule);
+  await page.evaluate((options) => {
+    window.smErrors = [];
+    window.sm = window.segmintModule.load(options);
+    window.sm.on("error", (e) => window.smErrors.push({ code: e.code, message: e.message, status: e.status }));
+    return window.sm.ready.then(() => true);
+  }, options);
+  return page;
+}
+
+/** Polls `fn` until it returns a truthy value (or throws after `ms`). */
+export async function until(fn, ms = 15_000, what = "condition") {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Ids tracked in a page, per message kind: each test records them
+ * itself and compares with what the receiver got. */
+export function tally(expected, received) {
+  const counts = new Map();
+  for (const id of received) counts.set(id, (counts.get(id) || 0) + 1);
+  const lost = expected.filter((id) => !counts.has(id));
+  let duplicates = 0;
+  for (const id of expected) duplicates += Math.max(0, (counts.get(id) || 0) - 1);
+  return { tracked: expected.length, received: received.length, lost: lost.length, duplicates, lostIds: lost };
+}

@@ -1,0 +1,136 @@
+// Identity in real Chromium: the anonymous-id cookie's domain is the
+// registrable domain, found by probing (the browser refuses public
+// suffixes), unless `cookie.domain` says otherwise.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { launch, receiver, openWithSdk } from "./harness.mjs";
+
+let browser, rx;
+before(async () => {
+  rx = await receiver();
+  browser = await launch({ hosts: ["*.co.uk", "*.example.com"] });
+});
+after(async () => {
+  await browser?.close();
+  await rx?.close();
+});
+
+test("the cookie goes on the registrable domain, found by probing", async () => {
+  const context = await browser.newContext();
+  const url = `http://shop.example.co.uk:${rx.port}/blank.html`;
+  const page = await openWithSdk(context, url, { endpoint: rx.origin });
+  const id = await page.evaluate(() => window.sm.anonymousId());
+  const cookies = await context.cookies();
+  const aid = cookies.find((c) => c.name === "sgm_aid");
+  assert.equal(aid.value, id);
+  // co.uk is a public suffix: the browser refused it; example.co.uk took it.
+  assert.equal(aid.domain, ".example.co.uk");
+  assert.equal(aid.sameSite, "Lax");
+  assert.equal(aid.secure, false, "Secure only on https");
+  const days = (aid.expires * 1000 - Date.now()) / 86_400_000;
+  assert.ok(days > 364 && days <= 365.01, `365 days, got ${days}`);
+  assert.ok(!cookies.some((c) => c.name === "sgm_probe"), "the probe cookie is cleaned up");
+  // A sibling subdomain shares the id.
+  const other = await openWithSdk(context, `http://www.example.co.uk:${rx.port}/blank.html`, { endpoint: rx.origin });
+  assert.equal(await other.evaluate(() => window.sm.anonymousId()), id);
+  await context.close();
+});
+
+test("cookie.domain overrides the probe; host-only on an IP address", async () => {
+  const context = await browser.newContext();
+  const page = await openWithSdk(context, `http://a.b.example.com:${rx.port}/blank.html`, {
+    endpoint: rx.origin,
+    cookie: { domain: "b.example.com" },
+  });
+  const aid = (await context.cookies()).find((c) => c.name === "sgm_aid");
+  assert.equal(aid.domain, ".b.example.com");
+  assert.equal(await page.evaluate(() => window.sm.anonymousId()), aid.value);
+  const ipPage = await openWithSdk(context, `${rx.origin}/blank.html`, { endpoint: rx.origin });
+  const ipCookie = (await context.cookies(rx.origin)).find((c) => c.name === "sgm_aid");
+  assert.equal(ipCookie.domain, "127.0.0.1", "host-only");
+  assert.ok(await ipPage.evaluate(() => window.sm.anonymousId()));
+  await context.close();
+});
+
+test("the cookie is renewed on each visit", async () => {
+  const context = await browser.newContext();
+  await context.addCookies([
+    { name: "sgm_aid", value: "123e4567-e89b-42d3-a456-426614174000", domain: "127.0.0.1", path: "/", expires: Math.floor(Date.now() / 1000) + 3600 },
+  ]);
+  const page = await openWithSdk(context, `${rx.origin}/blank.html`, { endpoint: rx.origin });
+  assert.equal(await page.evaluate(() => window.sm.anonymousId()), "123e4567-e89b-42d3-a456-426614174000");
+  const aid = (await context.cookies()).find((c) => c.name === "sgm_aid");
+  assert.ok(aid.expires * 1000 - Date.now() > 364 * 86_400_000, "renewed to 365 days");
+  await context.close();
+});
+
+test("options are validated and errors name the option", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${rx.origin}/blank.html`);
+  await page.waitForFunction(() => window.segmintModule);
+  const results = await page.evaluate(async (endpoint) => {
+    const out = [];
+    for (const options of [
+      { endpoint, flushInterval: 5 },
+      { endpoint: "collector.example" },
+      { endpoint, flushIntervalMs: -1 },
+      { endpoint, cookie: { domian: "x" } },
+    ]) {
+      const sm = window.segmintModule.load(options);
+      const heard = [];
+      sm.on("error", (e) => heard.push(e.code));
+      const err = await sm.ready.then(() => null, (e) => e);
+      const call = await sm.track("x").then(() => "ok", (e) => e.code);
+      out.push({ code: err.code, option: err.option, message: err.message, heard, call });
+    }
+    return out;
+  }, rx.origin);
+  assert.deepEqual(results.map((r) => r.option), ["flushInterval", "endpoint", "flushIntervalMs", "cookie.domian"]);
+  for (const r of results) {
+    assert.equal(r.code, "invalid_option");
+    assert.deepEqual(r.heard, ["invalid_option"], "on('error') hears it too");
+    assert.equal(r.call, "invalid_option", "calls after a failed start reject");
+    assert.match(r.message, /option `/);
+  }
+  await context.close();
+});
+
+test("values JSON cannot carry are refused with a code, and nothing else is lost", async () => {
+  const context = await browser.newContext();
+  rx.reset();
+  const page = await openWithSdk(context, `${rx.origin}/blank.html`, { endpoint: rx.origin });
+  const codes = await page.evaluate(async () => {
+    const cyclic = { a: 1 };
+    cyclic.self = cyclic;
+    const cases = [
+      { fn() {} },
+      { s: Symbol("x") },
+      { big: 10n },
+      { deep: { n: NaN } },
+      { list: [1, Infinity] },
+      cyclic,
+      "not an object",
+      [1, 2],
+    ];
+    const out = [];
+    for (const c of cases) out.push(await window.sm.track("Bad", c).then(() => "ok", (e) => `${e.code} ${e.path || e.argument}`));
+    out.push(await window.sm.track("Too Big", { x: "y".repeat(40_000) }).then(() => "ok", (e) => e.code));
+    await window.sm.track("Good", { ok: true });
+    await window.sm.flush();
+    return out;
+  });
+  assert.deepEqual(codes, [
+    "unserializable_value properties.fn",
+    "unserializable_value properties.s",
+    "unserializable_value properties.big",
+    "unserializable_value properties.deep.n",
+    "unserializable_value properties.list[1]",
+    "unserializable_value properties",
+    "invalid_argument properties",
+    "invalid_argument properties",
+    "event_too_large",
+  ]);
+  assert.deepEqual(rx.state.messages.map((m) => m.event), ["Good"]);
+  await context.close();
+});

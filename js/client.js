@@ -1,0 +1,254 @@
+// The segmint client: the JavaScript API of DESIGN.md. It returns at once,
+// buffers calls until the wasm core is ready, and keeps the hot path
+// (track) to one JSON.stringify and one call into wasm.
+
+import { SegmintError, encode } from "./json.js";
+
+const OK = Promise.resolve();
+const noop = () => {};
+
+/** A rejected promise that does not count as unhandled: callers that
+ * await see the error; fire-and-forget callers are not punished. */
+function rejected(err) {
+  const p = Promise.reject(err);
+  p.catch(noop);
+  return p;
+}
+
+function invalid(argument, reason) {
+  return new SegmintError({ code: "invalid_argument", message: `${argument}: ${reason}`, argument });
+}
+
+/** What a client does in Node or during server-side rendering: nothing. */
+export const inertMethods = {
+  track: () => OK,
+  page: () => OK,
+  identify: () => OK,
+  productClicked: () => OK,
+  productsSearched: () => OK,
+  orderCompleted: () => OK,
+  reset: noop,
+  flush: () => Promise.resolve({ sent: 0, pending: 0 }),
+  consent: () => OK,
+  anonymousId: () => null,
+  userId: () => null,
+  segments: () => [],
+  inSegment: () => false,
+  traits: () => ({}),
+  on: noop,
+  off: noop,
+};
+
+export class Client {
+  /**
+   * @param {object} options load() options
+   * @param {() => Promise<{Segmint: Function}>} start loads the wasm core
+   */
+  constructor(options, start) {
+    this._listeners = new Map();
+    this._pending = [];
+    this._inst = null;
+    this._hooks = [];
+    const { wasmUrl, ...coreOptions } = options || {};
+    this.ready = start(wasmUrl).then(
+      (wasm) => {
+        let text;
+        try {
+          text = JSON.stringify(coreOptions);
+        } catch (e) {
+          throw new SegmintError({ code: "invalid_option", message: `options: ${e.message}`, option: "options" });
+        }
+        try {
+          this._inst = new wasm.Segmint(text, (type, payload) => this._notice(type, payload));
+        } catch (e) {
+          throw typeof e === "string" ? new SegmintError(JSON.parse(e)) : e;
+        }
+        this.settings = JSON.parse(this._inst.settings());
+        for (const hook of this._hooks) hook(this);
+        const pending = this._pending;
+        this._pending = null;
+        for (const [method, args, settle] of pending) settle(this[method](...args));
+        return this;
+      },
+      (e) => {
+        throw e instanceof SegmintError
+          ? e
+          : new SegmintError({ code: "load_failed", message: `segmint could not start: ${e && e.message ? e.message : e}` });
+      },
+    );
+    this.ready.catch((e) => {
+      const pending = this._pending || [];
+      this._pending = null;
+      this._failed = e;
+      this._emit("error", e);
+      for (const [, , settle] of pending) settle(rejected(e));
+    });
+  }
+
+  /** Runs `hook(client)` once the core is ready (slots, capture). */
+  _whenReady(hook) {
+    if (this._inst) hook(this);
+    else this._hooks.push(hook);
+  }
+
+  _notice(type, payload) {
+    if (type === "debug") {
+      console.info("[segmint]", payload);
+      return;
+    }
+    const data = JSON.parse(payload);
+    this._emit(type, type === "error" ? new SegmintError(data) : data);
+  }
+
+  _emit(type, data) {
+    const fns = this._listeners.get(type);
+    if (!fns) {
+      if (type === "error") console.warn("[segmint]", data.message);
+      return;
+    }
+    for (const fn of [...fns]) {
+      try {
+        fn(data);
+      } catch (e) {
+        console.error("[segmint] a listener for", type, "threw", e);
+      }
+    }
+  }
+
+  /** A call made before the core is ready: replayed, in order, once it
+   * is; rejected if it never will be. */
+  _wait(method, args) {
+    if (this._failed) return rejected(this._failed);
+    return new Promise((resolve) => this._pending.push([method, args, resolve]));
+  }
+
+  _fail(err) {
+    this._emit("error", err);
+    return rejected(err);
+  }
+
+  /** Result of a wasm call: undefined, or an error as JSON text. */
+  _result(err) {
+    return err === undefined ? OK : this._fail(new SegmintError(JSON.parse(err)));
+  }
+
+  /** Record a custom event. Resolves once queued. */
+  track(event, properties) {
+    const inst = this._inst;
+    if (!inst) return this._wait("track", [event, properties]);
+    if (typeof event !== "string") return this._fail(invalid("track(event)", "expected a string"));
+    let json;
+    try {
+      json = encode(properties, "properties");
+    } catch (e) {
+      return this._fail(e);
+    }
+    const err = inst.track(event, json);
+    return err === undefined ? OK : this._result(err);
+  }
+
+  /** Record a page view: page(), page(name), page(properties), page(name, properties). */
+  page(name, properties) {
+    if (!this._inst) return this._wait("page", [name, properties]);
+    if (name !== null && typeof name === "object") [name, properties] = [undefined, name];
+    if (name !== undefined && name !== null && typeof name !== "string") return this._fail(invalid("page(name)", "expected a string"));
+    return this._call(() => this._inst.page(name ?? undefined, encode(properties, "properties")));
+  }
+
+  /** identify(userId, traits) or identify(traits). */
+  identify(userId, traits) {
+    if (!this._inst) return this._wait("identify", [userId, traits]);
+    if (userId !== null && typeof userId === "object") [userId, traits] = [undefined, userId];
+    if (typeof userId === "number") userId = String(userId);
+    if (userId !== undefined && userId !== null && typeof userId !== "string") {
+      return this._fail(invalid("identify(userId)", "expected a string"));
+    }
+    return this._call(() => this._inst.identify(userId ?? undefined, encode(traits, "traits")));
+  }
+
+  /** Segment e-commerce "Product Clicked"; requires product_id. */
+  productClicked(properties) {
+    if (!this._inst) return this._wait("productClicked", [properties]);
+    return this._call(() => this._inst.productClicked(encode(properties ?? {}, "properties")));
+  }
+
+  /** Segment e-commerce "Products Searched" with `query`. */
+  productsSearched(query, properties) {
+    if (!this._inst) return this._wait("productsSearched", [query, properties]);
+    if (typeof query !== "string") return this._fail(invalid("productsSearched(query)", "expected a string"));
+    return this._call(() => this._inst.productsSearched(query, encode(properties, "properties")));
+  }
+
+  /** Segment e-commerce "Order Completed"; requires order_id and products. */
+  orderCompleted(order) {
+    if (!this._inst) return this._wait("orderCompleted", [order]);
+    return this._call(() => this._inst.orderCompleted(encode(order ?? {}, "order")));
+  }
+
+  _call(f) {
+    try {
+      return this._result(f());
+    } catch (e) {
+      return this._fail(e instanceof SegmintError ? e : new SegmintError({ code: "invalid_argument", message: String(e) }));
+    }
+  }
+
+  /** Forget the user: new anonymous id; queued events still go out. */
+  reset() {
+    if (this._inst) this._inst.reset();
+    else if (this._pending) this._pending.push(["reset", [], noop]);
+  }
+
+
+  /** Send everything queued now; resolves to {sent, pending}. */
+  flush() {
+    if (!this._inst) return this._wait("flush", []);
+    return this._inst.flush().then(JSON.parse);
+  }
+
+  /** consent("granted" | "denied" | "pending"), remembered in a cookie. */
+  consent(state) {
+    if (!this._inst) return this._wait("consent", [state]);
+    if (state === undefined) return Promise.resolve(this._inst.consentState());
+    return this._result(this._inst.consent(String(state)));
+  }
+
+  /** The anonymous id (null until ready). */
+  anonymousId() {
+    return this._inst ? this._inst.anonymousId() : null;
+  }
+
+  /** The user id after identify (null until then). */
+  userId() {
+    return this._inst ? this._inst.userId() ?? null : null;
+  }
+
+  /** Current segment ids, highest priority first. */
+  segments() {
+    return this._inst ? JSON.parse(this._inst.segments()) : [];
+  }
+
+  /** Whether the user is in segment `id`. */
+  inSegment(id) {
+    return this._inst ? this._inst.inSegment(String(id)) : false;
+  }
+
+  /** The user's traits: from identify, and computed from the rules. */
+  traits() {
+    return this._inst ? JSON.parse(this._inst.traits()) : {};
+  }
+
+  /** on("segments" | "error", listener) */
+  on(type, fn) {
+    if (typeof fn !== "function") return this;
+    if (!this._listeners.has(type)) this._listeners.set(type, new Set());
+    this._listeners.get(type).add(fn);
+    return this;
+  }
+
+  /** Removes a listener added with on(). */
+  off(type, fn) {
+    this._listeners.get(type)?.delete(fn);
+    return this;
+  }
+}

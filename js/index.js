@@ -1,0 +1,31 @@
+// segmint: the npm entry. `load(options)` returns a client at once; the
+// wasm core loads in the background and calls made meanwhile are replayed
+// in order. In Node or during server-side rendering every call is a no-op.
+
+import initWasm, * as wasm from "./segmint_wasm.js";
+import { Client, inertMethods } from "./client.js";
+
+export { SegmintError } from "./json.js";
+export { Client };
+
+/** True where segmint can run: a browser page with WebAssembly. */
+function inBrowser() {
+  return typeof window !== "undefined" && typeof document !== "undefined" && typeof WebAssembly !== "undefined";
+}
+
+/**
+ * Starts segmint. Returns at once; see index.d.ts for the options.
+ * @param {import("./index").LoadOptions} options
+ * @returns {import("./index").SegmintClient}
+ */
+export function load(options) {
+  if (!inBrowser()) {
+    return Object.assign(Object.create(null), inertMethods, {
+      ready: Promise.resolve(),
+      personalize: () => ({ undo() {} }),
+    });
+  }
+  return new Client(options, (wasmUrl) =>
+    initWasm(wasmUrl ? { module_or_path: wasmUrl } : undefined).then(() => wasm),
+  );
+}

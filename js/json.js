@@ -1,0 +1,70 @@
+// Turning page values into JSON text for the wasm core, with errors for
+// what JSON cannot carry. JSON.stringify alone would silently drop
+// functions and symbols and turn NaN into null; the replacer refuses them
+// and names where they were.
+
+/** An error from segmint, with a stable `code` (see README "Errors"). */
+export class SegmintError extends Error {
+  constructor(info) {
+    super(info.message);
+    this.name = "SegmintError";
+    Object.assign(this, info);
+  }
+}
+
+function describe(v) {
+  const t = typeof v;
+  if (t === "number") return String(v);
+  if (t === "bigint") return "a BigInt";
+  return "a " + t;
+}
+
+/**
+ * JSON text of `value`, a plain object (or undefined/null: `{}`).
+ * Throws SegmintError `invalid_argument` for a non-object and
+ * `unserializable_value` for functions, symbols, BigInt, NaN, Infinity
+ * and cycles.
+ */
+export function encode(value, what) {
+  if (value === undefined || value === null) return "{}";
+  if (typeof value !== "object" || Array.isArray(value)) {
+    throw new SegmintError({
+      code: "invalid_argument",
+      message: `${what}: expected a plain object`,
+      argument: what,
+    });
+  }
+  // Paths of nested objects, recorded as they are met, so an error can say
+  // where the bad value was.
+  let paths;
+  try {
+    return JSON.stringify(value, function (key, v) {
+      const t = typeof v;
+      if (t === "object") {
+        if (v !== null && key !== "") (paths || (paths = new Map())).set(v, path(this, key));
+        return v;
+      }
+      if (t === "function" || t === "symbol" || t === "bigint" || (t === "number" && !isFinite(v))) {
+        const where = path(this, key);
+        throw new SegmintError({
+          code: "unserializable_value",
+          message: `${where}: ${describe(v)} cannot be sent as JSON; pass strings, finite numbers, booleans, null, arrays or plain objects`,
+          path: where,
+        });
+      }
+      return v;
+    });
+  } catch (e) {
+    if (e instanceof SegmintError) throw e;
+    throw new SegmintError({
+      code: "unserializable_value",
+      message: `${what}: ${e && e.message ? e.message : e} (a cycle, or a value with a failing toJSON)`,
+      path: what,
+    });
+  }
+
+  function path(holder, key) {
+    const base = (paths && paths.get(holder)) || what;
+    return Array.isArray(holder) ? `${base}[${key}]` : key === "" ? base : `${base}.${key}`;
+  }
+}

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs every test: formatting, lints (native and wasm32), the core's unit,
+# property and conformance tests, the wasm bindings in headless Chromium
+# and Firefox, and the end-to-end suites in Chromium.
+#
+#   scripts/test.sh            everything (runs scripts/setup.sh first)
+#   SEGMINT_SKIP_FIREFOX=1     skip the Firefox run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+bash scripts/setup.sh
+export PATH="$ROOT/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (native)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo clippy (wasm32)"
+cargo clippy --target wasm32-unknown-unknown -p segmint --all-targets --locked -- -D warnings
+cargo clippy --target wasm32-unknown-unknown -p segmint-core --lib --locked -- -D warnings
+
+step "cargo test (core: unit, property, scenario and GrowthBook conformance tests)"
+cargo test --workspace --locked
+
+step "build the npm package (pkg/)"
+bash scripts/build.sh
+
+step "wasm bindings in headless browsers"
+RECEIVER_PORT=${RECEIVER_PORT:-8787}
+node e2e/receiver.mjs --port "$RECEIVER_PORT" > target/receiver.log 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$RECEIVER_PORT/__received" >/dev/null && break; sleep 0.1; done
+export SEGMINT_TEST_ENDPOINT="http://127.0.0.1:$RECEIVER_PORT"
+wasm-pack test --headless --chrome --mode no-install 2>&1 | grep -v "failed to get wasm-pack version"
+test "${PIPESTATUS[0]}" = 0
+if [ -z "${SEGMINT_SKIP_FIREFOX:-}" ]; then
+  wasm-pack test --headless --firefox --mode no-install 2>&1 | grep -v "failed to get wasm-pack version"
+  test "${PIPESTATUS[0]}" = 0
+fi
+
+step "end-to-end (Chromium, playwright-core)"
+node --test --test-concurrency=1 e2e/
+
+printf '\n\033[1;32mall tests passed\033[0m\n'

@@ -1,0 +1,582 @@
+//! The running SDK in a page: the core [`Tracker`] plus the browser's
+//! timers, listeners and network.
+//!
+//! Every entry point goes through [`Runtime::run`]: it borrows the state,
+//! lets the tracker work, and collects what must happen next (batches to
+//! send, a microtask, a timer, notices for the page) into an [`Outbox`],
+//! which is carried out only after the borrow ends. So page code called
+//! back from here (an `on("segments")` listener that tracks) never finds
+//! the state borrowed.
+
+use crate::browser::{self, CookieJar, JsHost, LocalStore};
+use js_sys::{Function, Promise};
+use segmint_core::config::{Config, Consent};
+use segmint_core::delivery::{Batch, FlushDone, Outcome};
+use segmint_core::store::Store;
+use segmint_core::tracker::{Notice, Start, Tracker};
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{RequestInit, Response};
+
+/// sessionStorage key naming this tab's current page view.
+const TAB_KEY: &str = "sgm_tab";
+/// The consent cookie holds only the choice.
+pub const CONSENT_COOKIE: &str = "sgm_consent";
+/// localStorage: the endpoint that said it accepts gzip bodies.
+const GZIP_KEY: &str = "sgm_gzip";
+/// How often a page view refreshes its heartbeat and looks for orphans.
+const HEARTBEAT_MS: i32 = 30_000;
+
+/// The SDK's state in this page.
+pub struct State {
+    /// The core.
+    pub tracker: Tracker<LocalStore>,
+    /// Where the anonymous-id cookie goes.
+    pub jar: CookieJar,
+    /// The page view this tab showed before, until its queue is adopted.
+    previous_tab: Option<String>,
+    /// Pending `setTimeout`: (handle, due time).
+    timer: Option<(i32, f64)>,
+    microtask_queued: bool,
+    flushes: Vec<(u32, Function)>,
+    /// Batches are gzipped (the endpoint accepts it and the page can).
+    gzip: bool,
+    compress: bool,
+    cookie_domain_option: Option<String>,
+    cookie_max_age_days: f64,
+}
+
+/// What to do once the state is no longer borrowed.
+#[derive(Default)]
+struct Outbox {
+    batches: Vec<Batch>,
+    microtask: bool,
+    /// `Some(Some(t))`: (re)arm the timer for `t`; `Some(None)`: disarm.
+    timer: Option<Option<f64>>,
+    notices: Vec<Notice>,
+    resolved: Vec<(Function, FlushDone)>,
+}
+
+/// An event listener the browser holds.
+type Listener = Closure<dyn FnMut(web_sys::Event)>;
+
+/// The running SDK.
+pub struct Runtime {
+    state: RefCell<State>,
+    emit: Function,
+    /// Callbacks the browser holds; they live as long as the page.
+    wake: RefCell<Option<Closure<dyn FnMut()>>>,
+    microtask: RefCell<Option<Closure<dyn FnMut()>>>,
+    listeners: RefCell<Vec<Listener>>,
+}
+
+fn flush_json(done: &FlushDone) -> String {
+    format!("{{\"sent\":{},\"pending\":{}}}", done.sent, done.pending)
+}
+
+impl State {
+    /// Collects what the tracker needs next.
+    fn outbox(&mut self, now: f64, pump: bool) -> Outbox {
+        let mut out = Outbox::default();
+        if pump {
+            while let Some(batch) = self.tracker.poll(now) {
+                out.batches.push(batch);
+            }
+        }
+        if self.tracker.needs_persist() && !self.microtask_queued {
+            self.microtask_queued = true;
+            out.microtask = true;
+        }
+        let wake = self.tracker.next_wake();
+        if wake != self.timer.map(|(_, at)| at) {
+            out.timer = Some(wake);
+        }
+        for notice in self.tracker.drain_notices() {
+            match notice {
+                Notice::Flushed(done) => {
+                    if let Some(i) = self.flushes.iter().position(|(id, _)| *id == done.id) {
+                        let (_, resolve) = self.flushes.swap_remove(i);
+                        out.resolved.push((resolve, done));
+                    }
+                }
+                other => out.notices.push(other),
+            }
+        }
+        out
+    }
+
+    /// (Re)writes the anonymous-id cookie when cookies are allowed,
+    /// probing the domain first if it was never probed.
+    pub fn write_cookie(&mut self) {
+        let Some(id) = self.tracker.cookie_id().map(str::to_string) else {
+            return;
+        };
+        if self.jar.domain.is_none() && self.cookie_domain_option.is_none() {
+            let mut store = LocalStore::open();
+            self.jar = CookieJar::for_page(
+                &self.jar.name,
+                None,
+                self.cookie_max_age_days,
+                &mut store,
+                true,
+            );
+        }
+        self.jar.write(&self.jar.name.clone(), &id);
+    }
+}
+
+impl Runtime {
+    /// Starts the SDK in this page: restores identity, writes the cookie,
+    /// loads cached rules, adopts queues earlier page views left, and
+    /// listens for the page's lifecycle.
+    pub fn start(mut config: Config, emit: Function) -> Rc<Runtime> {
+        let mut store = LocalStore::open();
+        if store.get("segmint_debug").as_deref() == Some("1") {
+            config.debug = true;
+        }
+        let jar_cookies = browser::cookies();
+        let remembered = segmint_core::cookie::read_cookie(&jar_cookies, CONSENT_COOKIE)
+            .and_then(Consent::parse);
+        let cookie_id = segmint_core::cookie::read_cookie(&jar_cookies, &config.cookie_name)
+            .map(str::to_string);
+        let previous_tab = browser::session_get(TAB_KEY);
+        let now = browser::now();
+        let gzip =
+            config.compress && store.get(GZIP_KEY).as_deref() == Some(config.endpoint.as_str());
+        let start = Start {
+            now,
+            seed: browser::random_bytes(),
+            fresh_id: browser::random_bytes(),
+            cookie_id,
+            remembered_consent: remembered,
+            gpc: browser::global_privacy_control(),
+            previous_tab: previous_tab.clone(),
+            page: browser::page_info(),
+            online: browser::online(),
+        };
+        let cookie_domain_option = config.cookie_domain.clone();
+        let cookie_max_age_days = config.cookie_max_age_days;
+        let compress = config.compress;
+        let name = config.cookie_name.clone();
+        let tracker = Tracker::new(
+            config,
+            LocalStore::open(),
+            Box::new(JsHost::default()),
+            start,
+        );
+        let allowed = tracker.consent() == Consent::Granted;
+        let jar = CookieJar::for_page(
+            &name,
+            cookie_domain_option.clone(),
+            cookie_max_age_days,
+            &mut store,
+            allowed,
+        );
+        browser::session_set(TAB_KEY, tracker.tab_id());
+        let rt = Rc::new(Runtime {
+            state: RefCell::new(State {
+                tracker,
+                jar,
+                previous_tab,
+                timer: None,
+                microtask_queued: false,
+                flushes: Vec::new(),
+                gzip,
+                compress,
+                cookie_domain_option,
+                cookie_max_age_days,
+            }),
+            emit,
+            wake: RefCell::new(None),
+            microtask: RefCell::new(None),
+            listeners: RefCell::new(Vec::new()),
+        });
+        rt.install_callbacks();
+        rt.run(true, |s, _| s.write_cookie());
+        rt.adopt();
+        rt.fetch_rules();
+        rt
+    }
+
+    /// Runs `f` on the state, then carries out what it left to do.
+    /// `pump`: also start any batch that is due. Returns `None` only if
+    /// the state was already borrowed (a re-entrant call, which the
+    /// outbox design rules out).
+    pub fn run<R>(self: &Rc<Self>, pump: bool, f: impl FnOnce(&mut State, f64) -> R) -> Option<R> {
+        let now = browser::now();
+        let (result, out) = {
+            let mut state = self.state.try_borrow_mut().ok()?;
+            let result = f(&mut state, now);
+            let out = state.outbox(now, pump);
+            (result, out)
+        };
+        self.carry_out(out, now);
+        Some(result)
+    }
+
+    fn carry_out(self: &Rc<Self>, out: Outbox, now: f64) {
+        for batch in out.batches {
+            self.send(batch);
+        }
+        if out.microtask {
+            if let (Some(w), Some(cb)) = (browser::window(), self.microtask.borrow().as_ref()) {
+                w.queue_microtask(cb.as_ref().unchecked_ref());
+            }
+        }
+        if let Some(wake) = out.timer {
+            self.arm_timer(wake, now);
+        }
+        for (resolve, done) in out.resolved {
+            let _ = resolve.call1(&JsValue::NULL, &JsValue::from_str(&flush_json(&done)));
+        }
+        for notice in out.notices {
+            let (kind, payload) = match notice {
+                Notice::Error(e) => ("error", e.to_json()),
+                Notice::Segments(change) => ("segments", change.to_json()),
+                Notice::Debug(line) => ("debug", line),
+                Notice::Flushed(done) => ("flush", flush_json(&done)),
+            };
+            let _ = self.emit.call2(
+                &JsValue::NULL,
+                &JsValue::from_str(kind),
+                &JsValue::from_str(&payload),
+            );
+        }
+    }
+
+    fn arm_timer(self: &Rc<Self>, wake: Option<f64>, now: f64) {
+        let Some(w) = browser::window() else { return };
+        let Ok(mut state) = self.state.try_borrow_mut() else {
+            return;
+        };
+        if let Some((handle, _)) = state.timer.take() {
+            w.clear_timeout_with_handle(handle);
+        }
+        let (Some(at), Some(cb)) = (
+            wake,
+            self.wake.borrow().as_ref().map(|c| c.as_ref().clone()),
+        ) else {
+            return;
+        };
+        let delay = (at - now).clamp(0.0, 2_147_483_647.0) as i32;
+        if let Ok(handle) =
+            w.set_timeout_with_callback_and_timeout_and_arguments_0(cb.unchecked_ref(), delay)
+        {
+            state.timer = Some((handle, at));
+        }
+    }
+
+    fn listen(
+        self: &Rc<Self>,
+        target: &web_sys::EventTarget,
+        event: &str,
+        f: impl Fn(&Rc<Runtime>, web_sys::Event) + 'static,
+    ) {
+        let weak: Weak<Runtime> = Rc::downgrade(self);
+        let cb = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+            if let Some(rt) = weak.upgrade() {
+                f(&rt, e);
+            }
+        });
+        let _ = target.add_event_listener_with_callback(event, cb.as_ref().unchecked_ref());
+        if let Ok(mut l) = self.listeners.try_borrow_mut() {
+            l.push(cb);
+        }
+    }
+
+    fn install_callbacks(self: &Rc<Self>) {
+        let weak = Rc::downgrade(self);
+        *self.wake.borrow_mut() = Some(Closure::new(move || {
+            if let Some(rt) = weak.upgrade() {
+                rt.run(true, |s, now| {
+                    s.timer = None;
+                    s.tracker.tick(now);
+                });
+            }
+        }));
+        let weak = Rc::downgrade(self);
+        *self.microtask.borrow_mut() = Some(Closure::new(move || {
+            if let Some(rt) = weak.upgrade() {
+                rt.run(true, |s, now| {
+                    s.microtask_queued = false;
+                    s.tracker.persist(now);
+                });
+            }
+        }));
+        let Some(w) = browser::window() else { return };
+        let win: &web_sys::EventTarget = w.as_ref();
+        self.listen(win, "pagehide", |rt, _| rt.page_hide());
+        self.listen(win, "pageshow", |rt, e| {
+            let restored = e
+                .dyn_ref::<web_sys::PageTransitionEvent>()
+                .is_some_and(|p| p.persisted());
+            if restored {
+                rt.run(true, |s, now| {
+                    let old = s.tracker.resume(now);
+                    browser::session_set(TAB_KEY, s.tracker.tab_id());
+                    s.previous_tab = Some(old);
+                });
+                rt.adopt();
+            }
+        });
+        self.listen(win, "online", |rt, _| {
+            rt.run(true, |s, _| s.tracker.set_online(true));
+        });
+        self.listen(win, "offline", |rt, _| {
+            rt.run(true, |s, _| s.tracker.set_online(false));
+        });
+        self.listen(win, "storage", |rt, e| {
+            // Another tab released its queue (its page went away): take it.
+            let released = e.dyn_ref::<web_sys::StorageEvent>().is_some_and(|s| {
+                s.new_value().is_none()
+                    && s.key()
+                        .is_some_and(|k| k.starts_with(segmint_core::queue::TAB_PREFIX))
+            });
+            if released {
+                rt.adopt();
+            }
+        });
+        if let Some(doc) = w.document() {
+            let target: &web_sys::EventTarget = doc.as_ref();
+            self.listen(target, "visibilitychange", |rt, _| {
+                let hidden = browser::window()
+                    .and_then(|w| w.document())
+                    .is_some_and(|d| d.visibility_state() == web_sys::VisibilityState::Hidden);
+                if hidden {
+                    rt.page_hidden();
+                }
+            });
+        }
+        // Heartbeat: tells other tabs this page view is alive, and finds
+        // queues crashed tabs left behind.
+        let weak = Rc::downgrade(self);
+        let beat = Closure::<dyn FnMut()>::new(move || {
+            if let Some(rt) = weak.upgrade() {
+                rt.run(true, |s, now| {
+                    s.tracker.heartbeat(now);
+                    s.tracker.tick(now);
+                });
+                rt.adopt();
+            }
+        });
+        let _ = w.set_interval_with_callback_and_timeout_and_arguments_0(
+            beat.as_ref().unchecked_ref(),
+            HEARTBEAT_MS,
+        );
+        beat.forget();
+    }
+
+    /// Adopts queues that earlier page views or closed tabs left, under a
+    /// cross-tab lock where the browser has Web Locks (so two tabs never
+    /// take the same queue); without it, the heartbeat rules still keep
+    /// live tabs' queues safe.
+    pub fn adopt(self: &Rc<Self>) {
+        let Some(pending) = self.run(false, |s, now| {
+            let previous = s.previous_tab.clone();
+            s.tracker
+                .has_orphans(previous.as_deref(), now)
+                .then_some(previous)
+        }) else {
+            return;
+        };
+        let Some(previous) = pending else { return };
+        let weak = Rc::downgrade(self);
+        let take = move || {
+            if let Some(rt) = weak.upgrade() {
+                rt.run(true, |s, now| {
+                    s.tracker.adopt_orphans(previous.as_deref(), now);
+                    s.previous_tab = None;
+                });
+            }
+        };
+        match browser::lock_manager() {
+            Some(locks) => {
+                let cb = Closure::once_into_js(take);
+                if locks.request("segmint-queue", cb.unchecked_ref()).is_err() {
+                    // Locks refused (sandboxed frame): fall back below.
+                }
+            }
+            None => take(),
+        }
+    }
+
+    fn page_hidden(self: &Rc<Self>) {
+        let batches = self
+            .run(false, |s, now| s.tracker.hidden(now))
+            .unwrap_or_default();
+        for batch in batches {
+            self.send(batch);
+        }
+    }
+
+    fn page_hide(self: &Rc<Self>) {
+        self.run(false, |s, now| {
+            let url = s.tracker.batch_url().to_string();
+            for batch in s.tracker.pagehide(now) {
+                let taken = beacon(&url, &batch.body);
+                s.tracker.unloaded(batch.id, taken);
+            }
+            s.tracker.release(now);
+        });
+    }
+
+    /// Posts a batch; the answer goes back to the tracker.
+    fn send(self: &Rc<Self>, batch: Batch) {
+        let weak = Rc::downgrade(self);
+        let Some((url, gzip)) = self.run(false, |s, _| {
+            (
+                s.tracker.batch_url().to_string(),
+                s.gzip && !batch.keepalive,
+            )
+        }) else {
+            return;
+        };
+        wasm_bindgen_futures::spawn_local(async move {
+            let (outcome, accepts_gzip) = post(&url, batch.body, gzip, batch.keepalive).await;
+            if let Some(rt) = weak.upgrade() {
+                rt.run(true, |s, now| {
+                    if accepts_gzip && s.compress && !s.gzip {
+                        s.gzip = true;
+                        let endpoint = url.strip_suffix("/v1/batch").unwrap_or(&url).to_string();
+                        let mut store = LocalStore::open();
+                        if s.tracker.consent() == Consent::Granted {
+                            let _ = store.set(GZIP_KEY, &endpoint);
+                        }
+                    }
+                    s.tracker.settle(batch.id, outcome, now);
+                });
+            }
+        });
+    }
+
+    /// `flush()`: a promise of `{"sent":n,"pending":m}` (JSON text).
+    pub fn flush(self: &Rc<Self>) -> Promise {
+        let rt = self.clone();
+        Promise::new(&mut move |resolve: Function, _reject: Function| {
+            rt.run(true, |s, now| {
+                s.tracker.persist(now);
+                match s.tracker.flush() {
+                    Ok(id) => s.flushes.push((id, resolve.clone())),
+                    Err(done) => {
+                        let _ =
+                            resolve.call1(&JsValue::NULL, &JsValue::from_str(&flush_json(&done)));
+                    }
+                }
+            });
+        })
+    }
+
+    /// Fetches the rules document if the cache is missing or stale.
+    pub fn fetch_rules(self: &Rc<Self>) {
+        let Some(Some(request)) = self.run(false, |s, now| s.tracker.rules_request(now)) else {
+            return;
+        };
+        let weak = Rc::downgrade(self);
+        wasm_bindgen_futures::spawn_local(async move {
+            let (status, etag, text) = get_rules(&request.url, request.etag.as_deref()).await;
+            if let Some(rt) = weak.upgrade() {
+                rt.run(true, |s, now| {
+                    s.tracker.rules_fetched(status, etag, &text, now)
+                });
+            }
+        });
+    }
+}
+
+/// Hands a body to `navigator.sendBeacon` (falling back to a keepalive
+/// fetch); `false` when the browser refuses it (over its budget).
+fn beacon(url: &str, body: &str) -> bool {
+    let Some(w) = browser::window() else {
+        return false;
+    };
+    match w.navigator().send_beacon_with_opt_str(url, Some(body)) {
+        Ok(taken) => taken,
+        Err(_) => {
+            let init = RequestInit::new();
+            init.set_method("POST");
+            init.set_body(&JsValue::from_str(body));
+            browser::set_keepalive(&init, true);
+            let promise = w.fetch_with_str_and_init(url, &init);
+            // The page is going: nobody is left to hear the answer.
+            let ignore = Closure::<dyn FnMut(JsValue)>::new(|_| {});
+            let _ = promise.catch(&ignore);
+            ignore.forget();
+            true
+        }
+    }
+}
+
+/// POSTs a batch body. Returns the outcome and whether the endpoint says
+/// it accepts gzip bodies (`Accept-Encoding: gzip` on the answer).
+async fn post(url: &str, body: String, gzip: bool, keepalive: bool) -> (Outcome, bool) {
+    let Some(w) = browser::window() else {
+        return (Outcome::NetworkError, false);
+    };
+    let mut target = url.to_string();
+    let mut payload = JsValue::from_str(&body);
+    if gzip {
+        if let Some(promise) = browser::gzip(&body) {
+            if let Ok(buffer) = JsFuture::from(promise).await {
+                payload = buffer;
+                target.push_str("?compression=gzip");
+            }
+        }
+    }
+    drop(body);
+    let init = RequestInit::new();
+    init.set_method("POST");
+    init.set_body(&payload);
+    browser::set_keepalive(&init, keepalive);
+    let Ok(answer) = JsFuture::from(w.fetch_with_str_and_init(&target, &init)).await else {
+        return (Outcome::NetworkError, false);
+    };
+    let Ok(response) = answer.dyn_into::<Response>() else {
+        return (Outcome::NetworkError, false);
+    };
+    let headers = response.headers();
+    let header = |name: &str| headers.get(name).ok().flatten();
+    let accepts_gzip =
+        header("Accept-Encoding").is_some_and(|v| segmint_core::message::contains(&v, "gzip"));
+    (
+        Outcome::Status {
+            status: response.status(),
+            retry_after: header("Retry-After"),
+        },
+        accepts_gzip,
+    )
+}
+
+/// GETs the rules document with `If-None-Match`. Status 0 is a network
+/// error.
+async fn get_rules(url: &str, etag: Option<&str>) -> (u16, Option<String>, String) {
+    let Some(w) = browser::window() else {
+        return (0, None, String::new());
+    };
+    let init = RequestInit::new();
+    if let Some(etag) = etag {
+        if let Ok(headers) = web_sys::Headers::new() {
+            let _ = headers.set("If-None-Match", etag);
+            init.set_headers(&headers);
+        }
+    }
+    let Ok(answer) = JsFuture::from(w.fetch_with_str_and_init(url, &init)).await else {
+        return (0, None, String::new());
+    };
+    let Ok(response) = answer.dyn_into::<Response>() else {
+        return (0, None, String::new());
+    };
+    let etag = response.headers().get("ETag").ok().flatten();
+    let status = response.status();
+    let text = match response.text() {
+        Ok(p) => JsFuture::from(p)
+            .await
+            .ok()
+            .and_then(|t| t.as_string())
+            .unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    (status, etag, text)
+}

@@ -1,0 +1,324 @@
+//! Browser tests of the wasm bindings (`wasm-pack test --headless --chrome`
+//! and `--firefox`): cookie, storage, a batch delivered to a real local
+//! endpoint, and garbage through every exported function.
+//!
+//! The endpoint is the Node receiver (`e2e/receiver.mjs`) that
+//! `scripts/test.sh` starts; its URL is fixed at build time through
+//! `SEGMINT_TEST_ENDPOINT`.
+#![cfg(target_arch = "wasm32")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use segmint::Segmint;
+use segmint_core::json::Value;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+const ENDPOINT: &str = match option_env!("SEGMINT_TEST_ENDPOINT") {
+    Some(e) => e,
+    None => "http://127.0.0.1:8787",
+};
+
+fn window() -> web_sys::Window {
+    web_sys::window().unwrap()
+}
+
+fn document() -> web_sys::HtmlDocument {
+    window().document().unwrap().dyn_into().unwrap()
+}
+
+fn storage() -> web_sys::Storage {
+    window().local_storage().unwrap().unwrap()
+}
+
+/// Clears what earlier tests left: storage and segmint's cookies.
+fn clean() {
+    storage().clear().unwrap();
+    for name in ["sgm_aid", "sgm_consent", "custom_aid"] {
+        document()
+            .set_cookie(&format!("{name}=; Max-Age=0; Path=/"))
+            .unwrap();
+    }
+}
+
+fn emit_sink() -> js_sys::Function {
+    Closure::<dyn FnMut(JsValue, JsValue)>::new(|_: JsValue, _: JsValue| {})
+        .into_js_value()
+        .unchecked_into()
+}
+
+fn start(extra: &str) -> Segmint {
+    Segmint::new(
+        &format!(r#"{{"endpoint":"{ENDPOINT}","flushIntervalMs":60000{extra}}}"#),
+        emit_sink(),
+    )
+    .unwrap()
+}
+
+fn cookie(name: &str) -> Option<String> {
+    segmint_core::cookie::read_cookie(&document().cookie().unwrap(), name).map(str::to_string)
+}
+
+async fn get_json(path: &str) -> Value {
+    let resp: web_sys::Response =
+        JsFuture::from(window().fetch_with_str(&format!("{ENDPOINT}{path}")))
+            .await
+            .unwrap()
+            .dyn_into()
+            .unwrap();
+    let text = JsFuture::from(resp.text().unwrap()).await.unwrap();
+    Value::parse(&text.as_string().unwrap()).unwrap()
+}
+
+async fn received_ids() -> Vec<String> {
+    get_json("/__received")
+        .await
+        .get("ids")
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn flush(sm: &Segmint) -> Value {
+    Value::parse(
+        &JsFuture::from(sm.flush())
+            .await
+            .unwrap()
+            .as_string()
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[wasm_bindgen_test]
+fn the_anonymous_id_cookie_is_set_and_mirrored() {
+    clean();
+    let sm = start("");
+    let id = sm.anonymous_id();
+    assert!(segmint_core::id::is_uuid(&id), "{id}");
+    assert_eq!(cookie("sgm_aid").as_deref(), Some(id.as_str()));
+    assert_eq!(
+        storage().get_item("sgm_aid").unwrap().as_deref(),
+        Some(id.as_str())
+    );
+}
+
+#[wasm_bindgen_test]
+fn cookie_and_storage_restore_each_other() {
+    clean();
+    let id = start("").anonymous_id();
+    // Storage cleared (the user wiped site data but the cookie survived).
+    storage().remove_item("sgm_aid").unwrap();
+    assert_eq!(start("").anonymous_id(), id);
+    assert_eq!(
+        storage().get_item("sgm_aid").unwrap().as_deref(),
+        Some(id.as_str())
+    );
+    // Cookie cleared (ITP-style expiry): storage restores it and the
+    // cookie is written again.
+    document()
+        .set_cookie("sgm_aid=; Max-Age=0; Path=/")
+        .unwrap();
+    assert_eq!(start("").anonymous_id(), id);
+    assert_eq!(cookie("sgm_aid").as_deref(), Some(id.as_str()));
+}
+
+#[wasm_bindgen_test]
+fn a_custom_cookie_name_is_honoured() {
+    clean();
+    let sm = start(r#","cookie":{"name":"custom_aid","maxAgeDays":30}"#);
+    assert_eq!(
+        cookie("custom_aid").as_deref(),
+        Some(sm.anonymous_id().as_str())
+    );
+}
+
+#[wasm_bindgen_test]
+fn identify_and_reset() {
+    clean();
+    let sm = start("");
+    let first = sm.anonymous_id();
+    assert!(sm
+        .identify(Some("u1".into()), r#"{"plan":"pro"}"#)
+        .is_none());
+    assert_eq!(sm.user_id().as_deref(), Some("u1"));
+    assert_eq!(
+        Value::parse(&sm.traits())
+            .unwrap()
+            .get("plan")
+            .and_then(Value::as_str),
+        Some("pro")
+    );
+    sm.reset();
+    assert_ne!(sm.anonymous_id(), first);
+    assert_eq!(sm.user_id(), None);
+    assert_eq!(cookie("sgm_aid"), Some(sm.anonymous_id()));
+    assert_eq!(sm.traits(), "{}");
+}
+
+#[wasm_bindgen_test]
+async fn a_batch_reaches_the_local_endpoint() {
+    clean();
+    let sm = start(r#","writeKey":"wk-test""#);
+    assert!(sm
+        .track("Product Clicked", r#"{"product_id":"p1","price":19.99}"#)
+        .is_none());
+    assert!(sm.products_searched("red shoes", "{}").is_none());
+    assert!(sm
+        .order_completed(r#"{"order_id":"o1","total":19.99,"products":[{"product_id":"p1","price":19.99,"quantity":1,"category":"shoes"}]}"#)
+        .is_none());
+    assert!(sm.page(Some("Home".into()), "{}").is_none());
+    assert_eq!(sm.queued(), 4);
+    let result = flush(&sm).await;
+    assert_eq!(result.get("sent").and_then(Value::as_f64), Some(4.0));
+    assert_eq!(sm.queued(), 0);
+    let got = get_json("/__received").await;
+    let messages = got.get("messages").unwrap().as_array().unwrap();
+    let mine: Vec<&Value> = messages
+        .iter()
+        .filter(|m| {
+            m.get("anonymousId").and_then(Value::as_str) == Some(sm.anonymous_id().as_str())
+        })
+        .collect();
+    let names: Vec<&str> = mine
+        .iter()
+        .map(|m| {
+            m.get("event")
+                .or_else(|| m.get("name"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "Product Clicked",
+            "Products Searched",
+            "Order Completed",
+            "Home"
+        ]
+    );
+    let ctx = mine[0].get("context").unwrap();
+    assert_eq!(
+        ctx.get("library")
+            .unwrap()
+            .get("name")
+            .and_then(Value::as_str),
+        Some("segmint")
+    );
+    assert!(ctx
+        .get("userAgent")
+        .and_then(Value::as_str)
+        .is_some_and(|ua| !ua.is_empty()));
+    assert!(ctx
+        .get("page")
+        .unwrap()
+        .get("url")
+        .and_then(Value::as_str)
+        .unwrap()
+        .starts_with("http"));
+    // Nothing queued is left in storage once delivered.
+    let keys: Vec<String> = (0..storage().length().unwrap())
+        .filter_map(|i| storage().key(i).unwrap())
+        .filter(|k| k.starts_with("sgm_q."))
+        .collect();
+    assert!(keys.is_empty(), "{keys:?}");
+}
+
+#[wasm_bindgen_test]
+async fn queued_events_are_in_storage_before_delivery() {
+    clean();
+    let sm = start("");
+    sm.track("Stored", "{}");
+    // The write happens in a microtask after the call: yield once.
+    JsFuture::from(js_sys::Promise::resolve(&JsValue::NULL))
+        .await
+        .unwrap();
+    let chunk = (0..storage().length().unwrap())
+        .filter_map(|i| storage().key(i).unwrap())
+        .find(|k| k.starts_with("sgm_q."))
+        .and_then(|k| storage().get_item(&k).unwrap())
+        .unwrap();
+    assert!(chunk.contains("\"event\":\"Stored\""), "{chunk}");
+    flush(&sm).await;
+}
+
+#[wasm_bindgen_test]
+async fn garbage_through_every_export_leaves_tracking_working() {
+    clean();
+    for options in [
+        "",
+        "{",
+        "[]",
+        "null",
+        r#"{"endpoint":"nope"}"#,
+        r#"{"endpoint":"http://x","maxEvents":-1}"#,
+        "\u{0}\u{ffff}",
+    ] {
+        let err = Segmint::new(options, emit_sink())
+            .err()
+            .and_then(|e| e.as_string())
+            .unwrap();
+        let v = Value::parse(&err).unwrap();
+        assert_eq!(
+            v.get("code").and_then(Value::as_str),
+            Some("invalid_option"),
+            "{options}: {err}"
+        );
+    }
+    let sm = start("");
+    let junk = [
+        "",
+        "{",
+        "}",
+        "[1,2",
+        "null",
+        "\"str\"",
+        "{\"a\":NaN}",
+        "\u{0}",
+        "{\"a\":1}x",
+        &"[".repeat(500),
+        "💥",
+    ];
+    for j in junk {
+        let _ = sm.track(j, j);
+        let _ = sm.page(Some(j.to_string()), j);
+        let _ = sm.page(None, j);
+        let _ = sm.identify(Some(j.to_string()), j);
+        let _ = sm.identify(None, j);
+        let _ = sm.product_clicked(j);
+        let _ = sm.products_searched(j, j);
+        let _ = sm.order_completed(j);
+        let _ = sm.consent(j);
+        let _ = sm.decide(j);
+        let _ = sm.in_segment(j);
+        let _ = sm.segments();
+        let _ = sm.traits();
+        let _ = sm.rules_version();
+    }
+    let huge = format!(r#"{{"x":"{}"}}"#, "y".repeat(40_000));
+    let err = Value::parse(&sm.track("Big", &huge).unwrap()).unwrap();
+    assert_eq!(
+        err.get("code").and_then(Value::as_str),
+        Some("event_too_large")
+    );
+    // Still works, and delivers.
+    assert!(sm.track("After Garbage", r#"{"ok":true}"#).is_none());
+    let before = sm.queued();
+    let result = flush(&sm).await;
+    assert_eq!(result.get("pending").and_then(Value::as_f64), Some(0.0));
+    assert!(before >= 1);
+    let ids = received_ids().await;
+    assert!(!ids.is_empty());
+}
