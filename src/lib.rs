@@ -14,6 +14,12 @@
 mod browser;
 mod runtime;
 
+// Talc instead of the default dlmalloc: less code and faster for the many
+// small strings the SDK makes. Single-threaded wasm only.
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 use runtime::{Runtime, CONSENT_COOKIE};
 use segmint_core::config::{Config, Consent};
 use segmint_core::json::{write_string, Value};
