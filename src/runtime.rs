@@ -86,7 +86,7 @@ impl State {
                 out.batches.push(batch);
             }
         }
-        if self.tracker.needs_persist() && !self.microtask_queued {
+        if self.tracker.needs_persist(now) && !self.microtask_queued {
             self.microtask_queued = true;
             out.microtask = true;
         }
@@ -300,10 +300,10 @@ impl Runtime {
         let weak = Rc::downgrade(self);
         *self.microtask.borrow_mut() = Some(Closure::new(move || {
             if let Some(rt) = weak.upgrade() {
-                rt.run(true, |s, now| {
-                    s.microtask_queued = false;
-                    s.tracker.persist(now);
-                });
+                // `microtask_queued` stays set during this run, so the
+                // microtask can never schedule itself again.
+                rt.run(true, |s, now| s.tracker.persist(now));
+                rt.run(false, |s, _| s.microtask_queued = false);
             }
         }));
         let Some(w) = browser::window() else { return };
@@ -426,12 +426,8 @@ impl Runtime {
     /// Posts a batch; the answer goes back to the tracker.
     fn send(self: &Rc<Self>, batch: Batch) {
         let weak = Rc::downgrade(self);
-        let Some((url, gzip)) = self.run(false, |s, _| {
-            (
-                s.tracker.batch_url().to_string(),
-                s.gzip && !batch.keepalive,
-            )
-        }) else {
+        let Some((url, gzip)) = self.run(false, |s, _| (s.tracker.batch_url().to_string(), s.gzip))
+        else {
             return;
         };
         wasm_bindgen_futures::spawn_local(async move {
@@ -536,6 +532,9 @@ async fn post(url: &str, body: String, gzip: bool, keepalive: bool) -> (Outcome,
     let Ok(response) = answer.dyn_into::<Response>() else {
         return (Outcome::NetworkError, false);
     };
+    // Read the (small) body: a keepalive request keeps its share of the
+    // browser's 64 KB budget until its body is consumed.
+    let _ = response.text();
     let headers = response.headers();
     let header = |name: &str| headers.get(name).ok().flatten();
     let accepts_gzip =

@@ -2,8 +2,12 @@
 //!
 //! Sans-IO: [`Delivery::poll`] hands out a [`Batch`] to send,
 //! [`Delivery::settle`] takes the answer. One ordinary request is under way
-//! at a time; at page hide, `keepalive` batches carry what fits the
-//! browser's 64 KB budget.
+//! at a time; at page hide, more batches carry what fits the browser's
+//! 64 KB keepalive budget.
+//!
+//! Every batch that fits the budget is sent with `keepalive`, so a request
+//! under way when the page goes away still completes: its events count as
+//! handed over, instead of being sent a second time.
 
 use crate::error::Error;
 use crate::json::write_string;
@@ -23,7 +27,7 @@ pub struct Batch {
     pub body: String,
     /// Sequence numbers of the events inside.
     pub seqs: Vec<u64>,
-    /// Send with `keepalive` (page hide).
+    /// Send with `keepalive`: the request outlives the page.
     pub keepalive: bool,
 }
 
@@ -71,7 +75,12 @@ pub struct Settled {
 struct InFlight {
     id: u64,
     seqs: Vec<u64>,
+    /// Body bytes, counted against the keepalive budget.
+    bytes: usize,
+    /// Sent with `keepalive`.
     keepalive: bool,
+    /// The one-at-a-time request (not a page-hide batch).
+    ordinary: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -149,9 +158,18 @@ impl Delivery {
         &self.url
     }
 
-    /// Whether an ordinary (not keepalive) request is under way.
+    /// Whether an ordinary (not page-hide) request is under way.
     pub fn busy(&self) -> bool {
-        self.in_flight.iter().any(|f| !f.keepalive)
+        self.in_flight.iter().any(|f| f.ordinary)
+    }
+
+    /// Body bytes of keepalive requests under way.
+    fn keepalive_bytes(&self) -> usize {
+        self.in_flight
+            .iter()
+            .filter(|f| f.keepalive)
+            .map(|f| f.bytes)
+            .sum()
     }
 
     /// Whether the browser says it is online.
@@ -227,7 +245,7 @@ impl Delivery {
             return None;
         }
         let through = self.split.last().map_or(u64::MAX, |&(_, hi)| hi);
-        self.build(queue, now, self.max_bytes, false, through)
+        self.build(queue, now, self.max_bytes, true, through)
     }
 
     /// Fills a batch from the oldest events not in flight, up to sequence
@@ -239,7 +257,7 @@ impl Delivery {
         queue: &mut Queue,
         now: f64,
         max_bytes: usize,
-        keepalive: bool,
+        ordinary: bool,
         through: u64,
     ) -> Option<Batch> {
         let tail = self.batch_tail(now);
@@ -256,7 +274,7 @@ impl Delivery {
             {
                 break;
             }
-            if seqs.is_empty() && keepalive && body.len() + len + tail.len() > max_bytes {
+            if seqs.is_empty() && !ordinary && body.len() + len + tail.len() > max_bytes {
                 // Does not fit what is left of the keepalive budget.
                 return None;
             }
@@ -273,10 +291,17 @@ impl Delivery {
         queue.set_in_flight(&seqs, true);
         let id = self.next_id;
         self.next_id += 1;
+        // Ordinary batches use keepalive only up to half the budget: the
+        // browser releases a finished request's share some time after its
+        // answer arrives, and two halves always fit.
+        let keepalive = self.keepalive_bytes() + body.len() <= KEEPALIVE_BUDGET
+            && (!ordinary || body.len() <= KEEPALIVE_BUDGET / 2);
         self.in_flight.push(InFlight {
             id,
             seqs: seqs.clone(),
+            bytes: body.len(),
             keepalive,
+            ordinary,
         });
         Some(Batch {
             id,
@@ -288,34 +313,25 @@ impl Delivery {
 
     /// Batches for a page that is being hidden or unloaded, sent with
     /// `keepalive`: as many as fit the 64 KB budget beside the keepalive
-    /// bodies already under way. Events of an ordinary request under way
-    /// are included: the browser may cancel it when the page goes.
+    /// bodies already under way. A request under way without keepalive
+    /// (too big for the budget) may be cancelled with the page: its events
+    /// go again.
     pub fn unload_batches(&mut self, queue: &mut Queue, now: f64) -> Vec<Batch> {
         if !self.online {
             return Vec::new();
         }
-        // Free the events of an ordinary request: it may be cancelled.
-        let ordinary: Vec<InFlight> = self
-            .in_flight
-            .iter()
-            .filter(|f| !f.keepalive)
-            .cloned()
-            .collect();
-        self.in_flight.retain(|f| f.keepalive);
-        for f in &ordinary {
+        let (survive, doomed): (Vec<InFlight>, Vec<InFlight>) = std::mem::take(&mut self.in_flight)
+            .into_iter()
+            .partition(|f| f.keepalive);
+        self.in_flight = survive;
+        for f in &doomed {
             queue.set_in_flight(&f.seqs, false);
         }
-        let mut used: usize = self
-            .in_flight
-            .iter()
-            .flat_map(|f| f.seqs.iter())
-            .filter_map(|&s| queue.get(s))
-            .map(|e| queue.wire_len(e) + 1)
-            .sum();
+        let mut used = self.keepalive_bytes();
         let mut batches = Vec::new();
         while used < KEEPALIVE_BUDGET {
             let room = (KEEPALIVE_BUDGET - used).min(self.max_bytes);
-            match self.build(queue, now, room, true, u64::MAX) {
+            match self.build(queue, now, room, false, u64::MAX) {
                 Some(b) => {
                     used += b.body.len();
                     batches.push(b);
@@ -335,7 +351,7 @@ impl Delivery {
         }
     }
 
-    /// Events under way in keepalive requests.
+    /// Events under way in keepalive requests: at page hide, handed over.
     pub fn keepalive_seqs(&self) -> Vec<u64> {
         let mut seqs: Vec<u64> = self
             .in_flight
@@ -412,8 +428,9 @@ impl Delivery {
             }
             Verdict::Retry => {
                 queue.set_in_flight(&seqs, false);
-                if flight.keepalive {
-                    // The page lived on after hiding: retry normally.
+                if !flight.ordinary {
+                    // A page-hide batch, and the page lived on: its events
+                    // go again with the ordinary requests.
                     return settled;
                 }
                 self.attempt = self.attempt.saturating_add(1);
@@ -761,7 +778,7 @@ mod tests {
     }
 
     #[test]
-    fn unload_uses_the_keepalive_budget_and_includes_ordinary_requests() {
+    fn unload_uses_the_keepalive_budget_and_trusts_keepalive_requests() {
         let mut d = Delivery::new(config(100, 60 * 1024));
         let mut q = Queue::default();
         let ctx = q.intern("{}");
@@ -769,25 +786,54 @@ mod tests {
             let pad = "x".repeat(900);
             q.push(
                 format!("m{i}"),
-                format!("{{\"messageId\":\"m{i}\",\"p\":\"{pad}\""),
+                format!("{{\"messageId\":\"m{i}\",\"p\":\"{pad}\"\"}}"),
                 ctx,
                 0.0,
             );
         }
         let ordinary = d.poll(&mut q, 0.0).unwrap();
-        assert!(!ordinary.keepalive);
+        assert!(!ordinary.keepalive, "a 60 KB batch is over half the budget");
+        d.settle(&mut q, ordinary.id, Outcome::NetworkError, 0.0, 0.0);
+        let mut d = Delivery::new(config(100, 30 * 1024));
+        let ordinary = d.poll(&mut q, 0.0).unwrap();
+        assert!(
+            ordinary.keepalive,
+            "a batch within half the budget outlives the page"
+        );
         let batches = d.unload_batches(&mut q, 1.0);
-        let total: usize = batches.iter().map(|b| b.body.len()).sum();
+        let total: usize =
+            ordinary.body.len() + batches.iter().map(|b| b.body.len()).sum::<usize>();
         assert!(total <= KEEPALIVE_BUDGET, "{total}");
         assert!(batches.iter().all(|b| b.keepalive));
-        assert_eq!(
-            batches[0].seqs[0], 0,
-            "the ordinary request's events go again"
+        assert!(
+            !batches.iter().any(|b| b.seqs.contains(&0)),
+            "the keepalive request is not sent twice"
         );
         let carried: usize = batches.iter().map(|b| b.seqs.len()).sum();
-        assert!(carried > 50 && carried < 200, "{carried}");
-        assert_eq!(d.keepalive_seqs().len(), carried);
-        let more = d.unload_batches(&mut q, 2.0);
-        assert!(more.is_empty(), "budget is spent");
+        assert_eq!(d.keepalive_seqs().len(), carried + ordinary.seqs.len());
+        assert!(d.unload_batches(&mut q, 2.0).is_empty(), "budget is spent");
+    }
+
+    #[test]
+    fn a_request_too_big_for_keepalive_is_resent_at_unload() {
+        let mut d = Delivery::new(config(100, 60 * 1024));
+        let mut q = Queue::default();
+        let ctx = q.intern("{}");
+        for i in 0..100 {
+            let pad = "x".repeat(900);
+            q.push(
+                format!("m{i}"),
+                format!("{{\"messageId\":\"m{i}\",\"p\":\"{pad}\"\"}}"),
+                ctx,
+                0.0,
+            );
+        }
+        let big = d.poll(&mut q, 0.0).unwrap();
+        assert!(!big.keepalive && big.body.len() > KEEPALIVE_BUDGET / 2);
+        let batches = d.unload_batches(&mut q, 1.0);
+        assert_eq!(
+            batches[0].seqs[0], 0,
+            "its events go again within the budget"
+        );
     }
 }

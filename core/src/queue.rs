@@ -376,13 +376,15 @@ impl Persister {
         self.persisted_upto >= queue.next_seq()
     }
 
-    /// Writes the messages queued since the last call as new chunks.
-    /// On a refused write the rest stays unpersisted (in memory) and the
-    /// browser's reason is returned; the next call tries again.
-    pub fn save_new(&mut self, queue: &Queue, store: &mut dyn Store) -> Result<(), String> {
+    /// Writes the messages queued since the last call as new chunks;
+    /// returns how many chunks it wrote. On a refused write the rest stays
+    /// unpersisted (in memory) and the browser's reason is returned; the
+    /// next call tries again.
+    pub fn save_new(&mut self, queue: &Queue, store: &mut dyn Store) -> Result<usize, String> {
         let mut pending: Vec<&Entry> = Vec::new();
         let mut bytes = 0;
         let mut result = Ok(());
+        let mut written = 0;
         let entries: Vec<&Entry> = queue.iter_from(self.persisted_upto).collect();
         for (i, e) in entries.iter().enumerate() {
             pending.push(e);
@@ -393,14 +395,15 @@ impl Persister {
                 if result.is_err() {
                     break;
                 }
+                written += 1;
                 pending.clear();
                 bytes = 0;
             }
         }
-        if result.is_ok() {
+        result.map(|()| {
             self.persisted_upto = queue.next_seq();
-        }
-        result
+            written
+        })
     }
 
     fn write_chunk(

@@ -579,16 +579,18 @@ impl<S: Store> Tracker<S> {
     /// profile. The adapter calls this once per task (a microtask after
     /// the first event), so a burst costs one write, not one per event.
     pub fn persist(&mut self, now: f64) {
-        if !self.granted()
-            || (self.storage_failing && now - self.last_failed_write < STORAGE_RETRY_MS)
-        {
+        if !self.granted() || self.storage_paused(now) {
             return;
         }
-        let result = self.persister.save_new(&self.queue, &mut self.store);
-        if result.is_err() {
-            self.last_failed_write = now;
+        match self.persister.save_new(&self.queue, &mut self.store) {
+            // Nothing new to write says nothing about the storage.
+            Ok(0) => {}
+            Ok(_) => self.note_storage(Ok(())),
+            Err(reason) => {
+                self.last_failed_write = now;
+                self.note_storage(Err(reason));
+            }
         }
-        self.note_storage(result);
         if self.profile_dirty && self.rules.is_some() {
             self.profile_dirty = false;
             let text = self.profile.to_json();
@@ -596,11 +598,18 @@ impl<S: Store> Tracker<S> {
         }
     }
 
-    /// Whether [`persist`](Self::persist) has something to write.
-    pub fn needs_persist(&self) -> bool {
+    /// Whether [`persist`](Self::persist) has something to write now. A
+    /// failing storage is tried again once its pause is over (by the next
+    /// event, timer or page hide).
+    pub fn needs_persist(&self, now: f64) -> bool {
         self.granted()
+            && !self.storage_paused(now)
             && (!self.persister.is_clean(&self.queue)
                 || (self.profile_dirty && self.rules.is_some()))
+    }
+
+    fn storage_paused(&self, now: f64) -> bool {
+        self.storage_failing && now - self.last_failed_write < STORAGE_RETRY_MS
     }
 
     fn beat(&mut self, now: f64) {
@@ -629,7 +638,7 @@ impl<S: Store> Tracker<S> {
             self.queue.remove(&gone);
             self.debug(|| format!("another tab took over {} queued event(s)", gone.len()));
             let result = self.persister.save_new(&self.queue, &mut self.store);
-            self.note_storage(result);
+            self.note_storage(result.map(drop));
         }
         self.beat(now);
     }

@@ -158,11 +158,20 @@ proptest! {
 #[derive(Clone, Debug)]
 enum Step {
     Track(u8),
-    Send { status: u16, retry_after: bool },
+    Send {
+        status: u16,
+        retry_after: bool,
+    },
+    /// Send a batch and leave its answer for later.
+    SendLater,
+    /// Answer the request left under way.
+    Answer(u16),
     Wait(f64),
     Offline(bool),
     Reload,
-    PageHide { taken: bool },
+    PageHide {
+        taken: bool,
+    },
     Flush,
 }
 
@@ -172,6 +181,8 @@ fn step() -> impl Strategy<Value = Step> {
         4 => (prop_oneof![Just(200u16), Just(500), Just(503), Just(429), Just(408), Just(0), Just(413), Just(502)], any::<bool>())
             .prop_map(|(status, retry_after)| Step::Send { status, retry_after }),
         2 => (0.0f64..120_000.0).prop_map(Step::Wait),
+        2 => Just(Step::SendLater),
+        2 => prop_oneof![Just(200u16), Just(500), Just(0)].prop_map(Step::Answer),
         1 => any::<bool>().prop_map(Step::Offline),
         1 => Just(Step::Reload),
         1 => any::<bool>().prop_map(|taken| Step::PageHide { taken }),
@@ -203,6 +214,8 @@ proptest! {
         let mut tracked = 0usize;
         let mut received: HashSet<String> = HashSet::new();
         let mut online = true;
+        // A request under way: (batch id, ids, sent with keepalive).
+        let mut pending: Option<(u64, Vec<String>, bool)> = None;
         let ids_of = |body: &str| -> Vec<String> {
             Value::parse(body).unwrap().get("batch").unwrap().as_array().unwrap().iter()
                 .map(|m| m.get("messageId").unwrap().as_str().unwrap().to_string()).collect()
@@ -230,9 +243,27 @@ proptest! {
                         t.settle(b.id, outcome, now);
                     }
                 }
+                Step::SendLater => {
+                    if pending.is_none() {
+                        if let Some(b) = t.poll(now) {
+                            pending = Some((b.id, ids_of(&b.body), b.keepalive));
+                        }
+                    }
+                }
+                Step::Answer(status) => {
+                    if let Some((id, ids, _)) = pending.take() {
+                        if status == 200 {
+                            received.extend(ids);
+                        }
+                        let outcome = if status == 0 { Outcome::NetworkError } else { Outcome::Status { status, retry_after: None } };
+                        t.settle(id, outcome, now);
+                    }
+                }
                 Step::Wait(ms) => { now += ms; t.heartbeat(now); }
                 Step::Offline(off) => { online = !off; t.set_online(online); }
                 Step::Reload => {
+                    // No pagehide (a crash): a request under way is lost with the page.
+                    pending = None;
                     let previous = t.tab_id().to_string();
                     seed = seed.wrapping_add(1);
                     t = new_tab(seed, now, Some(previous.clone()), &store);
@@ -240,6 +271,14 @@ proptest! {
                     t.adopt_orphans(Some(&previous), now);
                 }
                 Step::PageHide { taken } => {
+                    // A keepalive request under way completes after the
+                    // page is gone (the server answers 200); one without
+                    // keepalive is cancelled with the page.
+                    if let Some((_, ids, keepalive)) = pending.take() {
+                        if keepalive {
+                            received.extend(ids);
+                        }
+                    }
                     for b in t.pagehide(now) {
                         if taken {
                             received.extend(ids_of(&b.body));
@@ -257,6 +296,10 @@ proptest! {
             }
         }
         // The network heals; everything left must arrive.
+        if let Some((id, ids, _)) = pending.take() {
+            received.extend(ids);
+            t.settle(id, Outcome::Status { status: 200, retry_after: None }, now);
+        }
         t.set_online(true);
         for _ in 0..10_000 {
             now += 10_000.0;

@@ -395,9 +395,22 @@ fn storage_that_refuses_writes_keeps_events_in_memory() {
         })
         .collect();
     assert_eq!(codes, vec!["storage_unavailable"], "reported once");
+    assert!(
+        !t.needs_persist(T0),
+        "a failing storage does not ask to be retried at once"
+    );
     let mut rx = Receiver::default();
     drain(&mut t, &mut rx, T0 + 5000.0);
     assert_eq!(rx.ids.len(), 3);
+    // Storage works again: the next event after the pause is persisted.
+    store.borrow_mut().refuse_writes = false;
+    t.track("Later", "{}", T0 + 6000.0).unwrap();
+    assert!(t.needs_persist(T0 + 6000.0), "the pause is over: try again");
+    t.persist(T0 + 6000.0);
+    assert!(
+        queue_keys(&store).len() == 1,
+        "written once the pause is over"
+    );
 }
 
 #[test]

@@ -1,0 +1,280 @@
+// The delivery contract in real Chromium against a local receiver that
+// records message ids: each scenario checks that every tracked event
+// arrived at least once, and counts duplicates (reported, not failed:
+// at-least-once delivery may resend what the network may have taken).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { launch, receiver, until, ROOT } from "./harness.mjs";
+
+let browser, rx;
+const report = [];
+
+before(async () => {
+  rx = await receiver();
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+  await rx?.close();
+  const lines = report.map((r) => `${r.scenario.padEnd(34)} tracked ${String(r.tracked).padStart(4)}  lost ${r.lost}  duplicates ${r.duplicates}`);
+  console.log("\ndelivery scenarios:\n" + lines.join("\n"));
+  fs.mkdirSync(path.join(ROOT, "target"), { recursive: true });
+  fs.writeFileSync(path.join(ROOT, "target/delivery-report.json"), JSON.stringify(report, null, 2));
+});
+
+function url(options, page = "auto.html") {
+  return `${rx.origin}/${page}?o=${encodeURIComponent(JSON.stringify({ endpoint: rx.origin, ...options }))}`;
+}
+
+async function open(context, options) {
+  const page = await context.newPage();
+  await page.goto(url(options));
+  await page.evaluate(() => window.smReady);
+  return page;
+}
+
+/** Received events of `run`, keyed by n: [{n, messageId}] */
+function receivedOf(run) {
+  return rx.state.messages.filter((m) => m.properties && m.properties.run === run);
+}
+
+function tallyRun(scenario, run, count) {
+  const got = receivedOf(run);
+  const byN = new Map();
+  for (const m of got) {
+    if (!byN.has(m.properties.n)) byN.set(m.properties.n, []);
+    byN.get(m.properties.n).push(m.messageId);
+  }
+  for (const [n, ids] of byN) assert.equal(new Set(ids).size, 1, `event ${n} was resent under a new message id`);
+  const lost = [];
+  for (let n = 0; n < count; n++) if (!byN.has(n)) lost.push(n);
+  const duplicates = got.length - byN.size;
+  const row = { scenario, tracked: count, received: got.length, lost: lost.length, duplicates };
+  report.push(row);
+  return { ...row, lostList: lost };
+}
+
+async function allArrived(run, count, ms = 20_000) {
+  await until(() => new Set(receivedOf(run).map((m) => m.properties.n)).size >= count, ms, `${count} events of ${run}`);
+}
+
+test("reload mid-batch", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  const page = await open(context, { flushIntervalMs: 50 });
+  rx.state.delayMs = 1500; // the first batch is still in flight at the reload
+  await page.evaluate(() => window.trackMany("reload", 0, 60));
+  await until(() => rx.state.requests >= 1, 5000, "a batch in flight");
+  await page.reload();
+  rx.state.delayMs = 0;
+  await page.evaluate(() => window.smReady);
+  await page.evaluate(() => window.trackMany("reload", 60, 80));
+  await allArrived("reload", 80);
+  const r = tallyRun("reload mid-batch", "reload", 80);
+  assert.equal(r.lost, 0, `lost ${r.lostList}`);
+  await context.close();
+});
+
+test("navigation right after track()", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  const page = await open(context, { flushIntervalMs: 60_000 });
+  // Queue, then leave in the same task: the page never sees a timer fire.
+  const next = url({ flushIntervalMs: 60_000 }) + "&next=1";
+  await page
+    .evaluate((next) => {
+      window.trackMany("navigate", 0, 40);
+      location.href = next;
+    }, next)
+    .catch(() => {}); // the navigation may tear the evaluation down
+  await page.waitForURL(/next=1/);
+  await page.waitForFunction(() => window.smReady);
+  await page.evaluate(() => window.smReady);
+  await page.evaluate(() => window.sm.flush());
+  await allArrived("navigate", 40);
+  const r = tallyRun("navigation right after track()", "navigate", 40);
+  assert.equal(r.lost, 0, `lost ${r.lostList}`);
+  await context.close();
+});
+
+test("tab closed", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  const page = await open(context, { flushIntervalMs: 60_000 });
+  await page.evaluate(() => window.trackMany("close", 0, 50));
+  await page.close({ runBeforeUnload: true });
+  await allArrived("close", 50);
+  const r = tallyRun("tab closed", "close", 50);
+  assert.equal(r.lost, 0, `lost ${r.lostList}`);
+  await context.close();
+});
+
+test("tab closed with more than the unload budget: the rest waits for the next visit", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  // Nothing is due before the close: no timer, no full batch.
+  const page = await open(context, { flushIntervalMs: 60_000, maxEvents: 1000, maxBytes: 512_000 });
+  // ~1 KB events: 150 of them exceed the 64 KB keepalive budget.
+  await page.evaluate(() => window.trackMany("budget", 0, 150, { pad: "x".repeat(900) }));
+  await page.close({ runBeforeUnload: true });
+  await until(() => receivedOf("budget").length > 0, 10_000, "the beacon");
+  const first = new Set(receivedOf("budget").map((m) => m.properties.n)).size;
+  assert.ok(first > 0 && first < 150, `the budget carried ${first}`);
+  // The next visit to the site sends what was left.
+  const next = await open(context, { flushIntervalMs: 100 });
+  await allArrived("budget", 150);
+  const r = tallyRun("tab closed over the 64 KB budget", "budget", 150);
+  assert.equal(r.lost, 0);
+  await next.close();
+  await context.close();
+});
+
+test("offline then online", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  const page = await open(context, { flushIntervalMs: 100 });
+  await context.setOffline(true);
+  await page.evaluate(() => window.trackMany("offline", 0, 40));
+  await page.waitForTimeout(1500);
+  assert.equal(receivedOf("offline").length, 0, "nothing is sent while offline");
+  const stored = await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("sgm_q.")).length);
+  assert.ok(stored > 0, "everything is kept in storage");
+  await context.setOffline(false);
+  await allArrived("offline", 40);
+  const r = tallyRun("offline then online", "offline", 40);
+  assert.equal(r.lost, 0);
+  assert.equal(r.duplicates, 0);
+  await context.close();
+});
+
+test("server answering 500, 503 with Retry-After, 429 and 413", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  const page = await open(context, { flushIntervalMs: 50, maxEvents: 20, retry: { baseMs: 100, capMs: 1000 } });
+  rx.state.faults = [500, 503, 429, 413, 413, 500];
+  rx.state.retryAfter = "1";
+  await page.evaluate(() => window.trackMany("faults", 0, 60));
+  await allArrived("faults", 60, 30_000);
+  const r = tallyRun("server 500/503+Retry-After/429/413", "faults", 60);
+  assert.equal(r.lost, 0);
+  assert.equal(r.duplicates, 0, "failed answers store nothing");
+  const statuses = rx.state.batches.map((b) => b.status);
+  assert.deepEqual(statuses.slice(0, 6), [500, 503, 429, 413, 413, 500]);
+  // Retry-After: 1 on the 503 is honoured.
+  const after503 = rx.state.batches[2].at - rx.state.batches[1].at;
+  assert.ok(after503 >= 950, `retried ${after503} ms after a 503 with Retry-After: 1`);
+  // 413 halves the batch: the batch after the first 413 is half its size.
+  const [b413, half] = [rx.state.batches[3], rx.state.batches[4]];
+  assert.equal(half.ids.length, Math.floor(b413.ids.length / 2));
+  // A 400 drops the batch and reports it.
+  rx.state.faults = [400];
+  await page.evaluate(() => window.trackMany("rejected", 0, 3));
+  await until(() => page.evaluate(() => window.smErrors.some((e) => e.code === "batch_rejected")), 5000, "batch_rejected");
+  const err = await page.evaluate(() => window.smErrors.find((e) => e.code === "batch_rejected"));
+  assert.equal(err.status, 400);
+  await context.close();
+});
+
+test("two tabs tracking at once", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  const [a, b] = [await open(context, { flushIntervalMs: 200 }), await open(context, { flushIntervalMs: 200 })];
+  await Promise.all(
+    [a, b].map((page, i) =>
+      page.evaluate(
+        ([tab]) =>
+          new Promise((resolve) => {
+            let n = 0;
+            const timer = setInterval(() => {
+              window.trackMany(`tabs-${tab}`, n, n + 10);
+              n += 10;
+              if (n >= 100) {
+                clearInterval(timer);
+                resolve();
+              }
+            }, 20);
+          }),
+        [i],
+      ),
+    ),
+  );
+  // One tab closes with events queued while the server is slow: the other
+  // tab (or the beacon) must deliver them.
+  rx.state.delayMs = 400;
+  await b.evaluate(() => window.trackMany("tabs-1", 100, 130));
+  await b.close({ runBeforeUnload: true });
+  rx.state.delayMs = 0;
+  await allArrived("tabs-0", 100);
+  await allArrived("tabs-1", 130);
+  const ra = tallyRun("two tabs (tab A)", "tabs-0", 100);
+  const rb = tallyRun("two tabs (tab B, closed)", "tabs-1", 130);
+  assert.equal(ra.lost + rb.lost, 0);
+  await context.close();
+});
+
+test("garbage in the persisted queue is recovered and reported", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${rx.origin}/blank.html`);
+  // A queue left by a dead page view: three good events among garbage,
+  // plus a chunk that is garbage through and through.
+  await page.evaluate(() => {
+    const ctx = JSON.stringify({ library: { name: "segmint" }, page: {}, segments: [] });
+    const head = (n) =>
+      `{"type":"track","event":"Test Event","properties":{"run":"garbage","n":${n}},"messageId":"00000000-0000-4000-8000-00000000000${n}","anonymousId":"a","timestamp":"2026-11-23T00:00:00.000Z"`;
+    localStorage.setItem("sgm_q.deadtab.0", ["sgm-q1", `c0\t${ctx}`, `e0\t${head(0)}`, "e0\t{\"broken", `e0\t${head(1)}`, "\u0000\u0001junk", `e9\t${head(7)}`, `e0\t${head(2)}`].join("\n"));
+    localStorage.setItem("sgm_q.otherdead.3", "not a queue at all");
+    localStorage.setItem("sgm_tab.deadtab", "0");
+  });
+  await page.goto(url({ flushIntervalMs: 50 }));
+  await page.evaluate(() => window.smReady);
+  await allArrived("garbage", 3);
+  const r = tallyRun("garbage in the persisted queue", "garbage", 3);
+  assert.equal(r.lost, 0);
+  const errors = await page.evaluate(() => window.smErrors);
+  const corrupt = errors.filter((e) => e.code === "storage_corrupt");
+  assert.equal(corrupt.reduce((s, e) => s + e.skipped, 0), 4, JSON.stringify(errors));
+  const left = await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("sgm_q.deadtab") || k.startsWith("sgm_q.otherdead")));
+  assert.deepEqual(left, [], "garbage is cleaned up");
+  await context.close();
+});
+
+test("storage that throws: events are kept in memory and still delivered", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  // Private-mode Safari and a full quota both throw on setItem.
+  await context.addInitScript(() => {
+    Storage.prototype.setItem = function () {
+      throw new DOMException("The quota has been exceeded.", "QuotaExceededError");
+    };
+  });
+  const page = await open(context, { flushIntervalMs: 100 });
+  await page.evaluate(() => window.trackMany("nostorage", 0, 25));
+  await allArrived("nostorage", 25);
+  const r = tallyRun("storage that throws (memory fallback)", "nostorage", 25);
+  assert.equal(r.lost, 0);
+  const codes = await page.evaluate(() => window.smErrors.map((e) => e.code));
+  assert.deepEqual([...new Set(codes)], ["storage_unavailable"], "reported once per failure spell");
+  await context.close();
+});
+
+test("the queue is bounded: overflow drops the oldest and says how many", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  const page = await open(context, { flushIntervalMs: 100, maxQueueEvents: 50 });
+  await context.setOffline(true);
+  await page.evaluate(() => window.trackMany("bounded", 0, 80));
+  const dropped = await page.evaluate(() =>
+    window.smErrors.filter((e) => e.code === "queue_overflow").reduce((n, e) => n + Number(e.message.match(/(\d+) oldest/)[1]), 0),
+  );
+  assert.equal(dropped, 30);
+  await context.setOffline(false);
+  await until(() => receivedOf("bounded").length >= 50, 10_000, "the kept 50");
+  const got = new Set(receivedOf("bounded").map((m) => m.properties.n));
+  assert.equal(got.size, 50);
+  assert.ok([...got].every((n) => n >= 30), "the newest 50 are kept");
+  await context.close();
+});
