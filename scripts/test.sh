@@ -36,7 +36,10 @@ step "wasm bindings in headless browsers"
 RECEIVER_PORT=${RECEIVER_PORT:-8787}
 node e2e/receiver.mjs --port "$RECEIVER_PORT" > target/receiver.log 2>&1 &
 pids+=($!)
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$RECEIVER_PORT/__received" >/dev/null && break; sleep 0.1; done
+node -e "
+  const url = 'http://127.0.0.1:$RECEIVER_PORT/__received';
+  (async () => { for (let i = 0; i < 100; i++) { try { if ((await fetch(url)).ok) return; } catch {} await new Promise(r => setTimeout(r, 100)); } process.exit(1); })();
+"
 export SEGMINT_TEST_ENDPOINT="http://127.0.0.1:$RECEIVER_PORT"
 wasm-pack test --headless --chrome --mode no-install 2>&1 | grep -v "failed to get wasm-pack version"
 test "${PIPESTATUS[0]}" = 0
