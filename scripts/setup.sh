@@ -44,7 +44,8 @@ for component in rustfmt clippy; do
   rustup component list --installed | grep -q "^$component" || rustup component add "$component"
 done
 
-installed_version() { "$1" --version 2>/dev/null | awk '{print $2}' | sed 's/^v//'; }
+# First line of `tool --version`, second word, without a leading v.
+installed_version() { "$1" --version 2>/dev/null | head -n 1 | awk '{print $2}' | sed 's/^v//'; }
 
 if [ "$(installed_version wasm-pack)" != "$WASM_PACK_VERSION" ]; then
   log "cargo install wasm-pack $WASM_PACK_VERSION (a few minutes, once)"

@@ -1,0 +1,172 @@
+// Rules loading and the four seed segments, in real Chromium: segments
+// follow the user's own events on the device, with no round trip.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { launch, receiver, until } from "./harness.mjs";
+
+const DAY = 86_400_000;
+// DESIGN.md's rules document, verbatim.
+const SEED = {
+  version: "2026-11-22.1",
+  traits: {
+    purchases_30d: { event: "Order Completed", aggregate: "count", window_days: 30 },
+    avg_price_30d: { event: "Order Completed", aggregate: "avg", property: "products.price", window_days: 30 },
+    top_category_share: { event: "Order Completed", aggregate: "top_share", property: "products.category", window_days: 90 },
+    days_since_first_seen: { builtin: "days_since_first_seen" },
+  },
+  segments: [
+    { id: "frequent-buyer", name: "Frequent Buyers", priority: 40, condition: { purchases_30d: { $gt: 3 } }, holdout: 0.1 },
+    { id: "bargain-hunter", name: "Bargain Hunters", priority: 30, condition: { avg_price_30d: { $lt: 20 } } },
+    { id: "new-user", name: "New Users", priority: 10, condition: { days_since_first_seen: { $lte: 7 } } },
+    { id: "category-enthusiast", name: "Category Enthusiasts", priority: 20, condition: { top_category_share: { $gt: 0.5 } } },
+  ],
+};
+
+let browser, rx, rulesFile;
+before(async () => {
+  rulesFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "segmint-rules-")), "rules.json");
+  fs.writeFileSync(rulesFile, JSON.stringify(SEED));
+  rx = await receiver({ rulesFile });
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+  await rx?.close();
+});
+
+const pageUrl = (options) => `${rx.origin}/auto.html?o=${encodeURIComponent(JSON.stringify({ endpoint: rx.origin, ...options }))}`;
+
+async function open(context, options, clockAt) {
+  const page = await context.newPage();
+  if (clockAt !== undefined) await page.clock.install({ time: clockAt });
+  await page.goto(pageUrl(options));
+  await page.evaluate(() => window.smReady);
+  await page.evaluate(() => {
+    window.changes = [];
+    window.sm.on("segments", (c) => window.changes.push(c));
+  });
+  return page;
+}
+
+const order = (price, category) => ({
+  order_id: `o-${Math.random()}`,
+  products: [{ product_id: "p", price, category, quantity: 1 }],
+});
+
+test("the four seed segments follow a user's purchases on the device", async () => {
+  const context = await browser.newContext();
+  const t0 = Date.parse("2026-11-23T10:00:00Z");
+  const page = await open(context, { rules: SEED, flushIntervalMs: 100 }, t0);
+  const state = () => page.evaluate(() => ({ segments: window.sm.segments(), traits: window.sm.traits(), changes: window.changes.splice(0) }));
+
+  let s = await state();
+  assert.deepEqual(s.segments, ["new-user"], "first seen today");
+
+  await page.evaluate((o) => window.sm.orderCompleted(o), order(50, "shoes"));
+  s = await state();
+  assert.deepEqual(s.segments, ["category-enthusiast", "new-user"], "1 of 1 purchases in shoes");
+  assert.deepEqual(s.changes, [{ segments: ["category-enthusiast", "new-user"], entered: ["category-enthusiast"], exited: [] }]);
+
+  await page.evaluate((o) => window.sm.orderCompleted(o), order(4, "hats"));
+  await page.evaluate((o) => window.sm.orderCompleted(o), order(5, "bags"));
+  s = await state();
+  assert.deepEqual(s.segments, ["bargain-hunter", "new-user"], "average 19.67 < 20; no category above half");
+  assert.equal(Math.round(s.traits.avg_price_30d * 100), 1967);
+
+  await page.evaluate((o) => window.sm.orderCompleted(o), order(5, "bags"));
+  s = await state();
+  assert.deepEqual(s.segments, ["frequent-buyer", "bargain-hunter", "new-user"], "4 purchases > 3");
+  assert.ok(await page.evaluate(() => window.sm.inSegment("frequent-buyer")));
+
+  // Segments ride along in every event's context.
+  await page.evaluate(() => window.sm.track("Checked Context"));
+  await page.evaluate(() => window.sm.flush());
+  const last = rx.state.messages.filter((m) => m.event === "Checked Context").at(-1);
+  assert.deepEqual(last.context.segments, ["frequent-buyer", "bargain-hunter", "new-user"]);
+
+  // Eight days later the user is no longer new.
+  await page.clock.setSystemTime(t0 + 8 * DAY);
+  await page.evaluate(() => window.sm.track("Tick"));
+  s = await state();
+  assert.deepEqual(s.segments, ["frequent-buyer", "bargain-hunter"]);
+  assert.deepEqual(s.changes.at(-1).exited, ["new-user"]);
+
+  // Thirty-one days later the purchases have left the 30-day windows; the
+  // 90-day category window still holds them.
+  await page.clock.setSystemTime(t0 + 31 * DAY);
+  await page.evaluate(() => window.sm.track("Tick"));
+  s = await state();
+  assert.deepEqual(s.segments, []);
+  // 4 lamps of 8 purchases in 90 days is half, not most; the 5th makes it.
+  for (let i = 0; i < 4; i++) await page.evaluate((o) => window.sm.orderCompleted(o), order(30, "lamps"));
+  s = await state();
+  assert.deepEqual(s.segments, ["frequent-buyer"]);
+  await page.evaluate((o) => window.sm.orderCompleted(o), order(30, "lamps"));
+  s = await state();
+  assert.deepEqual(s.segments, ["frequent-buyer", "category-enthusiast"]);
+  await context.close();
+});
+
+test("the profile persists: a returning visitor is still in their segments", async () => {
+  const context = await browser.newContext();
+  const t0 = Date.parse("2026-11-23T10:00:00Z");
+  const page = await open(context, { rules: SEED }, t0);
+  for (let i = 0; i < 4; i++) await page.evaluate((o) => window.sm.orderCompleted(o), order(10, "books"));
+  assert.ok(await page.evaluate(() => window.sm.inSegment("frequent-buyer")));
+  await page.close();
+  const again = await open(context, { rules: SEED }, t0 + 2 * DAY);
+  // 4 purchases, $10 each, all books, first seen 2 days ago.
+  assert.deepEqual(await again.evaluate(() => window.sm.segments()), ["frequent-buyer", "bargain-hunter", "category-enthusiast", "new-user"]);
+  await context.close();
+});
+
+test("rules load from rulesUrl, are cached, revalidated with the ETag, and a bad document keeps the last good one", async () => {
+  fs.writeFileSync(rulesFile, JSON.stringify(SEED));
+  const context = await browser.newContext();
+  const options = { rulesUrl: `${rx.origin}/v1/rules`, rulesTtlSeconds: 0 };
+  const page = await open(context, options);
+  await until(() => page.evaluate(() => window.sm._inst.rulesVersion() === "2026-11-22.1"), 5000, "rules");
+  assert.deepEqual(await page.evaluate(() => window.sm.segments()), ["new-user"]);
+  await page.close();
+
+  // The next page uses the cached document at once, before any answer.
+  rx.state.delayMs = 0;
+  const requests = [];
+  const onRequest = (req) => req.url().endsWith("/v1/rules") && requests.push(req);
+  context.on("request", onRequest);
+  const second = await context.newPage();
+  await second.route("**/v1/rules", async (route) => {
+    await new Promise((r) => setTimeout(r, 500)); // a slow revalidation
+    await route.continue();
+  });
+  await second.goto(pageUrl(options));
+  const atReady = await second.evaluate(() => window.smReady.then(() => window.sm._inst.rulesVersion()));
+  assert.equal(atReady, "2026-11-22.1", "cached rules are in force at once");
+  await until(() => requests.length > 0, 3000, "the revalidation");
+  assert.ok(requests[0].headers()["if-none-match"], "revalidated with If-None-Match");
+  const response = await requests[0].response();
+  assert.equal(response.status(), 304);
+  await second.close();
+
+  // A bad document: reported with its path, the last good rules stay.
+  const bad = structuredClone(SEED);
+  bad.version = "2026-11-23.1";
+  bad.segments[2].condition = { purchases_30d: { $gt: "3" } };
+  fs.writeFileSync(rulesFile, JSON.stringify(bad));
+  const third = await open(context, options);
+  await until(() => third.evaluate(() => window.smErrors.some((e) => e.code === "invalid_rules")), 5000, "invalid_rules");
+  const err = await third.evaluate(() => window.smErrors.find((e) => e.code === "invalid_rules"));
+  assert.equal(err.message, "segments[2].condition.purchases_30d.$gt: expected a number");
+  assert.equal(await third.evaluate(() => window.sm._inst.rulesVersion()), "2026-11-22.1");
+
+  // A failed fetch is reported too, and changes nothing.
+  fs.rmSync(rulesFile);
+  const fourth = await open(context, options);
+  await until(() => fourth.evaluate(() => window.smErrors.some((e) => e.code === "rules_fetch_failed")), 5000, "rules_fetch_failed");
+  assert.equal(await fourth.evaluate(() => window.sm._inst.rulesVersion()), "2026-11-22.1");
+  fs.writeFileSync(rulesFile, JSON.stringify(SEED));
+  await context.close();
+});
