@@ -88,7 +88,7 @@ test("the four seed segments follow a user's purchases on the device", async () 
   assert.deepEqual(last.context.segments, ["frequent-buyer", "bargain-hunter", "new-user"]);
 
   // Eight days later the user is no longer new.
-  await page.clock.setSystemTime(t0 + 8 * DAY);
+  await page.clock.setSystemTime(t0 + 8 * DAY + 3_600_000);
   await page.evaluate(() => window.sm.track("Tick"));
   s = await state();
   assert.deepEqual(s.segments, ["frequent-buyer", "bargain-hunter"]);
