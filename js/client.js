@@ -3,6 +3,7 @@
 // (track) to one JSON.stringify and one call into wasm.
 
 import { SegmintError, encode } from "./json.js";
+import { installCapture } from "./capture.js";
 
 const OK = Promise.resolve();
 const noop = () => {};
@@ -50,6 +51,9 @@ export class Client {
     this._inst = null;
     this._hooks = [];
     const { wasmUrl, ...coreOptions } = options || {};
+    // Listening starts now, so clicks before the core is ready count too
+    // (their calls wait in the buffer).
+    installCapture(this, coreOptions.autocapture);
     this.ready = start(wasmUrl).then(
       (wasm) => {
         let text;

@@ -130,6 +130,13 @@ pub fn session_get(key: &str) -> Option<String> {
     window()?.session_storage().ok()??.get_item(key).ok()?
 }
 
+/// Removes `sessionStorage[key]`.
+pub fn session_remove(key: &str) {
+    if let Some(s) = window().and_then(|w| w.session_storage().ok().flatten()) {
+        let _ = s.remove_item(key);
+    }
+}
+
 /// Writes `sessionStorage[key]`; failures are ignored (it is a hint).
 pub fn session_set(key: &str, value: &str) {
     if let Some(s) = window().and_then(|w| w.session_storage().ok().flatten()) {

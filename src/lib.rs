@@ -20,7 +20,7 @@ mod runtime;
 #[global_allocator]
 static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
-use runtime::{Runtime, CONSENT_COOKIE};
+use runtime::Runtime;
 use segmint_core::config::{Config, Consent};
 use segmint_core::json::{write_string, Value};
 use std::rc::Rc;
@@ -143,17 +143,7 @@ impl Segmint {
         };
         self.rt.run(true, |s, now| {
             s.tracker.set_consent(consent, now);
-            match consent {
-                Consent::Granted => {
-                    s.write_cookie();
-                    s.jar.write(CONSENT_COOKIE, "granted");
-                }
-                Consent::Denied => {
-                    s.jar.delete(&s.jar.name.clone());
-                    s.jar.write(CONSENT_COOKIE, "denied");
-                }
-                Consent::Pending => s.jar.delete(CONSENT_COOKIE),
-            }
+            s.apply_consent(consent);
         });
         self.rt.adopt();
         self.rt.fetch_rules();

@@ -108,6 +108,24 @@ impl State {
         out
     }
 
+    /// Consent changed: the cookies, and this tab's id in sessionStorage,
+    /// follow it.
+    pub fn apply_consent(&mut self, consent: Consent) {
+        match consent {
+            Consent::Granted => {
+                self.write_cookie();
+                self.jar.write(CONSENT_COOKIE, "granted");
+                browser::session_set(TAB_KEY, self.tracker.tab_id());
+            }
+            Consent::Denied => {
+                self.jar.delete(&self.jar.name.clone());
+                self.jar.write(CONSENT_COOKIE, "denied");
+                browser::session_remove(TAB_KEY);
+            }
+            Consent::Pending => self.jar.delete(CONSENT_COOKIE),
+        }
+    }
+
     /// (Re)writes the anonymous-id cookie when cookies are allowed,
     /// probing the domain first if it was never probed.
     pub fn write_cookie(&mut self) {
@@ -175,7 +193,9 @@ impl Runtime {
             &mut store,
             allowed,
         );
-        browser::session_set(TAB_KEY, tracker.tab_id());
+        if allowed {
+            browser::session_set(TAB_KEY, tracker.tab_id());
+        }
         let rt = Rc::new(Runtime {
             state: RefCell::new(State {
                 tracker,
@@ -316,7 +336,9 @@ impl Runtime {
             if restored {
                 rt.run(true, |s, now| {
                     let old = s.tracker.resume(now);
-                    browser::session_set(TAB_KEY, s.tracker.tab_id());
+                    if s.tracker.consent() == Consent::Granted {
+                        browser::session_set(TAB_KEY, s.tracker.tab_id());
+                    }
                     s.previous_tab = Some(old);
                 });
                 rt.adopt();

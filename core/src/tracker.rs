@@ -915,7 +915,9 @@ impl<S: Store> Tracker<S> {
     /// older than `rulesTtlSeconds`.
     pub fn rules_request(&self, now: f64) -> Option<RulesRequest> {
         let url = self.config.rules_url.clone()?;
-        if self.consent == Consent::Denied {
+        // No requests without consent (a pending site fetches them once
+        // granted).
+        if !self.granted() {
             return None;
         }
         let fresh = now - self.rules_fetched < self.config.rules_ttl_secs * 1000.0;

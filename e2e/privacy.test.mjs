@@ -1,0 +1,224 @@
+// Consent, Global Privacy Control, reset, declarative capture and debug
+// output, in real Chromium.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { launch, receiver, until } from "./harness.mjs";
+
+let browser, rx;
+before(async () => {
+  rx = await receiver();
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+  await rx?.close();
+});
+
+const url = (options) => `${rx.origin}/auto.html?o=${encodeURIComponent(JSON.stringify({ endpoint: rx.origin, flushIntervalMs: 100, ...options }))}`;
+
+async function open(context, options, { gpc = false } = {}) {
+  if (gpc) {
+    // navigator.globalPrivacyControl, as Firefox and Brave set it.
+    await context.addInitScript(() => Object.defineProperty(Navigator.prototype, "globalPrivacyControl", { get: () => true }));
+  }
+  const page = await context.newPage();
+  page.requests = [];
+  page.on("request", (r) => page.requests.push(r.url()));
+  await page.goto(url(options));
+  await page.evaluate(() => window.smReady);
+  return page;
+}
+
+const storage = (page) =>
+  page.evaluate(() => ({ local: Object.keys(localStorage), session: Object.keys(sessionStorage), cookie: document.cookie }));
+const sdkRequests = (page) => page.requests.filter((u) => u.includes("/v1/"));
+const eventsOf = (run) => rx.state.messages.filter((m) => m.properties?.run === run);
+
+test("pending consent: no cookie, no storage, no request until granted", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  const page = await open(context, { consent: "pending", rulesUrl: `${rx.origin}/v1/rules` });
+  await page.evaluate(() => window.trackMany("pending", 0, 5));
+  await page.waitForTimeout(600);
+  assert.deepEqual(await storage(page), { local: [], session: [], cookie: "" });
+  assert.deepEqual(sdkRequests(page), [], "not even the rules");
+  assert.deepEqual(await context.cookies(), []);
+  await page.evaluate(() => window.sm.consent("granted"));
+  await until(() => eventsOf("pending").length === 5, 5000, "the held events");
+  const after = await storage(page);
+  assert.match(after.cookie, /sgm_aid=[0-9a-f-]{36}/);
+  assert.match(after.cookie, /sgm_consent=granted/);
+  // The choice is remembered: the next page starts granted.
+  const next = await open(context, { consent: "pending" });
+  assert.equal(await next.evaluate(() => window.sm.consent()), "granted");
+  await context.close();
+});
+
+test("pending then denied: held events are dropped, nothing is kept", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  const page = await open(context, { consent: "pending" });
+  await page.evaluate(() => window.trackMany("denied", 0, 5));
+  await page.evaluate(() => window.sm.consent("denied"));
+  await page.evaluate(() => window.trackMany("denied", 5, 10));
+  await page.waitForTimeout(600);
+  assert.equal(eventsOf("denied").length, 0);
+  const s = await storage(page);
+  assert.deepEqual(s.local, []);
+  assert.equal(s.cookie, "sgm_consent=denied", "only the choice is kept");
+  assert.deepEqual(sdkRequests(page), []);
+  await context.close();
+});
+
+test("denying after granting deletes the cookie, queue, profile and cached segments", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  const rules = { version: "1", traits: { n: { event: "Order Completed", aggregate: "count", window_days: 30 } }, segments: [{ id: "buyer", condition: { n: { $gte: 1 } } }] };
+  const page = await open(context, { rules, flushIntervalMs: 60_000 });
+  await page.evaluate(() => window.sm.orderCompleted({ order_id: "o1", products: [{ product_id: "p" }] }));
+  await page.evaluate(() => window.trackMany("wipe", 0, 3));
+  await page.waitForTimeout(100);
+  const before = await storage(page);
+  assert.ok(before.local.some((k) => k.startsWith("sgm_q.")) && before.local.includes("sgm_profile"));
+  assert.deepEqual(await page.evaluate(() => window.sm.segments()), ["buyer"]);
+  await page.evaluate(() => window.sm.consent("denied"));
+  const after = await storage(page);
+  assert.deepEqual(after.local, [], "queue, profile, ids, rules cache: all gone");
+  assert.deepEqual(after.session, []);
+  assert.equal(after.cookie, "sgm_consent=denied");
+  assert.deepEqual(await page.evaluate(() => window.sm.segments()), []);
+  await page.waitForTimeout(300);
+  assert.equal(eventsOf("wipe").length, 0, "the dropped queue is never sent");
+  await context.close();
+});
+
+test("Global Privacy Control means denied unless the site grants", async () => {
+  rx.reset();
+  let context = await browser.newContext();
+  let page = await open(context, {}, { gpc: true });
+  assert.equal(await page.evaluate(() => window.sm.consent()), "denied");
+  await page.evaluate(() => window.trackMany("gpc", 0, 3));
+  await page.waitForTimeout(400);
+  assert.equal(eventsOf("gpc").length, 0);
+  assert.deepEqual((await storage(page)).local, []);
+  await context.close();
+
+  context = await browser.newContext();
+  page = await open(context, { consent: "granted" }, { gpc: true });
+  assert.equal(await page.evaluate(() => window.sm.consent()), "granted", "an explicit grant by the site wins");
+  await context.close();
+
+  context = await browser.newContext();
+  page = await open(context, { respectGpc: false }, { gpc: true });
+  assert.equal(await page.evaluate(() => window.sm.consent()), "granted", "respectGpc: false opts out");
+  await context.close();
+});
+
+test("reset() rotates the anonymous id; queued events keep the old one", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  const page = await open(context, { flushIntervalMs: 60_000 });
+  const first = await page.evaluate(async () => {
+    await window.sm.identify("u-1", { plan: "pro" });
+    window.trackMany("reset", 0, 2);
+    const id = window.sm.anonymousId();
+    window.sm.reset();
+    window.trackMany("reset", 2, 4);
+    await window.sm.flush();
+    return id;
+  });
+  const second = await page.evaluate(() => window.sm.anonymousId());
+  assert.notEqual(first, second);
+  assert.equal(await page.evaluate(() => window.sm.userId()), null);
+  assert.deepEqual(await page.evaluate(() => window.sm.traits()), {});
+  const got = eventsOf("reset").sort((a, b) => a.properties.n - b.properties.n);
+  assert.deepEqual(got.map((m) => m.anonymousId), [first, first, second, second]);
+  assert.deepEqual(got.map((m) => m.userId ?? null), ["u-1", "u-1", null, null]);
+  const cookie = (await context.cookies()).find((c) => c.name === "sgm_aid");
+  assert.equal(cookie.value, second);
+  await context.close();
+});
+
+test("declarative capture: clicks and searches from markup, static and added later", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  const page = await open(context, {});
+  await page.evaluate(() => {
+    document.body.insertAdjacentHTML(
+      "beforeend",
+      `<button id="static" data-segmint-track="Wishlist Added" data-segmint-product-id="sh-101" data-segmint-price="34.5" data-segmint-sku="007">♡</button>
+       <form id="search" data-segmint-search action="javascript:void 0"><input type="search" name="q"></form>`,
+    );
+  });
+  await page.click("#static");
+  await page.fill("#search input", "red shoes");
+  await page.press("#search input", "Enter");
+  // An element added after load, with a handler that stops propagation.
+  await page.evaluate(() => {
+    const b = document.createElement("a");
+    b.id = "late";
+    b.href = "#";
+    b.textContent = "late";
+    b.setAttribute("data-segmint-track", "Late Click");
+    b.setAttribute("data-segmint-n", "-3");
+    b.addEventListener("click", (e) => { e.preventDefault(); e.stopPropagation(); });
+    document.body.append(b);
+  });
+  await page.click("#late");
+  await page.evaluate(() => window.sm.flush());
+  const byName = (n) => rx.state.messages.find((m) => m.event === n);
+  assert.deepEqual(byName("Wishlist Added").properties, { product_id: "sh-101", price: 34.5, sku: "007" });
+  assert.deepEqual(byName("Products Searched").properties, { query: "red shoes" });
+  assert.deepEqual(byName("Late Click").properties, { n: -3 });
+  // One listener per kind on the document, whatever the number of elements.
+  const cdp = await context.newCDPSession(page);
+  const doc = await cdp.send("Runtime.evaluate", { expression: "document" });
+  const { listeners } = await cdp.send("DOMDebugger.getEventListeners", { objectId: doc.result.objectId });
+  assert.deepEqual(listeners.map((l) => l.type).filter((t) => t === "click" || t === "submit").sort(), ["click", "submit"]);
+  const onButton = await cdp.send("Runtime.evaluate", { expression: "document.getElementById('static')" });
+  assert.deepEqual((await cdp.send("DOMDebugger.getEventListeners", { objectId: onButton.result.objectId })).listeners, []);
+  await context.close();
+});
+
+test("autocapture can be turned off per kind", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  const page = await open(context, { autocapture: { clicks: false } });
+  await page.evaluate(() =>
+    document.body.insertAdjacentHTML(
+      "beforeend",
+      `<button id="b" data-segmint-track="Nope">x</button><form id="f" data-segmint-search action="javascript:void 0"><input name="q" value="lamps"></form>`,
+    ),
+  );
+  await page.click("#b");
+  await page.evaluate(() => document.getElementById("f").requestSubmit());
+  await page.evaluate(() => window.sm.flush());
+  assert.equal(rx.state.messages.filter((m) => m.event === "Nope").length, 0);
+  assert.equal(rx.state.messages.filter((m) => m.event === "Products Searched").length, 1);
+  await context.close();
+});
+
+test("debug: true (or localStorage.segmint_debug) logs events, batches, retries, rules and segments", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const lines = [];
+  page.on("console", (m) => m.text().startsWith("[segmint]") && lines.push(m.text()));
+  await page.goto(`${rx.origin}/blank.html`);
+  await page.evaluate(() => localStorage.setItem("segmint_debug", "1"));
+  rx.state.faults = [503];
+  const rules = { version: "dbg-1", traits: {}, segments: [{ id: "everyone", condition: {} }] };
+  await page.goto(url({ rules, retry: { baseMs: 50, capMs: 100 } }));
+  await page.evaluate(() => window.smReady);
+  await page.evaluate(() => window.sm.track("Debugged", { a: 1 }));
+  await until(() => rx.state.messages.some((m) => m.event === "Debugged"), 5000, "delivery after a retry");
+  await page.waitForTimeout(100);
+  const text = lines.join("\n");
+  assert.match(text, /rules dbg-1 in force/);
+  assert.match(text, /segments \{"segments":\["everyone"\]/);
+  assert.match(text, /event Debugged \{"a":1\}/);
+  assert.match(text, /batch of 1 event\(s\)/);
+  assert.match(text, /batch answered 503: retry in \d+ ms/);
+  assert.match(text, /batch answered 200: 1 event\(s\) done/);
+  await context.close();
+});

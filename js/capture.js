@@ -1,0 +1,64 @@
+// Declarative capture: events from markup, no code.
+//
+//   <button data-segmint-track="Wishlist Added" data-segmint-product-id="sh-101"
+//           data-segmint-price="34">♡</button>
+//   <form data-segmint-search> <input type="search" name="q"> </form>
+//
+// One delegated listener per kind on the document (capture phase, so a
+// handler that stops propagation does not hide the click), so elements
+// added later are captured too.
+
+const NUMERIC = /^-?(0|[1-9]\d*)(\.\d+)?$/;
+
+const OWN = new Set(["data-segmint-track", "data-segmint-search", "data-segmint-slot"]);
+
+/** data-segmint-* attributes (but segmint's own) as properties:
+ * data-segmint-product-id="7" becomes { product_id: 7 }. */
+export function propertiesOf(el) {
+  const props = {};
+  for (const { name, value } of el.attributes) {
+    if (!name.startsWith("data-segmint-") || OWN.has(name)) continue;
+    props[name.slice(13).replace(/-/g, "_")] = NUMERIC.test(value) ? Number(value) : value;
+  }
+  return props;
+}
+
+function queryOf(form) {
+  const named = form.getAttribute("data-segmint-search");
+  const input =
+    (named && form.elements.namedItem(named)) ||
+    form.querySelector('input[type="search"], input[name="q"], input[name="query"], input[type="text"], input:not([type])');
+  return input && typeof input.value === "string" ? input.value.trim() : "";
+}
+
+/**
+ * @param {{track: Function, productsSearched: Function}} client
+ * @param {boolean | {clicks?: boolean, search?: boolean}} autocapture
+ */
+export function installCapture(client, autocapture) {
+  if (typeof document === "undefined" || autocapture === false) return;
+  const on = (kind) => autocapture === undefined || autocapture === true || autocapture[kind] !== false;
+  if (on("clicks")) {
+    document.addEventListener(
+      "click",
+      (e) => {
+        const el = e.target instanceof Element ? e.target.closest("[data-segmint-track]") : null;
+        const name = el && el.getAttribute("data-segmint-track");
+        if (name) client.track(name, propertiesOf(el));
+      },
+      true,
+    );
+  }
+  if (on("search")) {
+    document.addEventListener(
+      "submit",
+      (e) => {
+        const form = e.target;
+        if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-segmint-search")) return;
+        const query = queryOf(form);
+        if (query) client.productsSearched(query, propertiesOf(form));
+      },
+      true,
+    );
+  }
+}
