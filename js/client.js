@@ -4,6 +4,7 @@
 
 import { SegmintError, encode } from "./json.js";
 import { installCapture } from "./capture.js";
+import { Slots } from "./slots.js";
 
 const OK = Promise.resolve();
 const noop = () => {};
@@ -54,6 +55,12 @@ export class Client {
     // Listening starts now, so clicks before the core is ready count too
     // (their calls wait in the buffer).
     installCapture(this, coreOptions.autocapture);
+    // Slots render cached decisions at once, before the core is ready.
+    if (typeof document !== "undefined") {
+      this._slots = new Slots(this, coreOptions);
+      this._slots.watchDocument();
+      this._hooks.push(() => this._slots.start());
+    }
     this.ready = start(wasmUrl).then(
       (wasm) => {
         let text;
@@ -68,10 +75,11 @@ export class Client {
           throw typeof e === "string" ? new SegmintError(JSON.parse(e)) : e;
         }
         this.settings = JSON.parse(this._inst.settings());
-        for (const hook of this._hooks) hook(this);
         const pending = this._pending;
         this._pending = null;
         for (const [method, args, settle] of pending) settle(this[method](...args));
+        // Then slots decide, with whatever the buffered calls changed.
+        for (const hook of this._hooks) hook(this);
         return this;
       },
       (e) => {
@@ -240,6 +248,16 @@ export class Client {
   /** The user's traits: from identify, and computed from the rules. */
   traits() {
     return this._inst ? JSON.parse(this._inst.traits()) : {};
+  }
+
+  /**
+   * Shows the variant for the user's segment in an element: variants map
+   * segment ids (and "default") to a <template>, a template id, or a
+   * function (element, {segment, variation}). Returns {undo()}.
+   */
+  personalize(target, variants) {
+    if (!this._slots) return { undo() {} };
+    return this._slots.personalize(target, variants);
   }
 
   /** on("segments" | "error", listener) */

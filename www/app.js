@@ -1,10 +1,12 @@
 // The demo storefront's behaviour. Everything segmint-related is the
 // public API: load(), track helpers, segments(), traits(), on("segments").
 import { load } from "/pkg/index.js";
-import { PRODUCTS, CATEGORIES } from "./products.js";
+import { PRODUCTS, CATEGORIES, COLOURS } from "./products.js";
 
 const origin = location.origin;
-const sm = load({ endpoint: origin, rulesUrl: `${origin}/v1/rules`, writeKey: "demo", flushIntervalMs: 1000 });
+// sticky: false so the banner changes the moment a click makes you a
+// member (a real store keeps banners stable within a page view).
+const sm = load({ endpoint: origin, rulesUrl: `${origin}/v1/rules`, writeKey: "demo", flushIntervalMs: 1000, sticky: false });
 window.segmint = sm; // for poking at from the console
 sm.page("Storefront");
 
@@ -47,7 +49,9 @@ function renderGrid() {
       card.dataset.productId = p.product_id;
       card.innerHTML = `<div class="icon"></div><h3></h3><p class="meta"></p><p class="price"></p>
         <div class="actions"><button class="view">View</button><button class="buy">Buy</button></div>`;
-      card.querySelector(".icon").textContent = p.icon;
+      const icon = card.querySelector(".icon");
+      icon.textContent = p.name[0];
+      icon.style.background = COLOURS[p.category];
       card.querySelector("h3").textContent = p.name;
       card.querySelector(".meta").textContent = `${p.category} · sold by ${p.seller}`;
       card.querySelector(".price").textContent = money(p.price);
@@ -62,7 +66,7 @@ function view(p) {
   sm.productClicked({ product_id: p.product_id, name: p.name, category: p.category, price: p.price });
   const d = $("product");
   d.innerHTML = `<h2></h2><p class="big"></p><p></p><form method="dialog"><button>Close</button></form>`;
-  d.querySelector("h2").textContent = `${p.icon} ${p.name}`;
+  d.querySelector("h2").textContent = p.name;
   d.querySelector(".big").textContent = money(p.price);
   d.querySelector("p:not(.big)").textContent = `Category: ${p.category}. Sold by ${p.seller}.`;
   d.showModal();
@@ -109,6 +113,9 @@ $("reset").onclick = () => {
 
 function renderProfile() {
   $("aid").textContent = sm.anonymousId() || "…";
+  const hero = document.querySelector("[data-segmint-slot=hero]");
+  const held = hero.dataset.segmintVariation === "holdout";
+  $("holdout").hidden = !held;
   const segs = sm.segments();
   $("segments").replaceChildren(
     ...(segs.length ? segs : ["(none yet)"]).map((s) => {
@@ -138,8 +145,9 @@ async function renderBatches() {
   }
 }
 
-sm.ready.then(renderProfile);
-sm.on("segments", renderProfile);
+sm.ready.then(() => setTimeout(renderProfile));
+// After the slots have re-rendered (their listener runs after this one).
+sm.on("segments", () => setTimeout(renderProfile));
 sm.on("error", (e) => console.warn("segmint:", e.code, e.message));
 setInterval(renderBatches, 1000);
 renderChips();

@@ -1,0 +1,232 @@
+// Personalized banners in real Chromium: template slots and personalize(),
+// priority, default, template safety, holdout, exposure and click events,
+// and no flicker for returning visitors.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { launch, receiver, until, ROOT } from "./harness.mjs";
+
+let browser, rx;
+const timings = [];
+before(async () => {
+  rx = await receiver();
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+  await rx?.close();
+  if (timings.length) {
+    console.log("\nslot rendered, ms after navigation start:\n" + timings.map((t) => `  ${t.case.padEnd(34)} ${t.ms.toFixed(1)}`).join("\n"));
+    fs.mkdirSync(path.join(ROOT, "target"), { recursive: true });
+    fs.writeFileSync(path.join(ROOT, "target/slot-timings.json"), JSON.stringify(timings, null, 2));
+  }
+});
+
+function rules(holdout = 0) {
+  return {
+    version: "banners-1",
+    traits: {
+      purchases_30d: { event: "Order Completed", aggregate: "count", window_days: 30 },
+      avg_price_30d: { event: "Order Completed", aggregate: "avg", property: "products.price", window_days: 30 },
+      days_since_first_seen: { builtin: "days_since_first_seen" },
+    },
+    segments: [
+      { id: "frequent-buyer", priority: 40, condition: { purchases_30d: { $gt: 3 } }, holdout },
+      { id: "bargain-hunter", priority: 30, condition: { avg_price_30d: { $lt: 20 } } },
+      { id: "new-user", priority: 10, condition: { days_since_first_seen: { $lte: 7 } } },
+    ],
+  };
+}
+
+const slotsUrl = (options) => `${rx.origin}/slots.html?o=${encodeURIComponent(JSON.stringify({ endpoint: rx.origin, flushIntervalMs: 60_000, ...options }))}`;
+
+async function open(context, options) {
+  const page = await context.newPage();
+  await page.goto(slotsUrl(options));
+  await page.evaluate(() => window.smReady);
+  return page;
+}
+
+const shown = (page, sel = "#hero") => page.evaluate((sel) => [...document.querySelector(sel).querySelectorAll("[data-banner]")].map((e) => e.dataset.banner), sel);
+const buy = (page, price) =>
+  page.evaluate((price) => window.sm.orderCompleted({ order_id: `o${Math.random()}`, products: [{ product_id: "p", price, quantity: 1 }] }), price);
+const promotions = (event) => rx.state.messages.filter((m) => m.event === event);
+
+/** GrowthBook hash v2, computed independently of segmint. */
+function fnv1a32(s) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h += (h << 1) + (h << 4) + (h << 7) + (h << 8) + (h << 24);
+  }
+  return h >>> 0;
+}
+const gbHashV2 = (seed, value) => (fnv1a32(String(fnv1a32(seed + value))) % 10000) / 10000;
+
+test("the highest-priority segment the slot offers wins; default otherwise", async () => {
+  const context = await browser.newContext();
+  let page = await open(context, { rules: rules() });
+  assert.deepEqual(await shown(page), ["new-user"], "a new visitor");
+  for (const price of [5, 6, 7, 8]) await buy(page, price);
+  assert.deepEqual(await page.evaluate(() => window.sm.segments()), ["frequent-buyer", "bargain-hunter", "new-user"]);
+  // Sticky (the default): the banner stays for this page view...
+  assert.deepEqual(await shown(page), ["new-user"]);
+  await page.close();
+  // ...and the next page view shows the highest-priority one.
+  page = await open(context, { rules: rules() });
+  assert.deepEqual(await shown(page), ["frequent-buyer"]);
+  await context.close();
+
+  const plain = await browser.newContext();
+  const p2 = await open(plain, { rules: { ...rules(), segments: [] } });
+  assert.deepEqual(await shown(p2), ["default"], "in no segment the slot offers");
+  await plain.close();
+});
+
+test("without sticky, slots follow segment changes at once", async () => {
+  const context = await browser.newContext();
+  const page = await open(context, { rules: rules(), sticky: false });
+  assert.deepEqual(await shown(page), ["new-user"]);
+  await buy(page, 5);
+  assert.deepEqual(await shown(page), ["bargain-hunter"]);
+  for (const price of [6, 7, 8]) await buy(page, price);
+  assert.deepEqual(await shown(page), ["frequent-buyer"]);
+  await context.close();
+});
+
+test("scripts in templates never run, and templates stay in place", async () => {
+  const context = await browser.newContext();
+  const page = await open(context, { rules: rules(), sticky: false });
+  await buy(page, 5); // bargain-hunter's template carries a <script>
+  assert.deepEqual(await shown(page), ["bargain-hunter"]);
+  assert.equal(await page.evaluate(() => window.pwned), undefined);
+  assert.equal(await page.evaluate(() => document.querySelectorAll("#hero script").length), 0);
+  assert.equal(await page.evaluate(() => document.querySelectorAll("#hero > template").length), 4);
+  await context.close();
+});
+
+test("holdout: deterministic GrowthBook hash v2 of the anonymous id, seeded by the segment", async () => {
+  const seen = { personalized: 0, holdout: 0 };
+  for (let i = 0; i < 12; i++) {
+    const context = await browser.newContext();
+    let page = await open(context, { rules: rules(0.5) });
+    for (const price of [30, 30, 30, 30]) await buy(page, price);
+    const id = await page.evaluate(() => window.sm.anonymousId());
+    await page.close();
+    page = await open(context, { rules: rules(0.5) });
+    const expected = gbHashV2("frequent-buyer", id) < 0.5 ? "holdout" : "personalized";
+    const variation = await page.evaluate(() => document.querySelector("#hero").dataset.segmintVariation);
+    assert.equal(variation, expected, `id ${id}`);
+    assert.deepEqual(await shown(page), [expected === "holdout" ? "default" : "frequent-buyer"]);
+    // Same id, same answer, every time.
+    await page.reload();
+    await page.evaluate(() => window.smReady);
+    assert.equal(await page.evaluate(() => document.querySelector("#hero").dataset.segmintVariation), expected);
+    seen[expected]++;
+    await context.close();
+  }
+  assert.ok(seen.personalized > 0 && seen.holdout > 0, JSON.stringify(seen));
+});
+
+test("one Promotion Viewed per slot per page view; clicks inside send Promotion Clicked", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  const page = await open(context, { rules: rules() });
+  for (const price of [5, 6]) await buy(page, price); // segments change; the slot is sticky
+  await page.click("#hero .cta").catch(() => {}); // new-user's banner has no button
+  await page.evaluate(() => document.querySelector("#hero [data-banner]").click());
+  await page.evaluate(() => window.sm.flush());
+  const viewed = promotions("Promotion Viewed");
+  assert.equal(viewed.length, 1);
+  assert.deepEqual(viewed[0].properties, { promotion_id: "hero", segment: "new-user", variation: "personalized", creative: "new-user" });
+  const clicked = promotions("Promotion Clicked");
+  assert.equal(clicked.length, 1);
+  assert.deepEqual(clicked[0].properties, viewed[0].properties);
+  // A new page view: a new exposure.
+  await page.reload();
+  await page.evaluate(() => window.smReady);
+  await page.evaluate(() => window.sm.flush());
+  assert.equal(promotions("Promotion Viewed").length, 2);
+  await context.close();
+});
+
+test("personalize(): templates, template ids and functions; undo restores", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  const page = await open(context, { rules: rules(), sticky: false });
+  const result = await page.evaluate(async () => {
+    const calls = [];
+    const handle = window.sm.personalize("#side", {
+      "frequent-buyer": "side-loyal",
+      "bargain-hunter": (el, info) => { calls.push(info); el.textContent = "Side: bargains"; },
+      default: (el, info) => { calls.push(info); el.textContent = "Side: default"; },
+    });
+    const first = document.querySelector("#side").textContent;
+    await window.sm.orderCompleted({ order_id: "x", products: [{ product_id: "p", price: 5 }] });
+    const second = document.querySelector("#side").textContent;
+    handle.undo();
+    const undone = document.querySelector("#side").innerHTML.trim();
+    return { first, second, undone, calls };
+  });
+  assert.equal(result.first, "Side: default");
+  assert.equal(result.second, "Side: bargains");
+  assert.equal(result.undone, '<p id="side-original">original side content</p>');
+  assert.deepEqual(result.calls, [
+    { segment: null, variation: "default" },
+    { segment: "bargain-hunter", variation: "personalized" },
+  ]);
+  await context.close();
+});
+
+test("no flicker: a returning visitor never sees the default banner first", async () => {
+  const context = await browser.newContext();
+  let page = await open(context, { rules: rules() });
+  for (const price of [30, 30, 30, 30]) await buy(page, price);
+  await page.close();
+  // Slow the wasm down so the cached decision must do the work alone.
+  await context.route("**/segmint_wasm_bg.wasm", async (route) => {
+    await new Promise((r) => setTimeout(r, 800));
+    await route.continue();
+  });
+  for (let i = 0; i < 3; i++) {
+    page = await context.newPage();
+    await page.goto(slotsUrl({ rules: rules() }));
+    await page.evaluate(() => window.smReady);
+    const log = await page.evaluate(() => window.slotLog);
+    assert.deepEqual(log.map((l) => l.banner), ["frequent-buyer"], "only the cached banner, ever");
+    const rendered = await page.evaluate(() => performance.getEntriesByName("segmint:slot:hero")[0].startTime);
+    timings.push({ case: "returning visitor (cached decision)", ms: rendered });
+    await page.close();
+  }
+  await context.close();
+});
+
+test("a first visit waits for the decision, at most antiFlickerTimeoutMs", async () => {
+  // Fast core: the first render is the decision.
+  let context = await browser.newContext();
+  let page = await context.newPage();
+  await page.goto(slotsUrl({ rules: rules() }));
+  await page.evaluate(() => window.smReady);
+  assert.deepEqual((await page.evaluate(() => window.slotLog)).map((l) => l.banner), ["new-user"]);
+  timings.push({ case: "first visit (decided by the core)", ms: await page.evaluate(() => performance.getEntriesByName("segmint:slot:hero")[0].startTime) });
+  await context.close();
+
+  // A core slower than the timeout: hidden, then default, then (sticky) kept.
+  context = await browser.newContext();
+  await context.route("**/segmint_wasm_bg.wasm", async (route) => {
+    await new Promise((r) => setTimeout(r, 1500));
+    await route.continue();
+  });
+  page = await context.newPage();
+  const t0 = Date.now();
+  await page.goto(slotsUrl({ rules: rules(), antiFlickerTimeoutMs: 300 }));
+  await until(() => page.evaluate(() => window.slotLog.length > 0), 3000, "the fallback");
+  const log = await page.evaluate(() => window.slotLog);
+  assert.equal(log[0].banner, "default");
+  assert.ok(Date.now() - t0 < 1500, "shown before the core was ready");
+  assert.equal(await page.evaluate(() => document.querySelector("#hero").style.visibility), "");
+  await page.evaluate(() => window.smReady);
+  assert.deepEqual((await page.evaluate(() => window.slotLog)).map((l) => l.banner), ["default"], "sticky: no late swap");
+  await context.close();
+});

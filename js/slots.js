@@ -1,0 +1,222 @@
+// Personalized banners: declarative slots and personalize().
+//
+//   <div data-segmint-slot="hero">
+//     <template data-segment="frequent-buyer">…</template>
+//     <template data-segment="default">…</template>
+//   </div>
+//
+// The wasm core decides (highest-priority segment the slot offers, unless
+// the user is held out); this file renders. It lives in JavaScript because
+// the no-flicker part runs before the wasm is ready: the decision the last
+// page view cached is applied at once, so a returning visitor never sees
+// the default banner first. Templates are cloned, never assigned as HTML
+// strings, and scripts in them never run.
+
+const CACHE_KEY = "sgm_slots";
+
+function readCache() {
+  try {
+    return JSON.parse(localStorage.getItem(CACHE_KEY) || "{}") || {};
+  } catch {
+    return {};
+  }
+}
+
+/** A template's content, cloned without scripts. */
+function cloneTemplate(template) {
+  const fragment = document.importNode(template.content, true);
+  for (const script of fragment.querySelectorAll("script")) script.remove();
+  return fragment;
+}
+
+function variantsOf(slotElement) {
+  const variants = {};
+  for (const t of slotElement.querySelectorAll(":scope > template[data-segment]")) {
+    variants[t.getAttribute("data-segment")] = t;
+  }
+  return variants;
+}
+
+function mark(name) {
+  try {
+    performance.mark(`segmint:slot:${name}`);
+  } catch {
+    /* marks are a diagnostic */
+  }
+}
+
+export class Slots {
+  /**
+   * @param {object} client the segmint client (track, on, _inst)
+   * @param {{sticky?: boolean, antiFlickerTimeoutMs?: number}} options
+   */
+  constructor(client, options) {
+    this.client = client;
+    this.sticky = options.sticky !== false;
+    this.timeoutMs = options.antiFlickerTimeoutMs ?? 400;
+    this.cache = typeof localStorage === "undefined" ? {} : readCache();
+    this.slots = [];
+    this.clickListening = false;
+    this.ready = false;
+  }
+
+  /** Finds declarative slots now and as the page adds them. */
+  watchDocument() {
+    if (typeof document === "undefined") return;
+    for (const el of document.querySelectorAll("[data-segmint-slot]")) this.declarative(el);
+    new MutationObserver((records) => {
+      for (const r of records) {
+        for (const node of r.addedNodes) {
+          if (!(node instanceof Element)) continue;
+          if (node.hasAttribute("data-segmint-slot")) this.declarative(node);
+          for (const el of node.querySelectorAll("[data-segmint-slot]")) this.declarative(el);
+        }
+      }
+    }).observe(document.documentElement, { childList: true, subtree: true });
+  }
+
+  declarative(el) {
+    if (this.slots.some((s) => s.element === el)) return;
+    const name = el.getAttribute("data-segmint-slot") || "slot";
+    const templates = variantsOf(el);
+    const variants = {};
+    for (const [id, t] of Object.entries(templates)) variants[id] = t;
+    this.add({ element: el, name, variants, original: null });
+  }
+
+  /** personalize(selectorOrElement, variants) */
+  personalize(target, variants) {
+    const element = typeof target === "string" ? document.querySelector(target) : target;
+    if (!(element instanceof Element)) throw new TypeError(`personalize: no element for ${target}`);
+    const resolved = {};
+    for (const [id, v] of Object.entries(variants || {})) {
+      resolved[id] = typeof v === "string" ? document.getElementById(v) : v;
+      if (!(resolved[id] instanceof HTMLTemplateElement) && typeof resolved[id] !== "function") {
+        throw new TypeError(`personalize: variant "${id}" must be a <template>, a template id or a function`);
+      }
+    }
+    const slot = {
+      element,
+      name: element.getAttribute("data-segmint-slot") || element.id || "slot",
+      variants: resolved,
+      original: [...element.childNodes],
+    };
+    this.add(slot);
+    return {
+      undo: () => {
+        slot.undone = true;
+        this.slots = this.slots.filter((s) => s !== slot);
+        element.replaceChildren(...slot.original);
+        element.style.visibility = slot.hiddenStyle ?? "";
+      },
+    };
+  }
+
+  add(slot) {
+    slot.shown = null; // {template, segment, variation}
+    slot.exposed = new Set();
+    this.slots.push(slot);
+    this.listenForClicks();
+    if (this.ready) return this.decideAndRender(slot);
+    // Before the core is ready: the cached decision, at once; otherwise
+    // hidden until the decision, or the timeout shows the default.
+    const cached = this.cache[slot.name];
+    if (cached && cached.template in slot.variants) {
+      this.render(slot, cached);
+    } else {
+      slot.hiddenStyle = slot.element.style.visibility;
+      slot.element.style.visibility = "hidden";
+      slot.timer = setTimeout(() => {
+        if (!slot.shown) this.render(slot, { template: "default", segment: null, variation: "default", fallback: true });
+      }, this.timeoutMs);
+    }
+  }
+
+  /** The core is ready: every slot gets its real decision. */
+  start() {
+    this.ready = true;
+    for (const slot of [...this.slots]) this.decideAndRender(slot);
+    // The cache always follows the latest decision, for the next page
+    // view; a sticky slot keeps what this page view already shows.
+    this.client.on("segments", () => {
+      for (const slot of [...this.slots]) this.decideAndRender(slot);
+    });
+  }
+
+  decide(slot) {
+    const offered = Object.keys(slot.variants).filter((k) => k !== "default");
+    return JSON.parse(this.client._inst.decide(JSON.stringify(offered)));
+  }
+
+  decideAndRender(slot) {
+    if (slot.undone) return;
+    const decision = this.decide(slot);
+    this.remember(slot, decision);
+    // Sticky: what the visitor already sees stays for this page view
+    // (a cached decision or the fallback default).
+    if (slot.shown && (this.sticky || sameShown(slot.shown, decision))) {
+      this.expose(slot, slot.shown);
+      return;
+    }
+    this.render(slot, decision);
+    this.expose(slot, decision);
+  }
+
+  remember(slot, decision) {
+    if (this.client._inst.consentState() !== "granted") return;
+    const entry = { template: decision.template, segment: decision.segment, variation: decision.variation };
+    if (JSON.stringify(this.cache[slot.name]) === JSON.stringify(entry)) return;
+    this.cache[slot.name] = entry;
+    try {
+      localStorage.setItem(CACHE_KEY, JSON.stringify(this.cache));
+    } catch {
+      /* without storage the next page view decides afresh */
+    }
+  }
+
+  render(slot, decision) {
+    clearTimeout(slot.timer);
+    const variant = slot.variants[decision.template] || slot.variants.default;
+    const el = slot.element;
+    // A declarative slot keeps its templates; personalize() replaces.
+    const keep = slot.original === null ? [...el.children].filter((n) => n instanceof HTMLTemplateElement) : [];
+    if (variant instanceof HTMLTemplateElement) {
+      el.replaceChildren(...keep, cloneTemplate(variant));
+    } else if (typeof variant === "function") {
+      variant(el, { segment: decision.segment, variation: decision.variation });
+    } else {
+      el.replaceChildren(...keep, ...(slot.original || []));
+    }
+    if (slot.hiddenStyle !== undefined) el.style.visibility = slot.hiddenStyle;
+    slot.shown = { template: decision.template, segment: decision.segment, variation: decision.variation, fallback: !!decision.fallback };
+    el.setAttribute("data-segmint-variation", decision.variation);
+    mark(slot.name);
+  }
+
+  /** One Promotion Viewed per slot per page view (per variant shown). */
+  expose(slot, shown) {
+    const key = `${shown.template}|${shown.variation}`;
+    if (slot.exposed.has(key)) return;
+    slot.exposed.add(key);
+    slot.promotion = { promotion_id: slot.name, segment: shown.segment ?? null, variation: shown.variation, creative: shown.template };
+    this.client.track("Promotion Viewed", slot.promotion);
+  }
+
+  listenForClicks() {
+    if (this.clickListening || typeof document === "undefined") return;
+    this.clickListening = true;
+    document.addEventListener(
+      "click",
+      (e) => {
+        if (!(e.target instanceof Node)) return;
+        const slot = this.slots.find((s) => s.promotion && s.element.contains(e.target));
+        if (slot) this.client.track("Promotion Clicked", slot.promotion);
+      },
+      true,
+    );
+  }
+}
+
+function sameShown(shown, decision) {
+  return shown.template === decision.template && shown.variation === decision.variation;
+}
