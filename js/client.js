@@ -37,8 +37,6 @@ export const inertMethods = {
   segments: () => [],
   inSegment: () => false,
   traits: () => ({}),
-  on: noop,
-  off: noop,
 };
 
 export class Client {
@@ -52,6 +50,14 @@ export class Client {
     this._inst = null;
     this._hooks = [];
     const { wasmUrl, ...coreOptions } = options || {};
+    // A path ("/", "/collect") means this site; anything else must be an
+    // absolute URL (the core says so, naming the option).
+    for (const key of ["endpoint", "rulesUrl"]) {
+      const v = coreOptions[key];
+      if (typeof v === "string" && v.startsWith("/") && !v.startsWith("//") && typeof location !== "undefined") {
+        coreOptions[key] = new URL(v, location.href).href;
+      }
+    }
     // Listening starts now, so clicks before the core is ready count too
     // (their calls wait in the buffer).
     installCapture(this, coreOptions.autocapture);
@@ -131,7 +137,10 @@ export class Client {
    * is; rejected if it never will be. */
   _wait(method, args) {
     if (this._failed) return rejected(this._failed);
-    return new Promise((resolve) => this._pending.push([method, args, resolve]));
+    const p = new Promise((resolve) => this._pending.push([method, args, resolve]));
+    // It may settle as a rejection: never an unhandled one.
+    p.catch(noop);
+    return p;
   }
 
   _fail(err) {

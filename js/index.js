@@ -20,10 +20,13 @@ function inBrowser() {
  */
 export function load(options) {
   if (!inBrowser()) {
-    return Object.assign(Object.create(null), inertMethods, {
+    const inert = Object.assign(Object.create(null), inertMethods, {
       ready: Promise.resolve(),
       personalize: () => ({ undo() {} }),
+      on: () => inert,
+      off: () => inert,
     });
+    return inert;
   }
   return new Client(options, (wasmUrl) =>
     initWasm(wasmUrl ? { module_or_path: wasmUrl } : undefined).then(() => wasm),

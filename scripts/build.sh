@@ -10,8 +10,17 @@ wasm-pack --quiet build --release --target web --out-dir pkg --out-name segmint_
   | grep -v "failed to get wasm-pack version" || true
 test -f pkg/segmint_wasm_bg.wasm
 
-cp js/*.js pkg/
-[ -f js/index.d.ts ] && cp js/index.d.ts pkg/
-cp LICENSE pkg/ 2>/dev/null || true
+# The facade, as ES modules for bundlers (embed.js and stub.js are
+# replaced by their built forms below).
+for f in index client json capture slots; do cp "js/$f.js" pkg/; done
+cp js/index.d.ts LICENSE pkg/
+# The script-tag embed: one minified file, loader + facade + glue.
+# (Bundled from pkg/, where the wasm-bindgen glue is.)
+cp js/embed.js pkg/embed.src.js
+esbuild pkg/embed.src.js --bundle --format=iife --minify --target=es2020 --log-level=warning \
+  --log-override:empty-import-meta=silent --outfile=pkg/embed.js
+rm pkg/embed.src.js
+# The stub snippet shown in README.
+esbuild js/stub.js --minify --target=es2015 --log-level=warning --outfile=pkg/stub.min.js
 node scripts/package-json.mjs
 echo "built pkg/ ($(wc -c < pkg/segmint_wasm_bg.wasm) bytes of wasm)"

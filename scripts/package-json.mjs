@@ -4,7 +4,9 @@ import fs from "node:fs";
 
 const cargo = fs.readFileSync(new URL("../Cargo.toml", import.meta.url), "utf8");
 const version = /\[workspace\.package\][^[]*?version\s*=\s*"([^"]+)"/s.exec(cargo)[1];
-const files = fs.readdirSync(new URL("../pkg/", import.meta.url)).filter((f) => !["package.json", ".gitignore"].includes(f));
+const files = fs
+  .readdirSync(new URL("../pkg/", import.meta.url))
+  .filter((f) => !["package.json", ".gitignore"].includes(f) && !f.endsWith(".tgz"));
 
 const pkg = {
   name: "segmint",
@@ -20,6 +22,7 @@ const pkg = {
   exports: {
     ".": { types: "./index.d.ts", default: "./index.js" },
     "./embed": "./embed.js",
+    "./stub": "./stub.min.js",
     "./segmint_wasm_bg.wasm": "./segmint_wasm_bg.wasm",
     "./package.json": "./package.json",
   },

@@ -65,9 +65,12 @@ fi
 
 # --- npm packages (wasm-opt from binaryen@132, playwright-core, bundlers) --
 # Never Debian's binaryen (108): its wasm-opt corrupts wasm-bindgen output.
-if [ ! -f node_modules/.package-lock.json ] || ! cmp -s package-lock.json node_modules/.segmint-lock; then
-  log "npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
-  cp package-lock.json node_modules/.segmint-lock
-fi
+# The root (tools) and examples/ (bundlers for the packaging tests) each
+# have a lockfile; `npm ci` runs only when it changed.
+for dir in . examples; do
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] || ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.segmint-lock"; then
+    log "npm ci ($dir)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.segmint-lock)
+  fi
+done
 log "ready (wasm-bindgen $WASM_BINDGEN_VERSION, wasm-pack $WASM_PACK_VERSION, $(chromium --version 2>/dev/null | head -c 40))"

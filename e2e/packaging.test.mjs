@@ -1,0 +1,142 @@
+// The package as users get it: `npm pack` output installed into
+// examples/, built with Vite, webpack 5 and esbuild, and the script-tag
+// embed; each served and checked in Chromium by an event arriving at the
+// local receiver. Also: a strict Content-Security-Policy, the wrong MIME
+// type for the .wasm, a blocked embed, Node (server-side rendering) and
+// the TypeScript types.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { launch, receiver, until, ROOT } from "./harness.mjs";
+
+const EX = path.join(ROOT, "examples");
+const bin = (name) => path.join(EX, "node_modules/.bin", name);
+const run = (cmd, args, cwd = EX) => execFileSync(cmd, args, { cwd, stdio: ["ignore", "pipe", "pipe"] }).toString();
+
+let browser, rx, strict;
+const CSP = "script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'";
+
+before(async () => {
+  // Install the package exactly as published.
+  for (const f of fs.readdirSync(EX)) if (f.endsWith(".tgz")) fs.rmSync(path.join(EX, f));
+  const tarball = run("npm", ["pack", path.join(ROOT, "pkg"), "--pack-destination", EX, "--silent"]).trim().split("\n").pop();
+  run("npm", ["install", "--no-save", "--no-audit", "--no-fund", "--loglevel=error", `./${tarball}`]);
+  run(bin("vite"), ["build"], path.join(EX, "vite-app"));
+  run(bin("webpack"), ["--config", "webpack/webpack.config.cjs"]);
+  run("node", ["esbuild/build.mjs"]);
+  const statics = [
+    { prefix: "/vite/", dir: path.join(EX, "vite-app/dist") },
+    { prefix: "/webpack/", dir: path.join(EX, "webpack") },
+    { prefix: "/esbuild/", dir: path.join(EX, "esbuild") },
+    { prefix: "/html/", dir: path.join(EX, "html") },
+  ];
+  rx = await receiver({ statics });
+  strict = await receiver({ statics, headers: { "Content-Security-Policy": CSP } });
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+  await rx?.close();
+  await strict?.close();
+});
+
+async function visit(server, pagePath, { route } = {}) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const problems = { errors: [], csp: [] };
+  page.on("pageerror", (e) => problems.errors.push(e.message));
+  page.on("console", (m) => /Content.Security.Policy|Refused to/.test(m.text()) && problems.csp.push(m.text()));
+  await page.addInitScript(() => {
+    window.cspViolations = [];
+    document.addEventListener("securitypolicyviolation", (e) => window.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
+  });
+  if (route) await route(context);
+  await page.goto(`${server.origin}${pagePath}`);
+  return { context, page, problems };
+}
+
+const arrived = (server, bundler) => server.state.messages.find((m) => m.event === "Packaging Test" && m.properties.bundler === bundler);
+
+for (const [bundler, pagePath] of [
+  ["vite", "/vite/index.html"],
+  ["webpack", "/webpack/index.html"],
+  ["esbuild", "/esbuild/index.html"],
+]) {
+  test(`npm package built with ${bundler}: an event arrives`, async () => {
+    const { context, page, problems } = await visit(rx, pagePath);
+    await until(() => arrived(rx, bundler), 10_000, `the ${bundler} event`);
+    assert.deepEqual(problems.errors, []);
+    assert.match(await page.evaluate(() => document.body.dataset.flushed || ""), /"pending":0/);
+    await context.close();
+  });
+}
+
+test("script-tag embed: the stub's queue is replayed in order", async () => {
+  const { context, page, problems } = await visit(rx, "/html/index.html");
+  await until(() => arrived(rx, "embed"), 10_000, "the embed event");
+  const mine = rx.state.messages.filter((m) => m.anonymousId === arrived(rx, "embed").anonymousId);
+  assert.deepEqual(mine.map((m) => m.name || m.event), ["Embed Example", "Packaging Test"]);
+  assert.equal(await page.evaluate(() => typeof window.segmint.track === "function" && !Array.isArray(window.segmint)), true, "window.segmint is the client");
+  assert.deepEqual(problems.errors, []);
+  await context.close();
+});
+
+test("the embed loads the wasm even when the server sends the wrong MIME type", async () => {
+  const wrong = await receiver({ statics: [{ prefix: "/html/", dir: path.join(EX, "html") }], wrongWasmType: true });
+  try {
+    const { context, problems } = await visit(wrong, "/html/index.html");
+    await until(() => arrived(wrong, "embed"), 10_000, "the embed event");
+    assert.deepEqual(problems.errors, []);
+    await context.close();
+  } finally {
+    await wrong.close();
+  }
+});
+
+test("a blocked embed: the stub never throws", async () => {
+  const { context, page, problems } = await visit(rx, "/html/index.html", {
+    route: (ctx) => ctx.route("**/embed.js", (r) => r.abort("blockedbyclient")),
+  });
+  await page.waitForTimeout(300);
+  const state = await page.evaluate(() => {
+    // Every stub method, including the ones that normally return values.
+    for (const m of ["track", "page", "identify", "reset", "flush", "consent", "on", "anonymousId", "segments", "personalize"]) window.segmint[m]("x", {});
+    return { isQueue: Array.isArray(window.segmint), queued: window.segmint.length };
+  });
+  assert.deepEqual(state, { isQueue: true, queued: 12 });
+  assert.deepEqual(problems.errors, []);
+  await context.close();
+});
+
+test("strict CSP (script-src 'self' 'wasm-unsafe-eval'): the npm build and the embed work", async () => {
+  for (const [bundler, pagePath] of [["vite", "/vite/index.html"], ["embed-csp", "/html/strict.html"]]) {
+    const { context, page, problems } = await visit(strict, pagePath);
+    await until(() => arrived(strict, bundler), 10_000, `the ${bundler} event under CSP`);
+    assert.deepEqual(await page.evaluate(() => window.cspViolations), [], bundler);
+    assert.deepEqual(problems.csp, [], bundler);
+    assert.deepEqual(problems.errors, [], bundler);
+    await context.close();
+  }
+});
+
+test("importing the package in Node (server-side rendering) does not throw; calls are no-ops", () => {
+  const out = run("node", [
+    "--input-type=module",
+    "-e",
+    `import { load } from "segmint";
+     const sm = load({ endpoint: "https://collector.example" });
+     const results = [
+       await sm.track("x", { a: 1 }), await sm.page(), await sm.identify("u"), await sm.orderCompleted({}),
+       await sm.flush(), sm.anonymousId(), sm.segments(), sm.inSegment("a"), sm.traits(), await sm.ready,
+     ];
+     sm.reset(); sm.on("segments", () => {}).on("error", () => {}); sm.personalize("#x", {}).undo();
+     console.log(JSON.stringify(results));`,
+  ]);
+  assert.equal(out.trim(), '[null,null,null,null,{"sent":0,"pending":0},null,[],false,{},null]');
+});
+
+test("the TypeScript types describe the whole API", () => {
+  run(bin("tsc"), ["--noEmit", "--strict", "--target", "es2022", "--module", "nodenext", "--moduleResolution", "nodenext", "--lib", "es2022,dom", "types/usage.ts"]);
+});

@@ -1,0 +1,1 @@
+segmint.track("Packaging Test", { bundler: "embed-csp" });

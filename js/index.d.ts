@@ -1,0 +1,170 @@
+// Types for segmint's JavaScript API (see README).
+
+/** Options of {@link load}. Unknown options fail `ready` with `invalid_option`. */
+export interface LoadOptions {
+  /** Collector base URL; batches go to `{endpoint}/v1/batch`. */
+  endpoint: string;
+  /** Sent as `writeKey` in every batch. */
+  writeKey?: string;
+  /** Where the rules document is fetched from (with `If-None-Match`). */
+  rulesUrl?: string;
+  /** An inline rules document (used until `rulesUrl` answers). */
+  rules?: RulesDocument;
+  /** A cached rules document older than this is revalidated. Default 300. */
+  rulesTtlSeconds?: number;
+  /** A batch goes out when this many events are queued. Default 100. */
+  maxEvents?: number;
+  /** A batch body never passes this many bytes. Default 61440. */
+  maxBytes?: number;
+  /** A batch goes out this long after the first queued event. Default 2000. */
+  flushIntervalMs?: number;
+  /** The queue's bound; overflow drops the oldest. Default 10000. */
+  maxQueueEvents?: number;
+  /** Exponential backoff with full jitter. Defaults: 1000 and 300000. */
+  retry?: { baseMs?: number; capMs?: number };
+  /** The anonymous-id cookie. `domain` overrides probing. */
+  cookie?: { name?: string; domain?: string; maxAgeDays?: number };
+  /** Initial consent. Default "granted" (or "denied" under Global Privacy Control). */
+  consent?: Consent;
+  /** Treat `navigator.globalPrivacyControl` as "denied" unless granted. Default true. */
+  respectGpc?: boolean;
+  /** Declarative capture of data-segmint-track clicks and data-segmint-search forms. Default true. */
+  autocapture?: boolean | { clicks?: boolean; search?: boolean };
+  /** Log events, batches, retries, rules and segment changes. Default false. */
+  debug?: boolean;
+  /** gzip batches once the endpoint says it accepts them. Default true. */
+  compress?: boolean;
+  /** An uncached slot stays hidden at most this long. Default 400. */
+  antiFlickerTimeoutMs?: number;
+  /** Keep each slot's banner for the whole page view. Default true. */
+  sticky?: boolean;
+  /** A new session starts after this much inactivity. Default 30. */
+  sessionTimeoutMinutes?: number;
+  /** Where the .wasm is, when a bundler does not resolve it. */
+  wasmUrl?: string | URL;
+}
+
+export type Consent = "granted" | "pending" | "denied";
+
+/** JSON values the SDK sends. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue | undefined };
+export type Properties = { [key: string]: JsonValue | Date | undefined };
+
+/** Segment e-commerce v2 product. */
+export interface Product {
+  product_id: string | number;
+  sku?: string;
+  name?: string;
+  category?: string;
+  price?: number;
+  quantity?: number;
+  [key: string]: JsonValue | undefined;
+}
+
+/** Segment e-commerce v2 `Order Completed`. */
+export interface Order {
+  order_id: string | number;
+  products: Product[];
+  total?: number;
+  revenue?: number;
+  subtotal?: number;
+  tax?: number;
+  shipping?: number;
+  discount?: number;
+  currency?: string;
+  [key: string]: JsonValue | Product[] | undefined;
+}
+
+/** What `on("segments")` hears. */
+export interface SegmentChange {
+  segments: string[];
+  entered: string[];
+  exited: string[];
+}
+
+/** Error codes (README "Errors"). */
+export type ErrorCode =
+  | "invalid_option" | "invalid_argument" | "unserializable_value" | "event_too_large" | "missing_field"
+  | "queue_overflow" | "batch_rejected" | "event_rejected" | "storage_unavailable" | "storage_corrupt"
+  | "invalid_rules" | "rules_fetch_failed" | "load_failed";
+
+/** Every error segmint reports. */
+export declare class SegmintError extends Error {
+  name: "SegmintError";
+  code: ErrorCode;
+  option?: string;
+  argument?: string;
+  path?: string;
+  field?: string;
+  status?: number;
+  events?: number;
+  dropped?: number;
+  skipped?: number;
+  bytes?: number;
+  messageId?: string;
+}
+
+/** A variant of a personalized element. */
+export type Variant = HTMLTemplateElement | string | ((element: Element, info: { segment: string | null; variation: Variation }) => void);
+export type Variation = "personalized" | "holdout" | "default";
+
+/** The rules document (DESIGN.md "Rules document"). */
+export interface RulesDocument {
+  version: string;
+  traits?: Record<string, TraitDefinition>;
+  segments: SegmentDefinition[];
+  savedGroups?: Record<string, unknown>;
+}
+export type TraitDefinition =
+  | { event: string; aggregate: "count" | "sum" | "avg" | "min" | "max" | "distinct" | "top_share" | "top_value" | "last"; property?: string; window_days: number }
+  | { builtin: "days_since_first_seen" }
+  | { builtin: "sessions"; window_days?: number };
+export interface SegmentDefinition {
+  id: string;
+  name?: string;
+  priority?: number;
+  /** A GrowthBook condition (MongoDB-style) over traits and `context`. */
+  condition: Record<string, unknown>;
+  /** Share of members held out of personalization (0 to 1). */
+  holdout?: number;
+}
+
+export interface SegmintClient {
+  /** Resolves when the core is ready; rejects with `invalid_option` or `load_failed`. */
+  readonly ready: Promise<SegmintClient>;
+  track(event: string, properties?: Properties): Promise<void>;
+  page(name?: string, properties?: Properties): Promise<void>;
+  page(properties: Properties): Promise<void>;
+  identify(userId?: string | null, traits?: Properties): Promise<void>;
+  identify(traits: Properties): Promise<void>;
+  productClicked(properties: Product & Properties): Promise<void>;
+  productsSearched(query: string, properties?: Properties): Promise<void>;
+  orderCompleted(order: Order): Promise<void>;
+  /** Sends what is queued; resolves once every event queued now was answered. */
+  flush(): Promise<{ sent: number; pending: number }>;
+  /** New anonymous id; user id, traits, profile and segments forgotten. */
+  reset(): void;
+  /** Changes consent (remembered in a cookie); without an argument, reports it. */
+  consent(state: Consent): Promise<void>;
+  consent(): Promise<Consent>;
+  anonymousId(): string | null;
+  userId(): string | null;
+  segments(): string[];
+  inSegment(id: string): boolean;
+  traits(): Record<string, JsonValue>;
+  /** Shows the variant for the user's segment in an element. */
+  personalize(target: string | Element, variants: Record<string, Variant>): { undo(): void };
+  on(type: "segments", listener: (change: SegmentChange) => void): this;
+  on(type: "error", listener: (error: SegmintError) => void): this;
+  off(type: "segments" | "error", listener: (...args: never[]) => void): this;
+}
+
+/** Starts segmint; returns at once. In Node (server-side rendering) every call is a no-op. */
+export declare function load(options: LoadOptions): SegmintClient;
+
+declare global {
+  interface Window {
+    /** The script-tag embed's client (or, before it loads, the stub's queue). */
+    segmint?: SegmintClient | unknown[];
+  }
+}

@@ -1,0 +1,18 @@
+// The script-tag stub: paste it (minified: pkg/stub.min.js, shown in
+// README) before the embed's <script async>. It makes window.segmint a
+// queue, so calls made before the SDK loads are kept (up to 1,000) and
+// replayed in order; if the SDK never loads, calls still never throw.
+!(function (w) {
+  var q = (w.segmint = w.segmint || []);
+  if (q.load) return;
+  "track page identify reset productClicked productsSearched orderCompleted flush consent on off personalize anonymousId userId segments inSegment traits"
+    .split(" ")
+    .forEach(function (m) {
+      q[m] =
+        q[m] ||
+        function () {
+          if (q.length < 1000) q.push([m].concat([].slice.call(arguments)));
+          return q;
+        };
+    });
+})(window);
