@@ -48,6 +48,7 @@ if [ -z "${SEGMINT_SKIP_FIREFOX:-}" ]; then
   test "${PIPESTATUS[0]}" = 0
 fi
 
+mkdir -p target/artifacts
 step "end-to-end (Chromium, playwright-core)"
 node --test --test-concurrency=1 e2e/
 

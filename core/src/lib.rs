@@ -34,6 +34,7 @@ pub mod json;
 pub mod message;
 pub mod profile;
 pub mod queue;
+pub mod replay;
 pub mod retry;
 pub mod rules;
 pub mod segments;

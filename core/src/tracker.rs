@@ -37,6 +37,10 @@ pub const TRAITS_KEY: &str = "sgm_traits";
 pub const RULES_KEY: &str = "sgm_rules";
 /// Every key segmint writes starts with this.
 pub const KEY_PREFIX: &str = "sgm_";
+/// The name `page()` calls have in the profile (traits can count them).
+pub const PAGE_EVENT: &str = "Page Viewed";
+/// The name `identify()` calls have in the profile.
+pub const IDENTIFY_EVENT: &str = "Identify";
 /// Events kept for the profile while no rules are loaded yet.
 const MAX_EARLY_EVENTS: usize = 500;
 
@@ -356,7 +360,7 @@ impl<S: Store> Tracker<S> {
                 name,
                 properties: &text,
             },
-            "Page Viewed",
+            PAGE_EVENT,
             &text,
             now,
         )
@@ -389,7 +393,12 @@ impl<S: Store> Tracker<S> {
         self.write(TRAITS_KEY, &merged);
         // New traits may change segments: the message carries the result.
         self.reevaluate(now);
-        self.record(Kind::Identify { traits: &merged }, "Identify", &merged, now)
+        self.record(
+            Kind::Identify { traits: &merged },
+            IDENTIFY_EVENT,
+            &merged,
+            now,
+        )
     }
 
     fn record(

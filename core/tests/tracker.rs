@@ -792,3 +792,52 @@ fn the_profile_persists_across_page_views() {
         .iter()
         .any(|n| matches!(n, Notice::Error(e) if e.code() == "storage_corrupt")));
 }
+
+#[test]
+fn replaying_the_delivered_messages_gives_the_segments_the_tracker_computed() {
+    use segmint_core::replay::replay;
+    let store = Shared::default();
+    let rules_doc = format!(r#","rules":{RULES}"#);
+    let mut t = tab(&store, &rules_doc, T0, 1, None);
+    let mut rx = Receiver::default();
+    let mut messages = Vec::new();
+    let mut now = T0;
+    for (i, price) in [50.0, 4.0, 5.0, 5.0, 12.0].iter().enumerate() {
+        now += 3_600_000.0 * (i as f64 + 1.0);
+        t.page(Some("Shop"), "{}", now).unwrap();
+        t.order_completed(
+            &order(*price, if i % 2 == 0 { "shoes" } else { "hats" }),
+            now,
+        )
+        .unwrap();
+        t.identify(Some("u1"), &format!(r#"{{"visits":{i}}}"#), now)
+            .unwrap();
+        t.flush().ok();
+        while let Some(b) = t.poll(now) {
+            rx.take(&b);
+            let body = Value::parse(&b.body).unwrap();
+            messages.extend(
+                body.get("batch")
+                    .unwrap()
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .cloned(),
+            );
+            t.settle(
+                b.id,
+                Outcome::Status {
+                    status: 200,
+                    retry_after: None,
+                },
+                now,
+            );
+        }
+    }
+    let rules = segmint_core::rules::Rules::parse(RULES).unwrap();
+    let r = replay(&rules, &messages, &Native::default(), 30.0 * 60_000.0).unwrap();
+    assert_eq!(r.segments, t.segments());
+    assert_eq!(r.reported, t.segments());
+    assert_eq!(r.traits.get("purchases_30d"), Some(&Value::Number(5.0)));
+    assert_eq!(r.traits.get("visits"), Some(&Value::Number(4.0)));
+}

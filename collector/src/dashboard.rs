@@ -1,0 +1,261 @@
+//! The dashboard at `/dashboard`: a page that polls `/api/summary`, and
+//! its charts, drawn by plotters as SVG.
+
+use crate::summary::{lift, Summary};
+use plotters::prelude::*;
+
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(47, 125, 87),
+    RGBColor(233, 162, 59),
+    RGBColor(79, 124, 172),
+    RGBColor(217, 83, 79),
+    RGBColor(107, 91, 149),
+    RGBColor(95, 163, 106),
+];
+
+/// An SVG chart: `events.svg`, `sizes.svg` or `conversion.svg`.
+pub fn chart(name: &str, s: &Summary, named: &[(String, String)], now: f64) -> Option<String> {
+    let mut svg = String::new();
+    let drawn = match name {
+        "events.svg" => events(&mut svg, s, now),
+        "sizes.svg" => sizes(&mut svg, s, named, now),
+        "conversion.svg" => conversion(&mut svg, s, named),
+        _ => return None,
+    };
+    drawn.ok().map(|()| svg)
+}
+
+type Drawn = Result<(), Box<dyn std::error::Error>>;
+
+/// A segment's bars: its name, personalized and holdout rates, and the
+/// difference's 95% interval.
+type Bars = (String, f64, f64, Option<(f64, f64)>);
+
+fn colour(i: usize) -> RGBColor {
+    PALETTE.get(i % PALETTE.len()).copied().unwrap_or(BLACK)
+}
+
+fn minute_label(minutes_ago: &i64) -> String {
+    if *minutes_ago == 0 {
+        "now".into()
+    } else {
+        format!("-{minutes_ago}m")
+    }
+}
+
+fn events(svg: &mut String, s: &Summary, now: f64) -> Drawn {
+    let series = s.events_per_minute(now, 60);
+    let max = series.iter().map(|(_, n)| *n).max().unwrap_or(0).max(1);
+    let root = SVGBackend::with_string(svg, (640, 260)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut c = ChartBuilder::on(&root)
+        .caption("Events per minute (last hour)", ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(28)
+        .y_label_area_size(44)
+        .build_cartesian_2d(-59i64..0i64, 0u64..max + max / 5 + 1)?;
+    c.configure_mesh()
+        .x_label_formatter(&|m| minute_label(&-m))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
+    let last = series.last().map_or(0, |(m, _)| *m);
+    c.draw_series(
+        AreaSeries::new(
+            series.iter().map(|(m, n)| (m - last, *n)),
+            0,
+            colour(0).mix(0.25),
+        )
+        .border_style(colour(0).stroke_width(2)),
+    )?;
+    root.present()?;
+    Ok(())
+}
+
+fn sizes(svg: &mut String, s: &Summary, named: &[(String, String)], now: f64) -> Drawn {
+    let segments = s.segment_ids(named);
+    let all: Vec<(String, Vec<(i64, usize)>)> = segments
+        .iter()
+        .map(|(id, name)| (name.clone(), s.sizes_over_time(id, now, 60)))
+        .collect();
+    let max = all
+        .iter()
+        .flat_map(|(_, v)| v.iter().map(|(_, n)| *n))
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let root = SVGBackend::with_string(svg, (640, 260)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut c = ChartBuilder::on(&root)
+        .caption("Users seen in each segment, per minute", ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(28)
+        .y_label_area_size(44)
+        .build_cartesian_2d(-59i64..0i64, 0usize..max + max / 5 + 1)?;
+    c.configure_mesh()
+        .x_label_formatter(&|m| minute_label(&-m))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
+    for (i, (name, series)) in all.iter().enumerate() {
+        let color = colour(i);
+        let last = series.last().map_or(0, |(m, _)| *m);
+        c.draw_series(LineSeries::new(
+            series.iter().map(|(m, n)| (m - last, *n)),
+            color.stroke_width(2),
+        ))?
+        .label(name.as_str())
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+    }
+    c.configure_series_labels()
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.2))
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+fn conversion(svg: &mut String, s: &Summary, named: &[(String, String)]) -> Drawn {
+    let segments = s.segment_ids(named);
+    let n = segments.len().max(1);
+    let arms: Vec<Bars> = segments
+        .iter()
+        .map(|(id, name)| {
+            let (p, h) = (s.arm(id, "personalized"), s.arm(id, "holdout"));
+            let ci = lift(&p, &h).map(|l| l.ci95);
+            (name.clone(), p.rate(), h.rate(), ci)
+        })
+        .collect();
+    let top = (arms
+        .iter()
+        .map(|(_, p, h, _)| p.max(*h))
+        .fold(0.0f64, f64::max)
+        .max(0.05)
+        * 1.25)
+        .min(1.0);
+    let root = SVGBackend::with_string(svg, (640, 280)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut c = ChartBuilder::on(&root)
+        .caption(
+            "Conversion after exposure: personalized vs holdout",
+            ("sans-serif", 16),
+        )
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(48)
+        .build_cartesian_2d(0f64..n as f64, 0f64..top)?;
+    let labels: Vec<String> = arms.iter().map(|(name, ..)| name.clone()).collect();
+    c.configure_mesh()
+        .disable_x_mesh()
+        .light_line_style(WHITE.mix(0.0))
+        .x_labels(n * 2 + 1)
+        .x_label_formatter(&|x| {
+            let i = x.floor() as usize;
+            if (x - i as f64 - 0.5).abs() < 0.01 {
+                labels.get(i).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .y_label_formatter(&|y| format!("{:.0}%", y * 100.0))
+        .draw()?;
+    let personalized = colour(0);
+    let holdout = RGBColor(160, 160, 160);
+    c.draw_series(arms.iter().enumerate().map(|(i, (_, p, _, _))| {
+        Rectangle::new(
+            [(i as f64 + 0.15, 0.0), (i as f64 + 0.48, *p)],
+            personalized.filled(),
+        )
+    }))?
+    .label("personalized")
+    .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], personalized.filled()));
+    c.draw_series(arms.iter().enumerate().map(|(i, (_, _, h, _))| {
+        Rectangle::new(
+            [(i as f64 + 0.52, 0.0), (i as f64 + 0.85, *h)],
+            holdout.filled(),
+        )
+    }))?
+    .label("holdout")
+    .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], holdout.filled()));
+    // The difference's 95% interval, drawn from the holdout rate.
+    c.draw_series(arms.iter().enumerate().filter_map(|(i, (_, _, h, ci))| {
+        let (lo, hi) = (*ci)?;
+        let x = i as f64 + 0.5;
+        Some(PathElement::new(
+            vec![(x, (h + lo).max(0.0)), (x, (h + hi).min(top))],
+            BLACK.stroke_width(1),
+        ))
+    }))?;
+    c.configure_series_labels()
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.2))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// The dashboard page. Its figures come from `/api/summary`; its charts
+/// are the SVGs above, refreshed every 5 seconds.
+pub const PAGE: &str = r##"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>segmint · dashboard</title>
+<style>
+  body { font-family: system-ui, sans-serif; margin: 0; background: #fbfaf6; color: #1d2a24; }
+  header { padding: .8rem 1.5rem; background: #fff; border-bottom: 1px solid #e4e1d8; display: flex; gap: 1rem; align-items: baseline; }
+  header a { color: #2f7d57; }
+  main { padding: 1rem 1.5rem; display: grid; gap: 1rem; grid-template-columns: repeat(auto-fit, minmax(640px, 1fr)); }
+  .cards { display: flex; gap: 1rem; padding: 1rem 1.5rem 0; }
+  .card, .panel { background: #fff; border: 1px solid #e4e1d8; border-radius: .8rem; padding: .8rem 1rem; }
+  .card b { display: block; font-size: 1.6rem; }
+  table { border-collapse: collapse; width: 100%; font-size: .9rem; }
+  th, td { text-align: right; padding: .35rem .5rem; border-bottom: 1px solid #eee; }
+  th:first-child, td:first-child { text-align: left; }
+  .up { color: #2f7d57; } .down { color: #c0392b; } .muted { color: #8a958f; }
+  img { max-width: 100%; }
+</style>
+</head>
+<body>
+<header><strong>segmint dashboard</strong><span id="rules" class="muted"></span><a href="/">storefront</a></header>
+<div class="cards">
+  <div class="card">events<b id="events">…</b></div>
+  <div class="card">users<b id="users">…</b></div>
+</div>
+<main>
+  <div class="panel"><img id="chart-events" src="/dashboard/charts/events.svg" alt="Events per minute"></div>
+  <div class="panel"><img id="chart-sizes" src="/dashboard/charts/sizes.svg" alt="Segment sizes over time"></div>
+  <div class="panel"><img id="chart-conversion" src="/dashboard/charts/conversion.svg" alt="Conversion by segment"></div>
+  <div class="panel">
+    <table>
+      <thead><tr><th>segment</th><th>size</th><th>exposed (p / h)</th><th>conversion (p / h)</th><th>AOV (p / h)</th><th>difference [95% CI]</th><th>p</th></tr></thead>
+      <tbody id="segments"></tbody>
+    </table>
+    <p class="muted">p: shown the personalized banner; h: held out (shown the default). Conversion: users with an order after their first exposure. The interval is the two-proportion 95% interval of the difference.</p>
+  </div>
+</main>
+<script>
+  const pct = (x) => (100 * x).toFixed(1) + "%";
+  const money = (x) => "$" + x.toFixed(2);
+  async function refresh() {
+    const s = await (await fetch("/api/summary")).json();
+    document.getElementById("events").textContent = s.events.toLocaleString();
+    document.getElementById("users").textContent = s.users.toLocaleString();
+    document.getElementById("rules").textContent = s.rulesVersion ? "rules " + s.rulesVersion : "no rules";
+    const rows = s.segments.map((g) => {
+      const l = g.lift;
+      const diff = l ? `<span class="${l.difference >= 0 ? "up" : "down"}">${l.difference >= 0 ? "+" : ""}${pct(l.difference)}</span> <span class="muted">[${pct(l.ci95[0])}, ${pct(l.ci95[1])}]</span>` : '<span class="muted">not enough data</span>';
+      const tr = document.createElement("tr");
+      tr.innerHTML = `<td></td><td>${g.size}</td><td>${g.personalized.exposed} / ${g.holdout.exposed}</td><td>${pct(g.personalized.rate)} / ${pct(g.holdout.rate)}</td><td>${money(g.personalized.aov)} / ${money(g.holdout.aov)}</td><td>${diff}</td><td>${l ? l.pValue.toFixed(3) : ""}</td>`;
+      tr.firstChild.textContent = g.name;
+      return tr;
+    });
+    document.getElementById("segments").replaceChildren(...rows);
+    for (const id of ["events", "sizes", "conversion"]) document.getElementById("chart-" + id).src = `/dashboard/charts/${id}.svg?t=${Date.now()}`;
+  }
+  refresh();
+  setInterval(refresh, 5000);
+</script>
+</body>
+</html>
+"##;

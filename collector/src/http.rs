@@ -1,0 +1,468 @@
+//! The collector's HTTP routes (DESIGN.md "Collector").
+
+use crate::dashboard;
+use crate::db::Db;
+use crate::ingest::{decode_body, parse_batch, Refusal, StoredEvent};
+use crate::rules::RulesState;
+use crate::summary::Summary;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use segmint_core::condition::Native;
+use segmint_core::json::{write_number, write_string, Value};
+use std::collections::HashMap;
+use std::path::{Component, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Settings of a running collector.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    /// Origins answered with CORS headers (`*` for any).
+    pub allow_origins: Vec<String>,
+    /// When set, batches must carry this writeKey.
+    pub write_key: Option<String>,
+    /// The demo storefront, served at `/`.
+    pub www: Option<PathBuf>,
+    /// The built SDK package, served at `/pkg/`.
+    pub pkg: Option<PathBuf>,
+}
+
+/// Shared state of the handlers.
+pub struct App {
+    /// Where events go.
+    pub db: Db,
+    /// The dashboard's figures.
+    pub summary: Mutex<Summary>,
+    /// The rules in force.
+    pub rules: RulesState,
+    /// Flags.
+    pub settings: Settings,
+}
+
+fn now_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+/// The router for `app`.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/v1/batch", post(batch).options(preflight))
+        .route("/v1/rules", get(rules).options(preflight))
+        .route("/api/summary", get(summary))
+        .route("/api/recent", get(recent))
+        .route("/api/users/{id}/segments", get(user_segments))
+        .route("/dashboard", get(dashboard_page))
+        .route("/dashboard/charts/{name}", get(chart))
+        .fallback(get(files))
+        .layer(DefaultBodyLimit::max(1024 * 1024))
+        .with_state(app)
+}
+
+fn json(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    let mut body = String::from("{\"error\":");
+    write_string(&mut body, message);
+    body.push('}');
+    json(status, body)
+}
+
+/// The CORS headers for a request's Origin, if it may have them.
+fn cors(
+    settings: &Settings,
+    headers: &HeaderMap,
+) -> Option<Vec<(header::HeaderName, HeaderValue)>> {
+    let origin = headers.get(header::ORIGIN)?;
+    let allowed = settings
+        .allow_origins
+        .iter()
+        .any(|o| o == "*" || o.as_bytes() == origin.as_bytes());
+    allowed.then(|| {
+        vec![
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone()),
+            (
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            ),
+            (
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static("Retry-After, Accept-Encoding, ETag"),
+            ),
+            (header::VARY, HeaderValue::from_static("Origin")),
+        ]
+    })
+}
+
+/// Whether a request's Origin is this server (same origin needs no CORS).
+fn same_origin(headers: &HeaderMap) -> bool {
+    let (Some(origin), Some(host)) = (headers.get(header::ORIGIN), headers.get(header::HOST))
+    else {
+        return true;
+    };
+    let origin = origin.to_str().unwrap_or_default();
+    let host = host.to_str().unwrap_or_default();
+    origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        == Some(host)
+}
+
+fn with_cors(mut response: Response, settings: &Settings, headers: &HeaderMap) -> Response {
+    if let Some(extra) = cors(settings, headers) {
+        for (k, v) in extra {
+            response.headers_mut().insert(k, v);
+        }
+    }
+    response
+}
+
+async fn preflight(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if cors(&app.settings, &headers).is_some() {
+        let h = response.headers_mut();
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, OPTIONS"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static(
+                "Content-Type, If-None-Match, Authorization, Content-Encoding",
+            ),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("86400"),
+        );
+    }
+    with_cors(response, &app.settings, &headers)
+}
+
+/// The user name of `Authorization: Basic` (Segment's way to send the
+/// write key).
+fn basic_user(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let encoded = value.strip_prefix("Basic ")?;
+    let decoded = base64_decode(encoded.trim())?;
+    let text = String::from_utf8(decoded).ok()?;
+    Some(text.split(':').next().unwrap_or_default().to_string())
+}
+
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text.bytes().filter(|&c| c != b'=') {
+        let v = ALPHABET.iter().position(|&a| a == c)? as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+async fn batch(
+    State(app): State<Arc<App>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
+    let response = ingest(&app, &query, &headers, &raw).await;
+    let mut response = with_cors(response, &app.settings, &headers);
+    // Tells the SDK it may gzip its batches (`?compression=gzip`).
+    response
+        .headers_mut()
+        .insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+    response
+}
+
+async fn ingest(
+    app: &App,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    raw: &[u8],
+) -> Response {
+    if !same_origin(headers) && cors(&app.settings, headers).is_none() {
+        return error(
+            StatusCode::FORBIDDEN,
+            "this origin may not send events here (see --allow-origin)",
+        );
+    }
+    let gzip = query.get("compression").map(String::as_str) == Some("gzip")
+        || headers
+            .get(header::CONTENT_ENCODING)
+            .is_some_and(|v| v.as_bytes() == b"gzip");
+    let received_at = now_ms();
+    let parsed = decode_body(raw, gzip).and_then(|body| {
+        parse_batch(
+            &body,
+            received_at,
+            app.settings.write_key.as_deref(),
+            basic_user(headers).as_deref(),
+        )
+    });
+    let events: Vec<StoredEvent> = match parsed {
+        Ok(events) => events,
+        Err(Refusal { status, message }) => {
+            return error(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                &message,
+            )
+        }
+    };
+    match app.db.insert(events.clone()).await {
+        Ok(flags) => {
+            if let Ok(mut s) = app.summary.lock() {
+                for (e, new) in events.iter().zip(flags) {
+                    if new {
+                        s.add(e);
+                    }
+                }
+            }
+            json(StatusCode::OK, "{\"success\":true}".into())
+        }
+        Err(e) => {
+            eprintln!("segmint-collector: storing a batch failed: {e}");
+            let mut r = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage is unavailable; retry",
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r
+        }
+    }
+}
+
+async fn rules(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let response = match app.rules.get() {
+        None => error(
+            StatusCode::NOT_FOUND,
+            "no rules document is configured (--rules)",
+        ),
+        Some(loaded) => {
+            let fresh = headers
+                .get(header::IF_NONE_MATCH)
+                .is_some_and(|v| v.as_bytes() == loaded.etag.as_bytes());
+            let status = if fresh {
+                StatusCode::NOT_MODIFIED
+            } else {
+                StatusCode::OK
+            };
+            let body = if fresh {
+                String::new()
+            } else {
+                loaded.text.clone()
+            };
+            (
+                status,
+                [
+                    (header::CONTENT_TYPE, "application/json".to_string()),
+                    (header::ETAG, loaded.etag.clone()),
+                    (header::CACHE_CONTROL, "no-cache".to_string()),
+                ],
+                body,
+            )
+                .into_response()
+        }
+    };
+    with_cors(response, &app.settings, &headers)
+}
+
+/// Segment (id, name) pairs of the rules in force.
+fn named_segments(app: &App) -> Vec<(String, String)> {
+    app.rules
+        .get()
+        .map(|l| {
+            l.rules
+                .segments
+                .iter()
+                .map(|s| (s.id.clone(), s.name.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn summary(State(app): State<Arc<App>>) -> Response {
+    let named = named_segments(&app);
+    let version = app.rules.get().map(|l| l.rules.version.clone());
+    let body = match app.summary.lock() {
+        Ok(s) => s.to_json(&named, version.as_deref(), now_ms()),
+        Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "summary unavailable"),
+    };
+    json(StatusCode::OK, body)
+}
+
+/// The demo page's panel: this visitor's latest batches.
+async fn recent(
+    State(app): State<Arc<App>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(id) = query.get("anonymousId") else {
+        return error(StatusCode::BAD_REQUEST, "anonymousId is required");
+    };
+    let events = match app.db.events_of(id).await {
+        Ok(e) => e,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e),
+    };
+    let mut batches: Vec<(f64, Vec<String>)> = Vec::new();
+    let mut sorted = events;
+    sorted.sort_by(|a, b| a.received_at.total_cmp(&b.received_at));
+    for e in sorted {
+        let name = e.event.clone().unwrap_or_else(|| e.kind.clone());
+        match batches.last_mut() {
+            Some((at, names)) if *at == e.received_at => names.push(name),
+            _ => batches.push((e.received_at, vec![name])),
+        }
+    }
+    let mut out = String::from("{\"batches\":[");
+    for (i, (at, names)) in batches.iter().rev().take(10).rev().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"at\":");
+        write_number(&mut out, *at);
+        out.push_str(",\"events\":[");
+        for (j, n) in names.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            write_string(&mut out, n);
+        }
+        out.push_str("]}");
+    }
+    out.push_str("]}");
+    json(StatusCode::OK, out)
+}
+
+/// Server-side evaluation: the user's segments recomputed from their
+/// stored events with segmint-core, beside what the browser reported.
+async fn user_segments(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
+    let Some(loaded) = app.rules.get() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no rules document is configured (--rules)",
+        );
+    };
+    let events = match app.db.events_of(&id).await {
+        Ok(e) => e,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e),
+    };
+    let messages: Vec<Value> = events
+        .iter()
+        .filter_map(|e| Value::parse(&e.body).ok())
+        .collect();
+    let Some(r) = segmint_core::replay::replay(
+        &loaded.rules,
+        &messages,
+        &Native::default(),
+        30.0 * 60_000.0,
+    ) else {
+        return error(StatusCode::NOT_FOUND, "no events for this user");
+    };
+    let list = |items: &[String]| {
+        Value::Array(items.iter().map(|s| Value::String(s.clone())).collect()).to_json()
+    };
+    json(
+        StatusCode::OK,
+        format!(
+            "{{\"anonymousId\":{},\"events\":{},\"server\":{},\"browser\":{},\"agree\":{},\"traits\":{}}}",
+            Value::String(id).to_json(),
+            messages.len(),
+            list(&r.segments),
+            list(&r.reported),
+            r.segments == r.reported,
+            r.traits.to_json()
+        ),
+    )
+}
+
+async fn dashboard_page() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        dashboard::PAGE,
+    )
+        .into_response()
+}
+
+async fn chart(State(app): State<Arc<App>>, Path(name): Path<String>) -> Response {
+    let named = named_segments(&app);
+    let svg = match app.summary.lock() {
+        Ok(s) => dashboard::chart(&name, &s, &named, now_ms()),
+        Err(_) => None,
+    };
+    match svg {
+        Some(svg) => (
+            [
+                (header::CONTENT_TYPE, "image/svg+xml"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            svg,
+        )
+            .into_response(),
+        None => error(StatusCode::NOT_FOUND, "no such chart"),
+    }
+}
+
+fn content_type(path: &std::path::Path) -> &'static str {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default()
+    {
+        "html" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "json" => "application/json",
+        "wasm" => "application/wasm",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "ts" => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Static files: `/pkg/...` from `--pkg`, everything else from `--www`.
+async fn files(State(app): State<Arc<App>>, method: Method, uri: axum::http::Uri) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        return error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    }
+    let path = uri.path();
+    let (root, rest) = match path.strip_prefix("/pkg/") {
+        Some(rest) => (app.settings.pkg.as_ref(), rest),
+        None => (app.settings.www.as_ref(), path.trim_start_matches('/')),
+    };
+    let Some(root) = root else {
+        return error(StatusCode::NOT_FOUND, "not found");
+    };
+    let rel = PathBuf::from(percent_decode(rest));
+    if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+        return error(StatusCode::NOT_FOUND, "not found");
+    }
+    let mut file = root.join(rel);
+    if file.is_dir() || path.ends_with('/') {
+        file = file.join("index.html");
+    }
+    match tokio::fs::read(&file).await {
+        Ok(bytes) => Response::builder()
+            .header(header::CONTENT_TYPE, content_type(&file))
+            .header(header::CACHE_CONTROL, "no-cache")
+            .body(Body::from(bytes))
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+        Err(_) => error(StatusCode::NOT_FOUND, "not found"),
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    segmint_core::url::form_decode(&text.replace('+', "%2B"))
+}

@@ -1,0 +1,418 @@
+//! The figures the dashboard draws: events per minute, segment sizes over
+//! time, and per segment the conversion and average order value of users
+//! shown the personalized banner against the holdout.
+//!
+//! Kept in memory and updated with every newly stored event (rebuilt from
+//! storage at start), so SQLite and PostgreSQL give the same figures and
+//! `/api/summary` costs nothing to serve.
+
+use crate::ingest::StoredEvent;
+use segmint_core::json::{write_number, write_string, Value};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+const MINUTE: f64 = 60_000.0;
+
+/// Conversion of users shown one variation of a segment's banner.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Arm {
+    /// Users who saw the variation (`Promotion Viewed`).
+    pub exposed: usize,
+    /// Of those, users with an `Order Completed` at or after exposure.
+    pub converted: usize,
+    /// Orders after exposure.
+    pub orders: usize,
+    /// Their total value.
+    pub revenue: f64,
+}
+
+impl Arm {
+    /// Conversion rate (0 when nobody was exposed).
+    pub fn rate(&self) -> f64 {
+        if self.exposed == 0 {
+            0.0
+        } else {
+            self.converted as f64 / self.exposed as f64
+        }
+    }
+
+    /// Average order value (0 without orders).
+    pub fn aov(&self) -> f64 {
+        if self.orders == 0 {
+            0.0
+        } else {
+            self.revenue / self.orders as f64
+        }
+    }
+}
+
+/// The lift of personalization over the holdout, with a 95% confidence
+/// interval (two-proportion test).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lift {
+    /// Personalized rate minus holdout rate.
+    pub difference: f64,
+    /// 95% confidence interval of the difference (unpooled).
+    pub ci95: (f64, f64),
+    /// Two-sided p-value of the pooled z-test.
+    pub p_value: f64,
+}
+
+/// The two-proportion comparison of `a` (personalized) and `b` (holdout);
+/// `None` when either arm is empty.
+pub fn lift(a: &Arm, b: &Arm) -> Option<Lift> {
+    if a.exposed == 0 || b.exposed == 0 {
+        return None;
+    }
+    let (n1, n2) = (a.exposed as f64, b.exposed as f64);
+    let (p1, p2) = (a.rate(), b.rate());
+    let difference = p1 - p2;
+    let se = (p1 * (1.0 - p1) / n1 + p2 * (1.0 - p2) / n2).sqrt();
+    let pooled = (a.converted + b.converted) as f64 / (n1 + n2);
+    let se0 = (pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2)).sqrt();
+    let p_value = if se0 > 0.0 {
+        2.0 * (1.0 - normal_cdf((difference / se0).abs()))
+    } else {
+        1.0
+    };
+    Some(Lift {
+        difference,
+        ci95: (difference - 1.96 * se, difference + 1.96 * se),
+        p_value,
+    })
+}
+
+/// The standard normal distribution function (Abramowitz and Stegun
+/// 7.1.26 for erf, accurate to 1.5e-7).
+pub fn normal_cdf(x: f64) -> f64 {
+    let z = x.abs() / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.327_591_1 * z);
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let erf = 1.0 - poly * (-z * z).exp();
+    if x >= 0.0 {
+        0.5 * (1.0 + erf)
+    } else {
+        0.5 * (1.0 - erf)
+    }
+}
+
+/// Everything the dashboard shows, updated event by event.
+#[derive(Clone, Debug, Default)]
+pub struct Summary {
+    events: u64,
+    users: HashSet<String>,
+    per_minute: BTreeMap<i64, u64>,
+    /// Per user: time and segments of their latest event.
+    latest: HashMap<String, (f64, Vec<String>)>,
+    /// Per minute, per segment: the users seen in it.
+    sizes: BTreeMap<i64, HashMap<String, HashSet<String>>>,
+    /// Per (segment, variation), per user: first exposure time.
+    exposures: HashMap<(String, String), HashMap<String, f64>>,
+    /// Per user: (time, value) of their orders.
+    orders: HashMap<String, Vec<(f64, f64)>>,
+}
+
+impl Summary {
+    /// Counts a newly stored event.
+    pub fn add(&mut self, e: &StoredEvent) {
+        self.events += 1;
+        let minute = (e.received_at / MINUTE).floor() as i64;
+        *self.per_minute.entry(minute).or_default() += 1;
+        let Some(user) = e.anonymous_id.clone().or_else(|| e.user_id.clone()) else {
+            return;
+        };
+        self.users.insert(user.clone());
+        let segments: Vec<String> = match Value::parse(&e.segments) {
+            Ok(Value::Array(items)) => items
+                .into_iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let at = (e.timestamp / MINUTE).floor() as i64;
+        let bucket = self.sizes.entry(at).or_default();
+        for s in &segments {
+            bucket.entry(s.clone()).or_default().insert(user.clone());
+        }
+        let newer = self
+            .latest
+            .get(&user)
+            .is_none_or(|(t, _)| e.timestamp >= *t);
+        if newer {
+            self.latest.insert(user.clone(), (e.timestamp, segments));
+        }
+        if let (Some(segment), Some(variation)) = (&e.promo_segment, &e.promo_variation) {
+            let first = self
+                .exposures
+                .entry((segment.clone(), variation.clone()))
+                .or_default();
+            let t = first.entry(user.clone()).or_insert(e.timestamp);
+            *t = t.min(e.timestamp);
+        }
+        if let Some(total) = e.order_total {
+            self.orders
+                .entry(user)
+                .or_default()
+                .push((e.timestamp, total));
+        }
+    }
+
+    /// Stored events counted.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// Users whose latest event puts them in `segment`.
+    pub fn size(&self, segment: &str) -> usize {
+        self.latest
+            .values()
+            .filter(|(_, s)| s.iter().any(|x| x == segment))
+            .count()
+    }
+
+    /// Events per minute over the last `minutes` (oldest first).
+    pub fn events_per_minute(&self, now: f64, minutes: i64) -> Vec<(i64, u64)> {
+        let last = (now / MINUTE).floor() as i64;
+        (last - minutes + 1..=last)
+            .map(|m| (m, self.per_minute.get(&m).copied().unwrap_or(0)))
+            .collect()
+    }
+
+    /// Users seen in `segment`, per minute, over the last `minutes`.
+    pub fn sizes_over_time(&self, segment: &str, now: f64, minutes: i64) -> Vec<(i64, usize)> {
+        let last = (now / MINUTE).floor() as i64;
+        (last - minutes + 1..=last)
+            .map(|m| {
+                (
+                    m,
+                    self.sizes
+                        .get(&m)
+                        .and_then(|b| b.get(segment))
+                        .map_or(0, HashSet::len),
+                )
+            })
+            .collect()
+    }
+
+    /// The arm of `segment` shown `variation`.
+    pub fn arm(&self, segment: &str, variation: &str) -> Arm {
+        let mut arm = Arm::default();
+        let Some(first) = self
+            .exposures
+            .get(&(segment.to_string(), variation.to_string()))
+        else {
+            return arm;
+        };
+        arm.exposed = first.len();
+        for (user, exposed_at) in first {
+            let after: Vec<f64> = self
+                .orders
+                .get(user)
+                .map(|o| {
+                    o.iter()
+                        .filter(|(t, _)| t >= exposed_at)
+                        .map(|(_, v)| *v)
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !after.is_empty() {
+                arm.converted += 1;
+                arm.orders += after.len();
+                arm.revenue += after.iter().sum::<f64>();
+            }
+        }
+        arm
+    }
+
+    /// Segments to report: the rules' (id, name), then any others seen.
+    pub fn segment_ids(&self, named: &[(String, String)]) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = named.to_vec();
+        let mut seen: Vec<String> = self
+            .latest
+            .values()
+            .flat_map(|(_, s)| s.iter().cloned())
+            .chain(self.exposures.keys().map(|(s, _)| s.clone()))
+            .filter(|s| !out.iter().any(|(id, _)| id == s))
+            .collect();
+        seen.sort();
+        seen.dedup();
+        out.extend(seen.into_iter().map(|s| (s.clone(), s)));
+        out
+    }
+
+    /// The JSON of `GET /api/summary`.
+    pub fn to_json(
+        &self,
+        named: &[(String, String)],
+        rules_version: Option<&str>,
+        now: f64,
+    ) -> String {
+        let mut out = String::from("{\"events\":");
+        write_number(&mut out, self.events as f64);
+        out.push_str(",\"users\":");
+        write_number(&mut out, self.users.len() as f64);
+        out.push_str(",\"rulesVersion\":");
+        match rules_version {
+            Some(v) => write_string(&mut out, v),
+            None => out.push_str("null"),
+        }
+        out.push_str(",\"eventsPerMinute\":");
+        write_pairs(
+            &mut out,
+            self.events_per_minute(now, 60)
+                .into_iter()
+                .map(|(m, n)| (m as f64 * MINUTE, n as f64)),
+        );
+        out.push_str(",\"segments\":[");
+        for (i, (id, name)) in self.segment_ids(named).iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"id\":");
+            write_string(&mut out, id);
+            out.push_str(",\"name\":");
+            write_string(&mut out, name);
+            out.push_str(",\"size\":");
+            write_number(&mut out, self.size(id) as f64);
+            out.push_str(",\"sizes\":");
+            write_pairs(
+                &mut out,
+                self.sizes_over_time(id, now, 60)
+                    .into_iter()
+                    .map(|(m, n)| (m as f64 * MINUTE, n as f64)),
+            );
+            let (p, h) = (self.arm(id, "personalized"), self.arm(id, "holdout"));
+            for (key, arm) in [("personalized", &p), ("holdout", &h)] {
+                out.push_str(&format!(
+                    ",\"{key}\":{{\"exposed\":{},\"converted\":{},\"orders\":{},\"rate\":",
+                    arm.exposed, arm.converted, arm.orders
+                ));
+                write_number(&mut out, arm.rate());
+                out.push_str(",\"aov\":");
+                write_number(&mut out, arm.aov());
+                out.push('}');
+            }
+            out.push_str(",\"lift\":");
+            match lift(&p, &h) {
+                Some(l) => {
+                    out.push_str("{\"difference\":");
+                    write_number(&mut out, l.difference);
+                    out.push_str(",\"ci95\":[");
+                    write_number(&mut out, l.ci95.0);
+                    out.push(',');
+                    write_number(&mut out, l.ci95.1);
+                    out.push_str("],\"pValue\":");
+                    write_number(&mut out, l.p_value);
+                    out.push('}');
+                }
+                None => out.push_str("null"),
+            }
+            out.push('}');
+        }
+        out.push_str("]}");
+        out
+    }
+}
+
+fn write_pairs(out: &mut String, pairs: impl Iterator<Item = (f64, f64)>) {
+    out.push('[');
+    for (i, (a, b)) in pairs.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('[');
+        write_number(out, a);
+        out.push(',');
+        write_number(out, b);
+        out.push(']');
+    }
+    out.push(']');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(user: &str, t: f64, event: &str, segments: &str) -> StoredEvent {
+        StoredEvent {
+            message_id: format!("{user}{t}{event}"),
+            received_at: t,
+            timestamp: t,
+            kind: "track".into(),
+            event: Some(event.into()),
+            anonymous_id: Some(user.into()),
+            user_id: None,
+            segments: segments.into(),
+            promo_segment: None,
+            promo_variation: None,
+            order_total: None,
+            body: String::new(),
+        }
+    }
+
+    fn exposed(user: &str, t: f64, segment: &str, variation: &str) -> StoredEvent {
+        StoredEvent {
+            promo_segment: Some(segment.into()),
+            promo_variation: Some(variation.into()),
+            ..ev(user, t, "Promotion Viewed", &format!(r#"["{segment}"]"#))
+        }
+    }
+
+    fn order(user: &str, t: f64, total: f64) -> StoredEvent {
+        StoredEvent {
+            order_total: Some(total),
+            ..ev(user, t, "Order Completed", "[]")
+        }
+    }
+
+    #[test]
+    fn conversion_counts_orders_after_exposure() {
+        let mut s = Summary::default();
+        s.add(&order("a", 1.0, 99.0)); // before exposure: not attributed
+        s.add(&exposed("a", 2.0, "vip", "personalized"));
+        s.add(&order("a", 3.0, 30.0));
+        s.add(&order("a", 4.0, 10.0));
+        s.add(&exposed("b", 2.0, "vip", "personalized"));
+        s.add(&exposed("c", 2.0, "vip", "holdout"));
+        s.add(&order("c", 5.0, 50.0));
+        let p = s.arm("vip", "personalized");
+        assert_eq!((p.exposed, p.converted, p.orders), (2, 1, 2));
+        assert_eq!(p.rate(), 0.5);
+        assert_eq!(p.aov(), 20.0);
+        let h = s.arm("vip", "holdout");
+        assert_eq!((h.exposed, h.converted), (1, 1));
+        assert_eq!(s.size("vip"), 1, "only c's latest event has vip");
+        let v =
+            Value::parse(&s.to_json(&[("vip".into(), "VIPs".into())], Some("r1"), 10.0)).unwrap();
+        assert_eq!(v.get("events").and_then(Value::as_f64), Some(7.0));
+        assert_eq!(v.get("users").and_then(Value::as_f64), Some(3.0));
+    }
+
+    #[test]
+    fn two_proportion_interval_matches_a_known_example() {
+        // 200/1000 against 150/1000: difference 0.05, SE 0.01696.
+        let a = Arm {
+            exposed: 1000,
+            converted: 200,
+            ..Arm::default()
+        };
+        let b = Arm {
+            exposed: 1000,
+            converted: 150,
+            ..Arm::default()
+        };
+        let l = lift(&a, &b).unwrap();
+        assert!((l.difference - 0.05).abs() < 1e-12);
+        assert!(
+            (l.ci95.0 - 0.01676).abs() < 1e-4 && (l.ci95.1 - 0.08324).abs() < 1e-4,
+            "{:?}",
+            l.ci95
+        );
+        // Pooled p = 0.175, z = 0.05 / 0.016993 = 2.942: two-sided 0.00326.
+        assert!((l.p_value - 0.00326).abs() < 2e-5, "{}", l.p_value);
+        assert!(lift(&a, &Arm::default()).is_none());
+        assert!((normal_cdf(1.96) - 0.975).abs() < 1e-4);
+    }
+}

@@ -1,0 +1,216 @@
+//! The collector's HTTP behaviour, run against SQLite and against a real
+//! PostgreSQL server: both must behave the same.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use common::{batch, Collector, Postgres};
+use flate2::write::GzEncoder;
+use segmint_core::json::Value;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+fn stored(c: &Collector) -> f64 {
+    Value::parse(&c.get("/api/summary").body)
+        .unwrap()
+        .get("events")
+        .and_then(Value::as_f64)
+        .unwrap()
+}
+
+fn behaviour(database: &str) {
+    let dir = common::temp_dir("rules");
+    let rules = dir.join("rules.json");
+    let seed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../rules.json")).unwrap();
+    std::fs::write(&rules, &seed).unwrap();
+    let c = Collector::start(
+        database,
+        &[
+            "--rules",
+            rules.to_str().unwrap(),
+            "--allow-origin",
+            "http://shop.example",
+        ],
+    );
+
+    // Ingest, idempotent by messageId.
+    let r = c.post("/v1/batch", &batch("a", 5, None));
+    assert_eq!((r.status, r.body.as_str()), (200, r#"{"success":true}"#));
+    assert_eq!(
+        r.header("Accept-Encoding"),
+        Some("gzip"),
+        "advertises gzip bodies"
+    );
+    assert_eq!(c.post("/v1/batch", &batch("a", 5, None)).status, 200);
+    assert_eq!(stored(&c), 5.0, "a resent batch is stored once");
+
+    // Bad input: 400 with a JSON error naming the problem; nothing stored.
+    let r = c.post("/v1/batch", "{\"batch\":[");
+    assert_eq!(r.status, 400);
+    assert!(Value::parse(&r.body)
+        .unwrap()
+        .get("error")
+        .and_then(Value::as_str)
+        .unwrap()
+        .starts_with("malformed JSON"));
+    let big = batch("b", 3, None).replacen(
+        r#""properties":{"i":1}"#,
+        &format!(r#""properties":{{"pad":"{}"}}"#, "x".repeat(40_000)),
+        1,
+    );
+    let r = c.post("/v1/batch", &big);
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body.contains("batch[1]") && r.body.contains("32 KB"),
+        "{}",
+        r.body
+    );
+    let huge = batch("c", 1, None).replace(
+        r#""properties":{"i":0}"#,
+        &format!(r#""properties":{{"pad":"{}"}}"#, "x".repeat(600_000)),
+    );
+    assert_eq!(c.post("/v1/batch", &huge).status, 400);
+    assert_eq!(
+        stored(&c),
+        5.0,
+        "a refused batch stores nothing, not even its good events"
+    );
+
+    // gzip, as the SDK sends it once told it may.
+    let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(batch("d", 4, None).as_bytes()).unwrap();
+    let r = c.request(
+        "POST",
+        "/v1/batch?compression=gzip",
+        &[],
+        &gz.finish().unwrap(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(stored(&c), 9.0);
+
+    // CORS for configured origins only.
+    let r = c.request(
+        "OPTIONS",
+        "/v1/rules",
+        &[
+            ("Origin", "http://shop.example"),
+            ("Access-Control-Request-Headers", "if-none-match"),
+        ],
+        b"",
+    );
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        r.header("Access-Control-Allow-Origin"),
+        Some("http://shop.example")
+    );
+    assert!(r
+        .header("Access-Control-Allow-Headers")
+        .unwrap()
+        .contains("If-None-Match"));
+    let r = c.request(
+        "POST",
+        "/v1/batch",
+        &[("Origin", "http://shop.example")],
+        batch("e", 1, None).as_bytes(),
+    );
+    assert_eq!(r.status, 200);
+    assert!(r
+        .header("Access-Control-Expose-Headers")
+        .unwrap()
+        .contains("Retry-After"));
+    let r = c.request(
+        "POST",
+        "/v1/batch",
+        &[("Origin", "http://evil.example")],
+        batch("f", 1, None).as_bytes(),
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(r.header("Access-Control-Allow-Origin"), None);
+
+    // Rules: ETag, 304, reload on change, a bad file keeps the old rules.
+    let r = c.get("/v1/rules");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Cache-Control"), Some("no-cache"));
+    let etag = r.header("ETag").unwrap().to_string();
+    assert_eq!(
+        c.request("GET", "/v1/rules", &[("If-None-Match", &etag)], b"")
+            .status,
+        304
+    );
+    std::thread::sleep(Duration::from_millis(1100)); // a new modification time
+    std::fs::write(&rules, seed.replace("2026-11-22.1", "2026-11-23.1")).unwrap();
+    let start = Instant::now();
+    while !c.get("/v1/rules").body.contains("2026-11-23.1") {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the changed file was not reloaded"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_ne!(c.get("/v1/rules").header("ETag").unwrap(), etag);
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(&rules, "{\"version\": \"broken\"").unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        c.get("/v1/rules").body.contains("2026-11-23.1"),
+        "a bad file keeps the last good rules"
+    );
+
+    // Server-side segments for a stored user.
+    let r = c.get("/api/users/user-a/segments");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        Value::parse(&r.body)
+            .unwrap()
+            .get("events")
+            .and_then(Value::as_f64),
+        Some(5.0)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn sqlite() {
+    let dir = common::temp_dir("sqlite");
+    behaviour(&format!("sqlite:{}", dir.join("events.db").display()));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn postgres() {
+    let pg = Postgres::start();
+    behaviour(&pg.url);
+}
+
+#[test]
+fn the_write_key_is_checked_when_configured() {
+    let dir = common::temp_dir("wk");
+    let c = Collector::start(
+        &format!("sqlite:{}", dir.join("e.db").display()),
+        &["--write-key", "s3cret"],
+    );
+    assert_eq!(c.post("/v1/batch", &batch("g", 1, None)).status, 401);
+    assert_eq!(
+        c.post("/v1/batch", &batch("g", 1, Some("wrong"))).status,
+        401
+    );
+    assert_eq!(
+        c.post("/v1/batch", &batch("g", 1, Some("s3cret"))).status,
+        200
+    );
+    // Segment's other way: HTTP Basic with the key as user name.
+    let r = c.request(
+        "POST",
+        "/v1/batch",
+        &[("Authorization", "Basic czNjcmV0Og==")],
+        batch("h", 1, None).as_bytes(),
+    );
+    assert_eq!(r.status, 200);
+    let _ = std::fs::remove_dir_all(dir);
+}

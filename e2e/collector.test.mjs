@@ -1,0 +1,127 @@
+// The demo on the real collector: the storefront in Chromium, each of the
+// four banners reached by clicking, the server's own evaluation agreeing
+// with the browser's for every visitor, and the dashboard (screenshot kept
+// in target/artifacts/).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import net from "node:net";
+import { launch, until, ROOT } from "./harness.mjs";
+
+let browser, collector, origin;
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "segmint-demo-"));
+const visitors = [];
+
+async function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, "127.0.0.1", () => {
+      const p = s.address().port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+before(async () => {
+  const port = await freePort();
+  origin = `http://127.0.0.1:${port}`;
+  const bin = path.join(ROOT, "target/debug/segmint-collector");
+  collector = spawn(bin, ["--listen", `127.0.0.1:${port}`, "--database", `sqlite:${dir}/demo.db`, "--rules", "rules.json", "--www", "www", "--pkg", "pkg"], {
+    cwd: ROOT,
+    stdio: "ignore",
+  });
+  await until(async () => (await fetch(`${origin}/api/summary`).catch(() => null))?.ok, 20_000, "the collector");
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+  collector?.kill("SIGKILL");
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const BANNER = { "frequent-buyer": "loyal", "bargain-hunter": "bargain", "category-enthusiast": "picks", "new-user": "welcome" };
+
+/** Opens the storefront as a new visitor; `act` clicks around; returns
+ * what the hero slot shows once `segment` is the visitor's top segment. */
+async function become(segment, act) {
+  for (let attempt = 0; attempt < 6; attempt++) {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    await page.goto(`${origin}/`);
+    await page.waitForFunction(() => window.segmint && window.segmint.anonymousId());
+    await act(page);
+    await page.waitForFunction((s) => window.segmint.segments()[0] === s, segment, { timeout: 10_000 });
+    const hero = await page.evaluate(() => {
+      const slot = document.querySelector("[data-segmint-slot=hero]");
+      return { banner: slot.querySelector(".banner")?.classList[1], variation: slot.dataset.segmintVariation };
+    });
+    await page.evaluate(() => window.segmint.flush());
+    visitors.push({ id: await page.evaluate(() => window.segmint.anonymousId()), segments: await page.evaluate(() => window.segmint.segments()) });
+    if (hero.variation === "personalized") return { context, page, hero };
+    // Held out (10%): this visitor sees the default banner; a new visitor draws again.
+    assert.equal(hero.banner, "plain", "a held-out visitor sees the default banner");
+    assert.equal(await page.isVisible("#holdout"), true);
+    await context.close();
+  }
+  throw new Error(`held out of ${segment} six times in a row`);
+}
+
+const buy = async (page, name) => page.click(`.card:has(h3:text-is("${name}")) .buy`);
+
+test("each of the four banners is reachable by clicking around the storefront", async () => {
+  const shown = {};
+  let r = await become("new-user", async (page) => {
+    await page.click(`.card:has(h3:text-is("Mechanical keyboard")) .view`);
+    await page.click("dialog button");
+    await page.fill(".search input", "lamp");
+    await page.press(".search input", "Enter");
+  });
+  shown["new-user"] = r.hero.banner;
+  await r.context.close();
+
+  r = await become("bargain-hunter", (page) => buy(page, "Canvas sneakers"));
+  shown["bargain-hunter"] = r.hero.banner;
+  await r.context.close();
+
+  r = await become("category-enthusiast", async (page) => {
+    await buy(page, "Mechanical keyboard");
+    await buy(page, "Refurbished e-reader");
+  });
+  shown["category-enthusiast"] = r.hero.banner;
+  await r.context.close();
+
+  r = await become("frequent-buyer", async (page) => {
+    for (const name of ["Trail runners, barely worn", "Rust in Action, 1st ed.", "Desk lamp, brass", "Mechanical keyboard"]) await buy(page, name);
+  });
+  shown["frequent-buyer"] = r.hero.banner;
+  await r.page.screenshot({ path: path.join(ROOT, "target/artifacts/storefront.png") });
+  await r.context.close();
+
+  assert.deepEqual(shown, BANNER);
+});
+
+test("server-side evaluation with segmint-core gives every visitor the browser's segments", async () => {
+  assert.ok(visitors.length >= 4);
+  for (const v of visitors) {
+    const r = await (await fetch(`${origin}/api/users/${v.id}/segments`)).json();
+    assert.deepEqual(r.server, v.segments, `visitor ${v.id}`);
+    assert.equal(r.agree, true);
+  }
+});
+
+test("the dashboard shows events, segment sizes and conversion by segment", async () => {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  await page.goto(`${origin}/dashboard`);
+  await page.waitForFunction(() => Number(document.getElementById("events").textContent.replace(/\D/g, "")) > 0);
+  await page.waitForFunction(() => [...document.images].every((i) => i.complete && i.naturalWidth > 0));
+  const rows = await page.evaluate(() => [...document.querySelectorAll("#segments tr")].map((tr) => tr.firstChild.textContent));
+  assert.deepEqual(rows, ["Frequent Buyers", "Bargain Hunters", "Category Enthusiasts", "New Users"]);
+  const summary = await (await fetch(`${origin}/api/summary`)).json();
+  const exposed = summary.segments.reduce((n, s) => n + s.personalized.exposed + s.holdout.exposed, 0);
+  assert.ok(exposed >= 4, "exposures are counted");
+  fs.mkdirSync(path.join(ROOT, "target/artifacts"), { recursive: true });
+  await page.screenshot({ path: path.join(ROOT, "target/artifacts/dashboard.png"), fullPage: true });
+  await page.close();
+});
