@@ -278,3 +278,28 @@ test("the queue is bounded: overflow drops the oldest and says how many", async 
   assert.ok([...got].every((n) => n >= 30), "the newest 50 are kept");
   await context.close();
 });
+
+test("batches are gzipped once the endpoint says it accepts gzip", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  const page = await open(context, { flushIntervalMs: 50 });
+  await page.evaluate(() => window.trackMany("gzip", 0, 20));
+  await allArrived("gzip", 20);
+  // The first answer carried `Accept-Encoding: gzip`; from then on the
+  // body is compressed and the URL says so.
+  await page.evaluate(() => window.trackMany("gzip", 20, 40));
+  await allArrived("gzip", 40);
+  const batches = rx.state.batches.filter((b) => b.status === 200);
+  assert.equal(batches[0].gzip, false, "the first batch cannot know yet");
+  assert.ok(batches.length >= 2 && batches.at(-1).gzip, `later batches gzipped: ${JSON.stringify(batches.map((b) => b.gzip))}`);
+  const r = tallyRun("gzip after Accept-Encoding", "gzip", 40);
+  assert.equal(r.lost, 0, `lost ${r.lostList}`);
+  // And it stays learned across page views (remembered per endpoint).
+  await page.reload();
+  await page.evaluate(() => window.smReady);
+  const before = rx.state.batches.length;
+  await page.evaluate(() => window.trackMany("gzip2", 0, 5));
+  await allArrived("gzip2", 5);
+  assert.ok(rx.state.batches.slice(before).every((b) => b.gzip), "gzipped from the first batch after a reload");
+  await context.close();
+});

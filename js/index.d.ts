@@ -12,9 +12,17 @@ export interface LoadOptions {
   rules?: RulesDocument;
   /** A cached rules document older than this is revalidated. Default 300. */
   rulesTtlSeconds?: number;
-  /** A batch goes out when this many events are queued. Default 100. */
+  /**
+   * A batch goes out when this many events are queued. Default 500. Once
+   * the endpoint accepts gzip, batches fill to this; uncompressed,
+   * `maxBytes` usually stops them first (~85 typical events).
+   */
   maxEvents?: number;
-  /** A batch body never passes this many bytes. Default 61440. */
+  /**
+   * A batch never puts more than this many bytes on the wire (compressed,
+   * when gzip is on; the JSON then goes up to Segment's 500 KB). Default
+   * 61440.
+   */
   maxBytes?: number;
   /** A batch goes out this long after the first queued event. Default 2000. */
   flushIntervalMs?: number;

@@ -1,6 +1,6 @@
 //! Browser adapters: `localStorage` as a [`Store`], cookies, the page,
 //! randomness, regular expressions, and the few bindings web-sys keeps
-//! behind its unstable flag (Web Locks, CompressionStream).
+//! behind its unstable flag (Web Locks), or that it binds loosely (Blob).
 //!
 //! Every call that can throw in JavaScript is bound with `catch`, so an
 //! exception becomes a value here instead of unwinding through the wasm
@@ -27,28 +27,17 @@ extern "C" {
     pub fn request(this: &LockManager, name: &str, callback: &Function)
         -> Result<Promise, JsValue>;
 
-    type CompressionStream;
-    #[wasm_bindgen(constructor, catch)]
-    fn new(format: &str) -> Result<CompressionStream, JsValue>;
+    /// `new Blob(parts, options)`.
+    #[wasm_bindgen(js_name = Blob)]
+    type TextBlob;
+    #[wasm_bindgen(constructor, js_class = "Blob", catch)]
+    fn new_blob(parts: &js_sys::Array, options: &JsValue) -> Result<TextBlob, JsValue>;
 
-    type ReadableStream;
-    #[wasm_bindgen(method, js_name = pipeThrough, catch)]
-    fn pipe_through(
-        this: &ReadableStream,
-        transform: &CompressionStream,
-    ) -> Result<ReadableStream, JsValue>;
-
-    type BlobStream;
-    #[wasm_bindgen(js_name = Blob, constructor, catch)]
-    fn new_blob(parts: &js_sys::Array) -> Result<BlobStream, JsValue>;
-    #[wasm_bindgen(method, js_name = stream, catch)]
-    fn stream(this: &BlobStream) -> Result<ReadableStream, JsValue>;
-
-    type StreamResponse;
-    #[wasm_bindgen(js_name = Response, constructor, catch)]
-    fn new_response(body: &ReadableStream) -> Result<StreamResponse, JsValue>;
-    #[wasm_bindgen(method, js_name = arrayBuffer, catch)]
-    fn array_buffer(this: &StreamResponse) -> Result<Promise, JsValue>;
+    /// `navigator`, for `sendBeacon` with any body type.
+    #[wasm_bindgen(js_name = Navigator)]
+    type BeaconNavigator;
+    #[wasm_bindgen(method, js_class = "Navigator", js_name = sendBeacon, catch)]
+    fn send_beacon(this: &BeaconNavigator, url: &str, data: &JsValue) -> Result<bool, JsValue>;
 
     #[wasm_bindgen(js_name = RegExp, catch)]
     fn new_regexp(pattern: &str, flags: &str) -> Result<js_sys::RegExp, JsValue>;
@@ -332,16 +321,33 @@ pub fn set_keepalive(init: &web_sys::RequestInit, keepalive: bool) {
     let _ = Reflect::set(init, &"keepalive".into(), &JsValue::from_bool(keepalive));
 }
 
-/// gzip `text` with `CompressionStream`; `None` where the browser has
-/// none. Resolves to an `ArrayBuffer`.
-pub fn gzip(text: &str) -> Option<Promise> {
-    let stream = CompressionStream::new("gzip").ok()?;
-    let blob = BlobStream::new_blob(&js_sys::Array::of1(&JsValue::from_str(text))).ok()?;
-    let compressed = blob.stream().ok()?.pipe_through(&stream).ok()?;
-    StreamResponse::new_response(&compressed)
-        .ok()?
-        .array_buffer()
-        .ok()
+/// Sets `init.headers` to `Content-Type: text/plain;charset=UTF-8`.
+pub fn set_text_plain(init: &web_sys::RequestInit) {
+    let headers = js_sys::Object::new();
+    let _ = Reflect::set(&headers, &"Content-Type".into(), &TEXT_PLAIN.into());
+    let _ = Reflect::set(init, &"headers".into(), &headers);
+}
+
+const TEXT_PLAIN: &str = "text/plain;charset=UTF-8";
+
+/// `bytes` as a `text/plain;charset=UTF-8` blob, copied out of wasm
+/// memory (no UTF-8 to UTF-16 round trip).
+pub fn text_blob(bytes: &[u8]) -> Option<JsValue> {
+    let options = js_sys::Object::new();
+    Reflect::set(&options, &"type".into(), &TEXT_PLAIN.into()).ok()?;
+    let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));
+    TextBlob::new_blob(&parts, &options).ok().map(JsValue::from)
+}
+
+/// `navigator.sendBeacon(url, body)`: whether the browser took it.
+pub fn send_beacon(
+    navigator: &web_sys::Navigator,
+    url: &str,
+    body: &JsValue,
+) -> Result<bool, JsValue> {
+    navigator
+        .unchecked_ref::<BeaconNavigator>()
+        .send_beacon(url, body)
 }
 
 /// The browser as the conditions' [`Host`]: its own `RegExp` (compiled

@@ -42,8 +42,7 @@ pub struct State {
     timer: Option<(i32, f64)>,
     microtask_queued: bool,
     flushes: Vec<(u32, Function)>,
-    /// Batches are gzipped (the endpoint accepts it and the page can).
-    gzip: bool,
+    /// The `compress` option: gzip once the endpoint says it accepts it.
     compress: bool,
     cookie_domain_option: Option<String>,
     cookie_max_age_days: f64,
@@ -179,12 +178,13 @@ impl Runtime {
         let cookie_max_age_days = config.cookie_max_age_days;
         let compress = config.compress;
         let name = config.cookie_name.clone();
-        let tracker = Tracker::new(
+        let mut tracker = Tracker::new(
             config,
             LocalStore::open(),
             Box::new(JsHost::default()),
             start,
         );
+        tracker.set_gzip(gzip);
         let allowed = tracker.consent() == Consent::Granted;
         let jar = CookieJar::for_page(
             &name,
@@ -204,7 +204,6 @@ impl Runtime {
                 timer: None,
                 microtask_queued: false,
                 flushes: Vec::new(),
-                gzip,
                 compress,
                 cookie_domain_option,
                 cookie_max_age_days,
@@ -438,7 +437,7 @@ impl Runtime {
         self.run(false, |s, now| {
             let url = s.tracker.batch_url().to_string();
             for batch in s.tracker.pagehide(now) {
-                let taken = beacon(&url, &batch.body);
+                let taken = beacon(&url, &batch);
                 s.tracker.unloaded(batch.id, taken);
             }
             s.tracker.release(now);
@@ -448,23 +447,26 @@ impl Runtime {
     /// Posts a batch; the answer goes back to the tracker.
     fn send(self: &Rc<Self>, batch: Batch) {
         let weak = Rc::downgrade(self);
-        let Some((url, gzip)) = self.run(false, |s, _| (s.tracker.batch_url().to_string(), s.gzip))
-        else {
+        let Some(url) = self.run(false, |s, _| s.tracker.batch_url().to_string()) else {
             return;
         };
+        let (id, keepalive) = (batch.id, batch.keepalive);
+        let (target, bytes) = wire(&url, &batch);
+        let request = post(&target, bytes, keepalive);
+        drop(batch);
         wasm_bindgen_futures::spawn_local(async move {
-            let (outcome, accepts_gzip) = post(&url, batch.body, gzip, batch.keepalive).await;
+            let (outcome, accepts_gzip) = answer(request).await;
             if let Some(rt) = weak.upgrade() {
                 rt.run(true, |s, now| {
-                    if accepts_gzip && s.compress && !s.gzip {
-                        s.gzip = true;
+                    if accepts_gzip && s.compress && !s.tracker.gzip() {
+                        s.tracker.set_gzip(true);
                         let endpoint = url.strip_suffix("/v1/batch").unwrap_or(&url).to_string();
                         let mut store = LocalStore::open();
                         if s.tracker.consent() == Consent::Granted {
                             let _ = store.set(GZIP_KEY, &endpoint);
                         }
                     }
-                    s.tracker.settle(batch.id, outcome, now);
+                    s.tracker.settle(id, outcome, now);
                 });
             }
         });
@@ -506,18 +508,17 @@ impl Runtime {
 
 /// Hands a body to `navigator.sendBeacon` (falling back to a keepalive
 /// fetch); `false` when the browser refuses it (over its budget).
-fn beacon(url: &str, body: &str) -> bool {
+fn beacon(url: &str, batch: &Batch) -> bool {
     let Some(w) = browser::window() else {
         return false;
     };
-    match w.navigator().send_beacon_with_opt_str(url, Some(body)) {
+    let (target, bytes) = wire(url, batch);
+    // sendBeacon takes its content type from a blob.
+    let body = browser::text_blob(bytes).unwrap_or_else(|| JsValue::from_str(&batch.body));
+    match browser::send_beacon(&w.navigator(), &target, &body) {
         Ok(taken) => taken,
         Err(_) => {
-            let init = RequestInit::new();
-            init.set_method("POST");
-            init.set_body(&JsValue::from_str(body));
-            browser::set_keepalive(&init, true);
-            let promise = w.fetch_with_str_and_init(url, &init);
+            let promise = post(&target, bytes, true);
             // The page is going: nobody is left to hear the answer.
             let ignore = Closure::<dyn FnMut(JsValue)>::new(|_| {});
             let _ = promise.catch(&ignore);
@@ -527,28 +528,36 @@ fn beacon(url: &str, body: &str) -> bool {
     }
 }
 
-/// POSTs a batch body. Returns the outcome and whether the endpoint says
-/// it accepts gzip bodies (`Accept-Encoding: gzip` on the answer).
-async fn post(url: &str, body: String, gzip: bool, keepalive: bool) -> (Outcome, bool) {
-    let Some(w) = browser::window() else {
-        return (Outcome::NetworkError, false);
-    };
-    let mut target = url.to_string();
-    let mut payload = JsValue::from_str(&body);
-    if gzip {
-        if let Some(promise) = browser::gzip(&body) {
-            if let Ok(buffer) = JsFuture::from(promise).await {
-                payload = buffer;
-                target.push_str("?compression=gzip");
-            }
-        }
+/// Where a batch goes and the bytes it sends: gzipped when the batch is
+/// (the query says so), else its JSON.
+fn wire<'a>(url: &str, batch: &'a Batch) -> (String, &'a [u8]) {
+    match &batch.gzipped {
+        Some(z) => (format!("{url}?compression=gzip"), z),
+        None => (url.to_string(), batch.body.as_bytes()),
     }
-    drop(body);
+}
+
+/// Starts a POST of `bytes` as DESIGN's wire format has it: `text/plain`
+/// (a CORS-simple request, no preflight an unloading page could lose),
+/// copied out of wasm memory as they are (no UTF-16 round trip, and no
+/// Blob, which costs the page an IPC round of its own). The promise of its
+/// `Response`.
+fn post(target: &str, bytes: &[u8], keepalive: bool) -> Promise {
+    let Some(w) = browser::window() else {
+        return Promise::reject(&JsValue::UNDEFINED);
+    };
     let init = RequestInit::new();
     init.set_method("POST");
-    init.set_body(&payload);
+    init.set_body(&js_sys::Uint8Array::from(bytes));
+    browser::set_text_plain(&init);
     browser::set_keepalive(&init, keepalive);
-    let Ok(answer) = JsFuture::from(w.fetch_with_str_and_init(&target, &init)).await else {
+    w.fetch_with_str_and_init(target, &init)
+}
+
+/// The outcome of a POST, and whether the endpoint says it accepts gzip
+/// bodies (`Accept-Encoding: gzip` on the answer).
+async fn answer(request: Promise) -> (Outcome, bool) {
+    let Ok(answer) = JsFuture::from(request).await else {
         return (Outcome::NetworkError, false);
     };
     let Ok(response) = answer.dyn_into::<Response>() else {

@@ -50,9 +50,13 @@ pub struct Config {
     pub rules: Option<Value>,
     /// A cached rules document older than this is revalidated.
     pub rules_ttl_secs: f64,
-    /// A batch goes out when this many events are queued.
+    /// A batch goes out when this many events are queued. With gzip on,
+    /// batches fill to this; uncompressed, `max_bytes` usually stops them
+    /// first.
     pub max_events: usize,
-    /// A batch body never passes this many bytes.
+    /// A batch never puts more than this many bytes on the wire
+    /// (compressed, with gzip on; its JSON then goes up to Segment's
+    /// 500 KB).
     pub max_bytes: usize,
     /// A batch goes out this long after the first queued event.
     pub flush_interval_ms: f64,
@@ -80,7 +84,8 @@ pub struct Config {
     pub capture_search: bool,
     /// Log events, batches, retries, rules and segment changes.
     pub debug: bool,
-    /// gzip batch bodies with `CompressionStream` where available.
+    /// gzip batch bodies (segmint's own encoder) once the endpoint says
+    /// it accepts them (`Accept-Encoding: gzip` on an answer).
     pub compress: bool,
     /// A slot without a cached decision stays hidden at most this long.
     pub anti_flicker_timeout_ms: f64,
@@ -98,7 +103,7 @@ impl Default for Config {
             rules_url: None,
             rules: None,
             rules_ttl_secs: 300.0,
-            max_events: 100,
+            max_events: 500,
             max_bytes: 60 * 1024,
             flush_interval_ms: 2000.0,
             max_queue_events: 10_000,
@@ -330,7 +335,7 @@ mod tests {
     #[test]
     fn defaults_fill_in() {
         let c = Config::from_json(r#"{"endpoint":"https://c.example"}"#).unwrap();
-        assert_eq!(c.max_events, 100);
+        assert_eq!(c.max_events, 500);
         assert_eq!(c.max_bytes, 61_440);
         assert_eq!(c.flush_interval_ms, 2000.0);
         assert_eq!(c.cookie_name, "sgm_aid");

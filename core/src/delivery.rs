@@ -18,6 +18,11 @@ use crate::time::write_rfc3339;
 /// The browser's budget for bodies of `keepalive` requests in flight.
 pub const KEEPALIVE_BUDGET: usize = 64 * 1024;
 
+/// Segment's limit on a batch request's JSON: with gzip on, batches fill
+/// up to it (or to `max_events`), and `max_bytes` caps what goes on the
+/// wire.
+pub const MAX_BATCH_JSON: usize = 500 * 1024;
+
 /// A request to send.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Batch {
@@ -25,6 +30,9 @@ pub struct Batch {
     pub id: u64,
     /// `{"batch":[...],"sentAt":..,"writeKey":..}`
     pub body: String,
+    /// `body` gzip-compressed, when the endpoint accepts gzip: this goes
+    /// on the wire then, to the URL with `?compression=gzip`.
+    pub gzipped: Option<Vec<u8>>,
     /// Sequence numbers of the events inside.
     pub seqs: Vec<u64>,
     /// Send with `keepalive`: the request outlives the page.
@@ -112,6 +120,8 @@ pub struct Delivery {
     next_id: u64,
     next_flush: u32,
     online: bool,
+    /// The endpoint accepts gzip bodies.
+    gzip: bool,
 }
 
 /// Limits and destination of a [`Delivery`].
@@ -125,7 +135,7 @@ pub struct DeliveryConfig {
     pub backoff: Backoff,
     /// Events per batch.
     pub max_events: usize,
-    /// Bytes per batch body.
+    /// Bytes per batch on the wire (compressed, when it is).
     pub max_bytes: usize,
     /// Wait after the first queued event before sending a partial batch.
     pub interval_ms: f64,
@@ -150,6 +160,28 @@ impl Delivery {
             next_id: 1,
             next_flush: 1,
             online: true,
+            gzip: false,
+        }
+    }
+
+    /// The endpoint said it accepts gzip bodies (or it is not known to):
+    /// batches from now on are compressed.
+    pub fn set_gzip(&mut self, gzip: bool) {
+        self.gzip = gzip;
+    }
+
+    /// Whether batches are compressed.
+    pub fn gzip(&self) -> bool {
+        self.gzip
+    }
+
+    /// The most JSON a batch holds: `max_bytes` of it, or with gzip on
+    /// (where `max_bytes` caps the compressed body) Segment's limit.
+    fn json_cap(&self) -> usize {
+        if self.gzip {
+            MAX_BATCH_JSON.max(self.max_bytes)
+        } else {
+            self.max_bytes
         }
     }
 
@@ -239,7 +271,7 @@ impl Delivery {
             return None;
         }
         let waiting = queue.iter().filter(|e| !e.in_flight).count();
-        let full = waiting >= self.max_events || queue.wire_bytes() >= self.max_bytes;
+        let full = waiting >= self.max_events || queue.wire_bytes() >= self.json_cap();
         let due = flushing || full || now >= first.queued_at + self.interval_ms;
         if !due {
             return None;
@@ -250,8 +282,9 @@ impl Delivery {
 
     /// Fills a batch from the oldest events not in flight, up to sequence
     /// number `through`, at most `max_events` events and `max_bytes` of
-    /// body (one event always goes, whatever its size, so nothing can
-    /// stall the queue).
+    /// body on the wire (one event always goes, whatever its size, so
+    /// nothing can stall the queue). A page-hide batch (`!ordinary`) that
+    /// cannot fit even one event in `max_bytes` is not made.
     fn build(
         &mut self,
         queue: &mut Queue,
@@ -261,54 +294,81 @@ impl Delivery {
         through: u64,
     ) -> Option<Batch> {
         let tail = self.batch_tail(now);
-        let mut body = String::from("{\"batch\":[");
-        let mut seqs = Vec::new();
-        for e in queue
-            .iter()
-            .filter(|e| !e.in_flight)
-            .take_while(|e| e.seq <= through)
-        {
-            let len = queue.wire_len(e);
-            if !seqs.is_empty()
-                && (seqs.len() >= self.max_events || body.len() + 1 + len + tail.len() > max_bytes)
+        let json_cap = if self.gzip {
+            self.json_cap()
+        } else {
+            max_bytes
+        };
+        let mut max_events = self.max_events;
+        let (body, seqs, gzipped) = loop {
+            let mut body = String::from("{\"batch\":[");
+            let mut seqs = Vec::new();
+            for e in queue
+                .iter()
+                .filter(|e| !e.in_flight)
+                .take_while(|e| e.seq <= through)
             {
-                break;
+                let len = queue.wire_len(e);
+                if !seqs.is_empty()
+                    && (seqs.len() >= max_events || body.len() + 1 + len + tail.len() > json_cap)
+                {
+                    break;
+                }
+                if !seqs.is_empty() {
+                    body.push(',');
+                }
+                queue.write_entry(&mut body, e);
+                seqs.push(e.seq);
             }
-            if seqs.is_empty() && !ordinary && body.len() + len + tail.len() > max_bytes {
-                // Does not fit what is left of the keepalive budget.
+            if seqs.is_empty() {
                 return None;
             }
-            if !seqs.is_empty() {
-                body.push(',');
+            body.push_str(&tail);
+            let gzipped = self.gzip.then(|| crate::gzip::gzip(body.as_bytes()));
+            let wire = gzipped.as_ref().map_or(body.len(), Vec::len);
+            if wire <= max_bytes {
+                break (body, seqs, gzipped);
             }
-            queue.write_entry(&mut body, e);
-            seqs.push(e.seq);
-        }
-        if seqs.is_empty() {
-            return None;
-        }
-        body.push_str(&tail);
+            if seqs.len() == 1 {
+                if !ordinary {
+                    // Does not fit what is left of the keepalive budget.
+                    return None;
+                }
+                break (body, seqs, gzipped);
+            }
+            // Compressed, it is still over the cap: fewer events, in
+            // proportion (a tenth to spare).
+            let fit = seqs.len() * max_bytes / wire.max(1) * 9 / 10;
+            max_events = fit.clamp(1, seqs.len() - 1);
+        };
+        let bytes = gzipped.as_ref().map_or(body.len(), Vec::len);
         queue.set_in_flight(&seqs, true);
         let id = self.next_id;
         self.next_id += 1;
         // Ordinary batches use keepalive only up to half the budget: the
         // browser releases a finished request's share some time after its
         // answer arrives, and two halves always fit.
-        let keepalive = self.keepalive_bytes() + body.len() <= KEEPALIVE_BUDGET
-            && (!ordinary || body.len() <= KEEPALIVE_BUDGET / 2);
+        let keepalive = self.keepalive_bytes() + bytes <= KEEPALIVE_BUDGET
+            && (!ordinary || bytes <= KEEPALIVE_BUDGET / 2);
         self.in_flight.push(InFlight {
             id,
             seqs: seqs.clone(),
-            bytes: body.len(),
+            bytes,
             keepalive,
             ordinary,
         });
         Some(Batch {
             id,
             body,
+            gzipped,
             seqs,
             keepalive,
         })
+    }
+
+    /// Bytes a batch puts on the wire.
+    pub fn wire_len(batch: &Batch) -> usize {
+        batch.gzipped.as_ref().map_or(batch.body.len(), Vec::len)
     }
 
     /// Batches for a page that is being hidden or unloaded, sent with
@@ -333,7 +393,7 @@ impl Delivery {
             let room = (KEEPALIVE_BUDGET - used).min(self.max_bytes);
             match self.build(queue, now, room, false, u64::MAX) {
                 Some(b) => {
-                    used += b.body.len();
+                    used += Delivery::wire_len(&b);
                     batches.push(b);
                 }
                 None => break,
@@ -614,6 +674,100 @@ mod tests {
             d.poll(&mut q, 0.0).is_none(),
             "5 left: wait for the interval"
         );
+    }
+
+    fn gunzip(data: &[u8]) -> String {
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(data), &mut out).unwrap();
+        out
+    }
+
+    /// Events shaped like real ones: a fresh id and a shared context.
+    fn push_real(q: &mut Queue, n: usize, now: f64) {
+        let ctx = q.intern("{\"library\":{\"name\":\"segmint\",\"version\":\"0.1.0\"},\"page\":{\"path\":\"/p/1\",\"url\":\"https://shop.example/p/1\"},\"userAgent\":\"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36\",\"locale\":\"en-US\",\"campaign\":{},\"segments\":[]}");
+        for _ in 0..n {
+            let seq = q.next_seq();
+            let id = format!(
+                "{:08x}-4b1c-4d2e-8f3a-{:012x}",
+                seq * 2_654_435_761 % 0xffff_ffff,
+                seq * 40_503 * 7_919
+            );
+            q.push(
+                id.clone(),
+                format!("{{\"type\":\"track\",\"event\":\"Product Clicked\",\"messageId\":\"{id}\",\"properties\":{{\"product_id\":\"p-{seq}\",\"price\":19.99}}"),
+                ctx,
+                now,
+            );
+        }
+    }
+
+    #[test]
+    fn gzip_batches_fill_to_max_events_and_decode_to_the_json() {
+        let mut d = Delivery::new(config(100, 60 * 1024));
+        d.set_gzip(true);
+        let mut q = Queue::default();
+        push_real(&mut q, 1000, 0.0);
+        let mut batches = 0;
+        while let Some(b) = d.poll(&mut q, 0.0) {
+            batches += 1;
+            // 100 events are ~50 KB of JSON: uncompressed, a 60 KB cap
+            // would still hold them, but not the 1,000 the next test sends.
+            assert_eq!(b.seqs.len(), 100);
+            let z = b.gzipped.as_ref().expect("gzipped");
+            assert_eq!(gunzip(z), b.body);
+            assert!(
+                z.len() * 8 < b.body.len(),
+                "{} of {}",
+                z.len(),
+                b.body.len()
+            );
+            assert!(b.keepalive, "a small compressed body goes with keepalive");
+            deliver(&mut d, &mut q, &b, 0.0);
+        }
+        assert_eq!(batches, 10);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn gzip_caps_the_wire_bytes_and_lets_the_json_grow() {
+        // 1,000 events per batch allowed; the JSON passes 60 KB many times
+        // over but compressed it fits.
+        let mut d = Delivery::new(config(1000, 60 * 1024));
+        d.set_gzip(true);
+        let mut q = Queue::default();
+        push_real(&mut q, 1000, 0.0);
+        let b = d.poll(&mut q, 0.0).unwrap();
+        assert_eq!(b.seqs.len(), 1000);
+        assert!(b.body.len() > 5 * 60 * 1024 && b.body.len() <= MAX_BATCH_JSON);
+        assert!(Delivery::wire_len(&b) <= 60 * 1024);
+        deliver(&mut d, &mut q, &b, 0.0);
+        // A tight wire cap: the batch shrinks until it fits compressed.
+        let mut d = Delivery::new(config(1000, 4 * 1024));
+        d.set_gzip(true);
+        push_real(&mut q, 1000, 0.0);
+        let b = d.poll(&mut q, 0.0).unwrap();
+        assert!(
+            Delivery::wire_len(&b) <= 4 * 1024,
+            "{}",
+            Delivery::wire_len(&b)
+        );
+        assert!(b.seqs.len() > 20 && b.seqs.len() < 1000, "{}", b.seqs.len());
+        assert_eq!(gunzip(b.gzipped.as_ref().unwrap()), b.body);
+    }
+
+    #[test]
+    fn gzip_page_hide_batches_count_compressed_bytes_against_the_budget() {
+        let mut d = Delivery::new(config(100, 60 * 1024));
+        d.set_gzip(true);
+        let mut q = Queue::default();
+        push_real(&mut q, 3000, 0.0);
+        let batches = d.unload_batches(&mut q, 0.0);
+        let wire: usize = batches.iter().map(Delivery::wire_len).sum();
+        let events: usize = batches.iter().map(|b| b.seqs.len()).sum();
+        assert!(wire <= KEEPALIVE_BUDGET);
+        // Uncompressed, 64 KB holds ~130 of these events.
+        assert!(events > 2000, "{events} events in {wire} bytes");
+        assert!(batches.iter().all(|b| b.keepalive && b.gzipped.is_some()));
     }
 
     #[test]

@@ -57,12 +57,59 @@ fn default_parse(text: &str) -> Option<f64> {
     text.parse::<i64>().ok().map(|i| i as f64)
 }
 
-/// Parses a JSON number literal with the installed codec.
+/// Parses a JSON number literal: most (prices, counts) exactly here,
+/// the rest with the installed codec.
 pub fn parse_number(text: &str) -> Option<f64> {
+    if let Some(n) = parse_simple(text) {
+        return Some(n);
+    }
     match codec() {
         Some(c) => (c.parse)(text),
         None => default_parse(text),
     }
+}
+
+/// Clinger's fast path: a JSON number literal whose significant digits
+/// fit 2^53 and whose decimal exponent is at most 22 either way is one
+/// exact integer times or divided by one exact power of ten, so a single
+/// IEEE operation rounds it correctly. `None` for anything else.
+fn parse_simple(text: &str) -> Option<f64> {
+    let (negative, body) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (number, exponent) = match body.find(['e', 'E']) {
+        Some(at) => (body.get(..at)?, body.get(at + 1..)?.parse::<i32>().ok()?),
+        None => (body, 0),
+    };
+    let mut mantissa: u64 = 0;
+    let mut scale: i32 = exponent;
+    let mut after_point = false;
+    for b in number.bytes() {
+        match b {
+            b'.' => after_point = true,
+            b'0'..=b'9' => {
+                mantissa = mantissa.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+                if after_point {
+                    scale -= 1;
+                }
+            }
+            _ => return None,
+        }
+    }
+    if mantissa > 1 << 53 || !(-22..=22).contains(&scale) {
+        return None;
+    }
+    let mut power = 1.0f64;
+    for _ in 0..scale.unsigned_abs() {
+        power *= 10.0;
+    }
+    let magnitude = if scale < 0 {
+        mantissa as f64 / power
+    } else {
+        mantissa as f64 * power
+    };
+    Some(if negative { -magnitude } else { magnitude })
 }
 
 /// Objects nest at most this deep: deeper input is an error, not a stack
@@ -156,6 +203,13 @@ impl Value {
                 Some(slot) => slot.1 = value,
                 None => members.push((key.to_string(), value)),
             }
+        }
+    }
+
+    /// Removes `key` from an object (nothing otherwise).
+    pub fn remove(&mut self, key: &str) {
+        if let Value::Object(members) = self {
+            members.retain(|(k, _)| k != key);
         }
     }
 
@@ -572,6 +626,36 @@ mod tests {
         let mut out = String::new();
         write_string(&mut out, "a\u{1}b\u{1f}\u{8}\u{c}");
         assert_eq!(out, "\"a\\u0001b\\u001f\\b\\f\"");
+    }
+
+    #[test]
+    fn the_number_fast_path_rounds_like_a_full_parser() {
+        for text in [
+            "0",
+            "-0",
+            "19.99",
+            "0.1",
+            "0.3",
+            "123456789012345",
+            "9007199254740992",
+            "9007199254740993",
+            "1e22",
+            "1e23",
+            "1.5e-7",
+            "-2.5E+3",
+            "0.000001",
+            "3.14159265358979",
+            "12345678901234567890",
+            "1e-22",
+            "4.35",
+            "100.10",
+        ] {
+            let expected: f64 = text.parse().unwrap();
+            let got = parse_number(text).unwrap();
+            assert_eq!(got.to_bits(), expected.to_bits(), "{text}");
+        }
+        assert_eq!(parse_simple("1e23"), None, "outside the fast path");
+        assert_eq!(parse_simple("12345678901234567890"), None);
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub mod cookie;
 pub mod delivery;
 pub mod error;
 pub mod fuzzing;
+pub mod gzip;
 pub mod hash;
 pub mod id;
 pub mod json;

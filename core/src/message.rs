@@ -229,6 +229,18 @@ pub fn check_object(text: &str, argument: &str) -> Result<(), Error> {
     json::validate(text).map_err(|e| bad(format!("not valid JSON: {e}")))
 }
 
+/// Parses `text` as a JSON object (what [`check_object`] accepts).
+pub fn parse_object(text: &str, argument: &str) -> Result<Value, Error> {
+    let bad = |reason: String| Error::InvalidArgument {
+        argument: argument.to_string(),
+        reason,
+    };
+    if !text.trim_start().starts_with('{') {
+        return Err(bad("expected a plain object".into()));
+    }
+    Value::parse(text).map_err(|e| bad(format!("not valid JSON: {e}")))
+}
+
 /// Checks an event name: a non-empty string of at most 200 characters.
 pub fn check_event_name(name: &str) -> Result<(), Error> {
     if name.trim().is_empty() || name.chars().count() > 200 {

@@ -398,9 +398,18 @@ impl Profile {
     /// The computed traits at `now`, in rules order; traits without a value
     /// (an average of nothing) are left out.
     pub fn traits(&self, now: f64) -> Vec<(String, Value)> {
+        self.trait_values(now)
+            .into_iter()
+            .filter_map(|(name, value)| Some((name.to_string(), value?)))
+            .collect()
+    }
+
+    /// Every computed trait at `now`, in rules order, `None` where it has
+    /// no value: for updating an attribute object in place.
+    pub fn trait_values(&self, now: f64) -> Vec<(&str, Option<Value>)> {
         self.traits
             .iter()
-            .filter_map(|(name, t)| {
+            .map(|(name, t)| {
                 let value = match t {
                     Computed::Event {
                         feature,
@@ -412,11 +421,11 @@ impl Profile {
                             .features
                             .get(*feature)
                             .is_some_and(|f| f.property.is_some());
-                        window.value(*aggregate, has_property)?
+                        window.value(*aggregate, has_property)
                     }
-                    Computed::DaysSinceFirstSeen => {
-                        Value::Number(((now - self.first_seen_ms) / DAY_MS).floor().max(0.0))
-                    }
+                    Computed::DaysSinceFirstSeen => Some(Value::Number(
+                        ((now - self.first_seen_ms) / DAY_MS).floor().max(0.0),
+                    )),
                     Computed::Sessions { window_days } => {
                         let n = match window_days {
                             None => self.total_sessions,
@@ -429,10 +438,10 @@ impl Profile {
                                     .sum()
                             }
                         };
-                        Value::Number(f64::from(n))
+                        Some(Value::Number(f64::from(n)))
                     }
                 };
-                Some((name.clone(), value))
+                (name.as_str(), value)
             })
             .collect()
     }

@@ -60,15 +60,16 @@ pub struct Queue {
 }
 
 impl Queue {
+    // Ids are handed out in ascending order and contexts are only appended
+    // or removed, so the list stays sorted by id.
     fn ctx(&self, id: u32) -> Option<&Context> {
-        self.contexts.iter().find(|(i, _)| *i == id).map(|(_, c)| c)
+        let at = self.contexts.binary_search_by_key(&id, |(i, _)| *i).ok()?;
+        self.contexts.get(at).map(|(_, c)| c)
     }
 
     fn ctx_mut(&mut self, id: u32) -> Option<&mut Context> {
-        self.contexts
-            .iter_mut()
-            .find(|(i, _)| *i == id)
-            .map(|(_, c)| c)
+        let at = self.contexts.binary_search_by_key(&id, |(i, _)| *i).ok()?;
+        self.contexts.get_mut(at).map(|(_, c)| c)
     }
 
     /// The id of context `json`, reusing the latest one when equal.
@@ -95,8 +96,13 @@ impl Queue {
     }
 
     fn collect(&mut self, id: u32) {
-        if Some(id) != self.last_ctx && self.ctx(id).is_some_and(|c| c.refs == 0) {
-            self.contexts.retain(|(i, _)| *i != id);
+        if Some(id) == self.last_ctx {
+            return;
+        }
+        if let Ok(at) = self.contexts.binary_search_by_key(&id, |(i, _)| *i) {
+            if self.contexts.get(at).is_some_and(|(_, c)| c.refs == 0) {
+                self.contexts.remove(at);
+            }
         }
     }
 

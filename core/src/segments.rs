@@ -63,6 +63,9 @@ pub struct SegmentChange {
 impl SegmentChange {
     /// The change from `old` to `new`, if there is one.
     pub fn between(old: &[String], new: &[String]) -> Option<SegmentChange> {
+        if old == new {
+            return None;
+        }
         let entered: Vec<String> = new.iter().filter(|s| !old.contains(s)).cloned().collect();
         let exited: Vec<String> = old.iter().filter(|s| !new.contains(s)).cloned().collect();
         (!entered.is_empty() || !exited.is_empty()).then(|| SegmentChange {

@@ -17,7 +17,7 @@ use crate::id::{is_uuid, uuid_v4_from_bytes, Rng};
 use crate::json::{write_string, Value};
 use crate::message::{
     check_event_name, check_object, check_order_completed, check_product_clicked, commerce,
-    message_head, wire_len, Ids, Kind, PageInfo, MAX_EVENT_BYTES,
+    message_head, parse_object, wire_len, Ids, Kind, PageInfo, MAX_EVENT_BYTES,
 };
 use crate::profile::{Profile, PROFILE_KEY};
 use crate::queue::{format_ms, orphaned_tabs, Persister, Queue, QUEUE_PREFIX, TAB_PREFIX};
@@ -101,6 +101,10 @@ pub struct Tracker<S: Store> {
     user_id: Option<String>,
     user_traits: Value,
     page: PageInfo,
+    /// The attribute object conditions see, kept between events: built
+    /// when the page, the user's traits or the rules change (`None` until
+    /// then), its computed traits updated in place per event.
+    attrs: Option<Value>,
     context_json: String,
     queue: Queue,
     persister: Persister,
@@ -167,6 +171,7 @@ impl<S: Store> Tracker<S> {
             anonymous_id: String::new(),
             user_id: None,
             user_traits: Value::Object(Vec::new()),
+            attrs: None,
             page: start.page,
             context_json: String::new(),
             queue: Queue::default(),
@@ -243,6 +248,7 @@ impl<S: Store> Tracker<S> {
             .and_then(|t| Value::parse(&t).ok())
             .filter(|v| v.as_object().is_some())
             .unwrap_or(Value::Object(Vec::new()));
+        self.attrs = None;
     }
 
     fn write(&mut self, key: &str, value: &str) {
@@ -294,17 +300,50 @@ impl<S: Store> Tracker<S> {
 
     /// `track(event, properties)`; `properties` is JSON object text.
     pub fn track(&mut self, event: &str, properties: &str, now: f64) -> Result<(), Error> {
+        self.track_parsed(event, properties, None, "track(properties)", now)
+    }
+
+    /// `track()` with the properties already parsed, when the caller had
+    /// to (commerce checks): each text is read once on the hot path,
+    /// parsed only where the profile needs its values.
+    fn track_parsed(
+        &mut self,
+        event: &str,
+        properties: &str,
+        parsed: Option<Value>,
+        argument: &str,
+        now: f64,
+    ) -> Result<(), Error> {
         check_event_name(event)?;
-        check_object(properties, "track(properties)")?;
-        self.record(Kind::Track { event, properties }, event, properties, now)
+        let parsed = match parsed {
+            Some(v) => Some(v),
+            None if self.wants_values(event) => Some(parse_object(properties, argument)?),
+            None => {
+                check_object(properties, argument)?;
+                None
+            }
+        };
+        self.record(
+            Kind::Track { event, properties },
+            event,
+            properties,
+            parsed,
+            now,
+        )
     }
 
     /// `productClicked(properties)`
     pub fn product_clicked(&mut self, properties: &str, now: f64) -> Result<(), Error> {
-        check_object(properties, "productClicked(properties)")?;
-        let v = Value::parse(properties).unwrap_or_default();
+        let argument = "productClicked(properties)";
+        let v = parse_object(properties, argument)?;
         check_product_clicked(&v)?;
-        self.track(commerce::PRODUCT_CLICKED, properties, now)
+        self.track_parsed(
+            commerce::PRODUCT_CLICKED,
+            properties,
+            Some(v),
+            argument,
+            now,
+        )
     }
 
     /// `productsSearched(query, properties)`
@@ -321,17 +360,19 @@ impl<S: Store> Tracker<S> {
                 reason: "is required (a non-empty string)",
             });
         }
-        check_object(properties, "productsSearched(properties)")?;
-        let mut v = Value::parse(properties).unwrap_or(Value::Object(Vec::new()));
+        let argument = "productsSearched(properties)";
+        let mut v = parse_object(properties, argument)?;
         v.insert("query", Value::String(query.to_string()));
-        self.track(commerce::PRODUCTS_SEARCHED, &v.to_json(), now)
+        let text = v.to_json();
+        self.track_parsed(commerce::PRODUCTS_SEARCHED, &text, Some(v), argument, now)
     }
 
     /// `orderCompleted(order)`
     pub fn order_completed(&mut self, order: &str, now: f64) -> Result<(), Error> {
-        check_object(order, "orderCompleted(order)")?;
-        check_order_completed(&Value::parse(order).unwrap_or_default())?;
-        self.track(commerce::ORDER_COMPLETED, order, now)
+        let argument = "orderCompleted(order)";
+        let v = parse_object(order, argument)?;
+        check_order_completed(&v)?;
+        self.track_parsed(commerce::ORDER_COMPLETED, order, Some(v), argument, now)
     }
 
     /// `page(name, properties)`: the page's url, path, referrer, search
@@ -362,6 +403,7 @@ impl<S: Store> Tracker<S> {
             },
             PAGE_EVENT,
             &text,
+            Some(props),
             now,
         )
     }
@@ -387,6 +429,7 @@ impl<S: Store> Tracker<S> {
         if let Ok(Value::Object(given)) = Value::parse(traits) {
             for (k, v) in given {
                 self.user_traits.insert(&k, v);
+                self.attrs = None;
             }
         }
         let merged = self.user_traits.to_json();
@@ -397,15 +440,19 @@ impl<S: Store> Tracker<S> {
             Kind::Identify { traits: &merged },
             IDENTIFY_EVENT,
             &merged,
+            None,
             now,
         )
     }
 
+    /// Queues a message. `parsed` is `properties` parsed, when the caller
+    /// has it (else it is parsed here if the profile needs it).
     fn record(
         &mut self,
         kind: Kind<'_>,
         event: &str,
         properties: &str,
+        parsed: Option<Value>,
         now: f64,
     ) -> Result<(), Error> {
         if self.consent == Consent::Denied {
@@ -422,7 +469,7 @@ impl<S: Store> Tracker<S> {
         if bytes > MAX_EVENT_BYTES {
             return Err(Error::EventTooLarge { bytes });
         }
-        self.observe(event, properties, now);
+        self.observe(event, properties, parsed, now);
         let ctx = self.queue.intern(&self.context_json);
         self.queue.push(message_id, head, ctx, now);
         self.debug(|| format!("event {event} {properties}"));
@@ -450,18 +497,28 @@ impl<S: Store> Tracker<S> {
         Ok(())
     }
 
+    /// Whether recording `event` needs its properties' values: the profile
+    /// reads them, or they wait for the rules in the early-events buffer.
+    fn wants_values(&self, event: &str) -> bool {
+        match self.rules {
+            // Rules are on their way only with a `rulesUrl`.
+            None => self.config.rules_url.is_some() && self.early_events.len() < MAX_EARLY_EVENTS,
+            Some(_) => self.profile.reads(event),
+        }
+    }
+
     /// Feeds an event to the profile and re-evaluates segments when a
     /// trait may have changed.
-    fn observe(&mut self, event: &str, properties: &str, now: f64) {
+    fn observe(&mut self, event: &str, properties: &str, parsed: Option<Value>, now: f64) {
+        let parse = || parsed.or_else(|| Value::parse(properties).ok());
         if self.rules.is_none() {
-            if self.early_events.len() < MAX_EARLY_EVENTS {
-                self.early_events
-                    .push((event.to_string(), Value::parse(properties).ok(), now));
+            if self.wants_values(event) {
+                self.early_events.push((event.to_string(), parse(), now));
             }
             return;
         }
         let props = if self.profile.reads(event) {
-            Value::parse(properties).ok()
+            parse()
         } else {
             None
         };
@@ -473,8 +530,22 @@ impl<S: Store> Tracker<S> {
 
     fn reevaluate(&mut self, now: f64) {
         let Some(rules) = &self.rules else { return };
-        let attrs = attributes(&self.user_traits, self.profile.traits(now), &self.page);
-        let now_in = evaluate(rules, &attrs, self.host.as_ref());
+        let attrs = self
+            .attrs
+            .get_or_insert_with(|| attributes(&self.user_traits, Vec::new(), &self.page));
+        for (name, value) in self.profile.trait_values(now) {
+            // As in `attributes`: computed traits win over the user's, and
+            // `context` over both.
+            match value {
+                _ if name == "context" => {}
+                Some(v) => attrs.insert(name, v),
+                None => match self.user_traits.get(name) {
+                    Some(u) => attrs.insert(name, u.clone()),
+                    None => attrs.remove(name),
+                },
+            }
+        }
+        let now_in = evaluate(rules, attrs, self.host.as_ref());
         if let Some(change) = SegmentChange::between(&self.segments, &now_in) {
             self.debug(|| format!("segments {}", change.to_json()));
             self.segments = now_in;
@@ -495,6 +566,7 @@ impl<S: Store> Tracker<S> {
     /// The page changed (single-page navigation): new context.
     pub fn set_page(&mut self, page: PageInfo, now: f64) {
         self.page = page;
+        self.attrs = None;
         self.context_json = self.page.context_json(&self.segments);
         self.reevaluate(now);
     }
@@ -505,6 +577,7 @@ impl<S: Store> Tracker<S> {
         self.anonymous_id = uuid_v4_from_bytes(fresh_id);
         self.user_id = None;
         self.user_traits = Value::Object(Vec::new());
+        self.attrs = None;
         self.profile = Profile::new(now, self.config.session_timeout_ms);
         if let Some(rules) = &self.rules {
             self.profile.apply_rules(rules, now);
@@ -557,6 +630,7 @@ impl<S: Store> Tracker<S> {
                 self.memory = MemoryStore::default();
                 self.user_id = None;
                 self.user_traits = Value::Object(Vec::new());
+                self.attrs = None;
                 self.profile = Profile::new(now, self.config.session_timeout_ms);
                 if let Some(change) = SegmentChange::between(&self.segments, &[]) {
                     self.notices.push(Notice::Segments(change));
@@ -691,12 +765,18 @@ impl<S: Store> Tracker<S> {
             return None;
         }
         let batch = self.delivery.poll(&mut self.queue, now)?;
-        self.debug(|| {
-            format!(
+        self.debug(|| match &batch.gzipped {
+            Some(z) => format!(
+                "batch of {} event(s), {} bytes ({} gzipped)",
+                batch.seqs.len(),
+                batch.body.len(),
+                z.len()
+            ),
+            None => format!(
                 "batch of {} event(s), {} bytes",
                 batch.seqs.len(),
                 batch.body.len()
-            )
+            ),
         });
         Some(batch)
     }
@@ -712,6 +792,16 @@ impl<S: Store> Tracker<S> {
     /// Where batches go.
     pub fn batch_url(&self) -> &str {
         self.delivery.url()
+    }
+
+    /// Compress batches from now on (the endpoint accepts gzip).
+    pub fn set_gzip(&mut self, gzip: bool) {
+        self.delivery.set_gzip(gzip);
+    }
+
+    /// Whether batches are compressed.
+    pub fn gzip(&self) -> bool {
+        self.delivery.gzip()
     }
 
     /// Applies the answer to batch `id`.
@@ -916,6 +1006,7 @@ impl<S: Store> Tracker<S> {
         }
         self.profile_dirty = true;
         self.rules = Some(rules);
+        self.attrs = None;
         self.debug(|| format!("rules {version} in force"));
         self.reevaluate(now);
     }

@@ -47,7 +47,15 @@ pub fn query_pairs(search: &str) -> Vec<(String, String)> {
 /// The first occurrence of a key wins.
 pub fn campaign(search: &str) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
-    for (key, value) in query_pairs(search) {
+    // Only `utm_` keys are decoded: a storefront URL can carry kilobytes
+    // of other parameters, and this runs for every event.
+    let wanted = search.trim_start_matches('?').split('&').filter(|part| {
+        let key = part.split_once('=').map_or(*part, |(k, _)| k);
+        key.starts_with("utm") || key.contains('%')
+    });
+    for part in wanted {
+        let (key, value) = part.split_once('=').unwrap_or((part, ""));
+        let (key, value) = (form_decode(key), form_decode(value));
         let Some(suffix) = key.strip_prefix("utm_") else {
             continue;
         };

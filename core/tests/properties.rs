@@ -99,6 +99,63 @@ proptest! {
     }
 }
 
+/// Bytes drawn from a few short words, so long repeats (matches near and
+/// far, runs) are common, as in batch JSON.
+fn repetitive_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let word = prop::sample::select(vec![
+        &b"{\"type\":"[..],
+        b"track",
+        b"a",
+        b"aaaaaaaa",
+        b"\x00\xff",
+        b"0123456789abcdef",
+        b"\"messageId\":\"",
+    ]);
+    prop::collection::vec((word, 0..40usize), 0..400).prop_map(|parts| {
+        let mut out = Vec::new();
+        for (w, n) in parts {
+            for _ in 0..n % 7 + 1 {
+                out.extend_from_slice(w);
+            }
+            out.push(n as u8);
+        }
+        out
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Numbers read exactly as a full parser reads them (the fast path
+    /// and the fallback agree on where they meet).
+    #[test]
+    fn numbers_parse_exactly(x in any::<f64>(), digits in 0u64..100_000_000_000_000_000, point in 0usize..20, exp in -30i32..30) {
+        if x.is_finite() {
+            let text = format!("{x:e}");
+            prop_assert_eq!(segmint_core::json::parse_number(&text).map(f64::to_bits), Some(x.to_bits()));
+        }
+        let mut text = digits.to_string();
+        if point < text.len() {
+            text.insert(text.len() - point, '.');
+        }
+        for candidate in [text.clone(), format!("-{text}e{exp}")] {
+            let expected: f64 = candidate.parse().unwrap();
+            prop_assert_eq!(segmint_core::json::parse_number(&candidate).map(f64::to_bits), Some(expected.to_bits()), "{}", candidate);
+        }
+    }
+
+    /// What the gzip encoder writes, a real inflater reads back.
+    #[test]
+    fn gzip_round_trips(random in prop::collection::vec(any::<u8>(), 0..3000), repetitive in repetitive_bytes()) {
+        for data in [&random, &repetitive] {
+            let z = segmint_core::gzip::gzip(data);
+            let mut back = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&z[..]), &mut back).unwrap();
+            prop_assert_eq!(&back, data);
+        }
+    }
+}
+
 const PROFILE_RULES: &str = r#"{"version":"p","traits":{
   "c7":{"event":"A","aggregate":"count","window_days":7},
   "c30":{"event":"A","aggregate":"count","property":"items.cat","window_days":30},

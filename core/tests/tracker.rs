@@ -726,6 +726,33 @@ fn the_four_seed_segments_follow_behaviour() {
 }
 
 #[test]
+fn computed_traits_override_the_users_own_only_while_they_have_a_value() {
+    let rules = r#"{"version":"v","traits":{"avg_price_30d":{"event":"Order Completed","aggregate":"avg","property":"products.price","window_days":30}},
+      "segments":[{"id":"cheap","condition":{"avg_price_30d":{"$lt":20}}},{"id":"page","condition":{"context.path":"/sale"}}]}"#;
+    let store = Shared::default();
+    let mut t = tab(&store, &format!(r#","rules":{rules}"#), T0, 1, None);
+    assert!(t.segments().is_empty());
+    // The user's own trait counts while the profile has no average.
+    t.identify(Some("u1"), r#"{"avg_price_30d":10}"#, T0)
+        .unwrap();
+    assert_eq!(t.segments(), ["cheap"]);
+    // A computed value wins.
+    t.order_completed(&order(50.0, "shoes"), T0).unwrap();
+    assert!(t.segments().is_empty());
+    // Once it expires, the user's trait shows again.
+    t.tick(T0 + 31.0 * 86_400_000.0);
+    assert_eq!(t.segments(), ["cheap"]);
+    // A page change reaches the conditions' `context`.
+    let sale = PageInfo {
+        url: "https://shop.example/sale".into(),
+        path: "/sale".into(),
+        ..PageInfo::default()
+    };
+    t.set_page(sale, T0 + 31.0 * 86_400_000.0);
+    assert_eq!(t.segments(), ["cheap", "page"]);
+}
+
+#[test]
 fn rules_load_from_cache_revalidate_and_survive_bad_documents() {
     let store = Shared::default();
     let url = r#","rulesUrl":"https://c.example/v1/rules""#;
