@@ -29,12 +29,16 @@ export function sizes(file) {
   };
 }
 
-const rows = files.map(sizes);
-const total = rows.reduce((t, r) => ({ file: "total", raw: t.raw + r.raw, gzip: t.gzip + r.gzip, brotli: t.brotli + r.brotli }), { raw: 0, gzip: 0, brotli: 0 });
-if (asJson) {
-  console.log(JSON.stringify({ files: rows, total }, null, 2));
-} else {
-  const kb = (n) => (n / 1024).toFixed(1).padStart(7) + " KB";
-  console.log("file".padEnd(30) + "raw".padStart(10) + "gzip".padStart(10) + "brotli".padStart(10));
-  for (const r of [...rows, total]) console.log(r.file.padEnd(30) + kb(r.raw) + kb(r.gzip) + kb(r.brotli));
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) printSizes();
+
+function printSizes() {
+  const rows = files.map(sizes);
+  const total = rows.reduce((t, r) => ({ file: "total", raw: t.raw + r.raw, gzip: t.gzip + r.gzip, brotli: t.brotli + r.brotli }), { raw: 0, gzip: 0, brotli: 0 });
+  if (asJson) {
+    console.log(JSON.stringify({ files: rows, total }, null, 2));
+  } else {
+    const kb = (n) => (n / 1024).toFixed(1).padStart(7) + " KB";
+    console.log("file".padEnd(30) + "raw".padStart(10) + "gzip".padStart(10) + "brotli".padStart(10));
+    for (const r of [...rows, total]) console.log(r.file.padEnd(30) + kb(r.raw) + kb(r.gzip) + kb(r.brotli));
+  }
 }

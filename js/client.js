@@ -80,6 +80,8 @@ export class Client {
         } catch (e) {
           throw typeof e === "string" ? new SegmintError(JSON.parse(e)) : e;
         }
+        // The wasm memory, for the benchmarks' memory figure.
+        this._memory = wasm.memory;
         this.settings = JSON.parse(this._inst.settings());
         const pending = this._pending;
         this._pending = null;

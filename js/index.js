@@ -29,6 +29,6 @@ export function load(options) {
     return inert;
   }
   return new Client(options, (wasmUrl) =>
-    initWasm(wasmUrl ? { module_or_path: wasmUrl } : undefined).then(() => wasm),
+    initWasm(wasmUrl ? { module_or_path: wasmUrl } : undefined).then((exports) => Object.assign({ memory: exports.memory }, wasm)),
   );
 }

@@ -66,8 +66,9 @@ fi
 # --- npm packages (wasm-opt from binaryen@132, playwright-core, bundlers) --
 # Never Debian's binaryen (108): its wasm-opt corrupts wasm-bindgen output.
 # The root (tools) and examples/ (bundlers for the packaging tests) each
-# have a lockfile; `npm ci` runs only when it changed.
-for dir in . examples; do
+# have a lockfile; `npm ci` runs only when it changed. scripts/bench.sh
+# adds bench/ (the peer SDKs) through SEGMINT_NPM_EXTRA.
+for dir in . examples ${SEGMINT_NPM_EXTRA:-}; do
   if [ ! -f "$dir/node_modules/.package-lock.json" ] || ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.segmint-lock"; then
     log "npm ci ($dir)"
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.segmint-lock)

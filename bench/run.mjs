@@ -1,0 +1,462 @@
+// Side-by-side benchmark of segmint and the SDKs storefronts use today, in
+// one run, the same way for each: every SDK is bundled here with esbuild,
+// served from 127.0.0.1 and sends to a local receiver on another port
+// (bench/peer-receiver.mjs); any request to another host is blocked (the
+// host resolver knows no other host) and counted. Writes bench/RESULTS.md.
+//
+//   bash scripts/bench.sh            (builds segmint, installs peers, runs this)
+//   node bench/run.mjs [--reps 3] [--only segmint,posthog] [--out bench/RESULTS.md]
+import { chromium } from "playwright-core";
+import * as esbuild from "esbuild";
+import fs from "node:fs";
+import http from "node:http";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { peerReceiver } from "./peer-receiver.mjs";
+import { sizes } from "./size.mjs";
+
+const BENCH = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(BENCH, "..");
+const DIST = path.join(BENCH, "dist");
+const arg = (name, fallback) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : fallback;
+};
+const REPS = Number(arg("reps", 3));
+const OUT = path.resolve(arg("out", path.join(BENCH, "RESULTS.md")));
+const ONLY = arg("only", "") ? arg("only", "").split(",") : null;
+
+/** The configurations measured: a bundle (bench/sdks/<bundle>.js) and the
+ * query string its page gets. `track: false` is evaluation only. */
+const CONFIGS = [
+  { name: "segmint", bundle: "segmint", label: "segmint" },
+  { name: "segment", bundle: "segment", label: "Segment analytics-next (default delivery)" },
+  { name: "segment-batching", bundle: "segment", query: "batching=1", label: "Segment analytics-next (batching delivery)" },
+  { name: "posthog", bundle: "posthog", label: "PostHog posthog-js" },
+  { name: "amplitude", bundle: "amplitude", label: "Amplitude analytics-browser" },
+  { name: "rudderstack", bundle: "rudderstack", label: "RudderStack analytics-js" },
+  { name: "growthbook", bundle: "growthbook", label: "GrowthBook (evaluation only)", track: false },
+].filter((c) => !ONLY || ONLY.includes(c.name));
+
+const WARMUP = 200;
+const BURST = 1_000;
+const CALLS = 10_000;
+const EVAL_EVENTS = 10_000;
+const UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{v} Safari/537.36";
+
+const versionOf = (pkg) => JSON.parse(fs.readFileSync(path.join(BENCH, "node_modules", pkg, "package.json"), "utf8")).version;
+const PACKAGES = {
+  segmint: JSON.parse(fs.readFileSync(path.join(ROOT, "pkg/package.json"), "utf8")).version,
+  segment: versionOf("@segment/analytics-next"),
+  posthog: versionOf("posthog-js"),
+  amplitude: versionOf("@amplitude/analytics-browser"),
+  rudderstack: versionOf("@rudderstack/analytics-js"),
+  growthbook: versionOf("@growthbook/growthbook"),
+};
+
+// ---------------------------------------------------------------- bundles
+
+/** Bundles each SDK's page script (minified, code splitting on, as a
+ * storefront's bundler would) and works out which files load at start
+ * (the entry and its static imports) and which only when asked for. */
+async function buildBundles() {
+  fs.rmSync(DIST, { recursive: true, force: true });
+  const bundles = {};
+  for (const bundle of [...new Set(CONFIGS.map((c) => c.bundle))]) {
+    const outdir = path.join(DIST, bundle);
+    const result = await esbuild.build({
+      entryPoints: { entry: path.join(BENCH, "sdks", `${bundle}.js`) },
+      bundle: true,
+      splitting: true,
+      format: "esm",
+      minify: true,
+      platform: "browser",
+      target: "es2020",
+      outdir,
+      metafile: true,
+      absWorkingDir: BENCH,
+      logLevel: "error",
+      alias: { segmint: path.join(ROOT, "pkg/index.js") },
+      define: { "process.env.NODE_ENV": '"production"' },
+    });
+    if (bundle === "segmint") {
+      fs.copyFileSync(path.join(ROOT, "pkg/segmint_wasm_bg.wasm"), path.join(outdir, "segmint_wasm_bg.wasm"));
+      fs.copyFileSync(path.join(BENCH, "rules20.json"), path.join(DIST, "rules20.json"));
+    }
+    // Metafile paths are relative to absWorkingDir (bench/).
+    const rel = (p) => path.relative(DIST, path.join(BENCH, p)).split(path.sep).join("/");
+    const byRel = Object.fromEntries(Object.entries(result.metafile.outputs).map(([k, v]) => [rel(k), v]));
+    const entry = `${bundle}/entry.js`;
+    const initial = new Set();
+    const walk = (file) => {
+      if (initial.has(file)) return;
+      initial.add(file);
+      for (const imp of byRel[file]?.imports || []) if (imp.kind === "import-statement") walk(rel(imp.path));
+    };
+    walk(entry);
+    fs.writeFileSync(path.join(DIST, `${bundle}.html`), `<!doctype html><meta charset="utf-8"><title>${bundle}</title><script type="module" src="/${entry}"></script>\n`);
+    bundles[bundle] = { initial, files: Object.keys(byRel).filter((f) => f.endsWith(".js")) };
+  }
+  fs.writeFileSync(path.join(DIST, "blank.html"), `<!doctype html><meta charset="utf-8"><title>blank</title><script type="module">window.bench = { ready: Promise.resolve(0) };</script>\n`);
+  return bundles;
+}
+
+function bytesOf(files) {
+  const t = { raw: 0, gzip: 0, brotli: 0 };
+  for (const f of files) {
+    const s = sizes(path.join(DIST, f));
+    t.raw += s.raw;
+    t.gzip += s.gzip;
+    t.brotli += s.brotli;
+  }
+  return t;
+}
+
+// ---------------------------------------------------------------- servers
+
+const MIME = { ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".wasm": "application/wasm", ".json": "application/json" };
+function staticServer() {
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url, "http://x");
+    const file = path.join(DIST, path.normalize(decodeURIComponent(url.pathname)).replace(/^([/\\])+/, ""));
+    if (!file.startsWith(DIST) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
+      res.writeHead(404);
+      return res.end();
+    }
+    res.writeHead(200, { "Content-Type": MIME[path.extname(file)] || "application/octet-stream", "Cache-Control": "no-store" });
+    fs.createReadStream(file).pipe(res);
+  });
+  return new Promise((r) => server.listen(0, "127.0.0.1", () => r({ server, origin: `http://127.0.0.1:${server.address().port}` })));
+}
+
+// ---------------------------------------------------------------- browser
+
+function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-dev-shm-usage",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+      "--disable-quic",
+      // PostHog drops every event from a browser that looks automated.
+      "--disable-blink-features=AutomationControlled",
+      // Nothing but 127.0.0.1 resolves: phoning home fails, and is counted.
+      "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+      "--js-flags=--expose-gc",
+    ],
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until the receiver has counted `n` events; gives up after
+ * `stallMs` without progress. Returns the count reached. */
+async function delivered(rx, n, stallMs = 15_000, capMs = 180_000) {
+  const start = Date.now();
+  let last = rx.stats.events, lastAt = Date.now();
+  while (rx.stats.events < n) {
+    await sleep(25);
+    if (rx.stats.events !== last) {
+      last = rx.stats.events;
+      lastAt = Date.now();
+    }
+    if (Date.now() - lastAt > stallMs || Date.now() - start > capMs) break;
+  }
+  return rx.stats.events;
+}
+
+async function openPage(browser, web, rx, config, extraQuery = "") {
+  const context = await browser.newContext({ userAgent: UA.replace("{v}", browser.version()) });
+  const page = await context.newPage();
+  const probe = { phoned: new Map(), loaded: [], errors: [], crashed: false };
+  page.on("request", (r) => {
+    const u = new URL(r.url());
+    if (u.protocol.startsWith("http") && u.hostname !== "127.0.0.1") probe.phoned.set(u.host, (probe.phoned.get(u.host) || 0) + 1);
+  });
+  page.on("response", (r) => {
+    if (r.url().startsWith(web.origin) && !r.url().endsWith(".html")) probe.loaded.push(new URL(r.url()).pathname.slice(1));
+  });
+  page.on("pageerror", (e) => probe.errors.push(e.message));
+  page.on("crash", () => (probe.crashed = true));
+  const cdp = await context.newCDPSession(page);
+  await cdp.send("Performance.enable");
+  const query = [`rx=${encodeURIComponent(rx.origin)}`, config.query, extraQuery].filter(Boolean).join("&");
+  await page.goto(`${web.origin}/${config.bundle}.html?${query}`);
+  await page.waitForFunction(() => window.bench, null, { timeout: 30_000 });
+  // Ready, from the moment the entry script had arrived (compile and
+  // evaluation of the SDK included; wasm fetch and instantiation too).
+  const readyMs = await page.evaluate(async () => {
+    const readyAt = await window.bench.ready.then(() => performance.now());
+    const entry = performance.getEntriesByType("resource").find((e) => e.name.includes("/entry.js"));
+    return readyAt - (entry ? entry.responseEnd : 0);
+  });
+  const busy = async () => (await cdp.send("Performance.getMetrics")).metrics.find((m) => m.name === "TaskDuration").value;
+  return { context, page, cdp, probe, readyMs, busy };
+}
+
+/** The tracking figures of one SDK in one fresh page. */
+async function measureTracking(browser, web, rx, config) {
+  rx.reset();
+  const { context, page, cdp, probe, readyMs, busy } = await openPage(browser, web, rx, config);
+  const r = { readyMs, stage: "start" };
+  try {
+    // Warm-up: JIT, storage and connections, delivered and forgotten.
+    r.stage = "warm-up";
+    await page.evaluate((n) => { for (let i = 0; i < n; i++) window.bench.track(i); }, WARMUP);
+    await delivered(rx, WARMUP, 5_000);
+    await sleep(300);
+    rx.reset();
+
+    // A 1,000-event burst in one task; main-thread time until every event
+    // has reached the receiver, and what went over the wire for it.
+    r.stage = "1,000-event burst";
+    const busy0 = await busy();
+    await page.evaluate((n) => { for (let i = 0; i < n; i++) window.bench.track(1e6 + i); }, BURST);
+    r.burstDelivered = await delivered(rx, BURST);
+    r.mainUs = (((await busy()) - busy0) * 1e6) / BURST;
+    await sleep(500);
+    r.requests = rx.stats.requests;
+    r.preflights = rx.stats.preflights;
+    r.bodyBytes = rx.stats.bytes;
+    r.burstEvents = rx.stats.events;
+
+    // 10,000 calls, timed synchronously, in 10 tasks of 1,000.
+    r.stage = "10,000 calls";
+    rx.reset();
+    r.trackUs = await page.evaluate(async (n) => {
+      let total = 0;
+      for (let b = 0; b < n / 1000; b++) {
+        const t0 = performance.now();
+        for (let i = 0; i < 1000; i++) window.bench.track(2e6 + b * 1000 + i);
+        total += performance.now() - t0;
+        await new Promise((res) => setTimeout(res, 0));
+      }
+      return (total * 1000) / n;
+    }, CALLS);
+    r.stage = "delivering 10,000";
+    r.callsDelivered = await delivered(rx, CALLS, 20_000, 300_000);
+
+    // Heap after 10,000 events (two collections), wasm memory added.
+    r.stage = "heap";
+    await cdp.send("HeapProfiler.enable");
+    for (let i = 0; i < 2; i++) await cdp.send("HeapProfiler.collectGarbage");
+    r.heap = (await cdp.send("Runtime.getHeapUsage")).usedSize;
+    r.wasm = await page.evaluate(() => (window.bench.wasmBytes ? window.bench.wasmBytes() : 0));
+    r.stage = "done";
+  } catch (e) {
+    r.failure = probe.crashed ? `renderer crashed during ${r.stage}` : `${r.stage}: ${e.message.split("\n")[0]}`;
+  }
+  r.phoned = Object.fromEntries(probe.phoned);
+  r.loaded = [...new Set(probe.loaded)];
+  r.errors = probe.errors.slice(0, 3);
+  await context.close().catch(() => {});
+  return r;
+}
+
+/** Heap of a page without any SDK, measured the same way. */
+async function baselineHeap(browser, web, rx) {
+  const { context, cdp } = await openPage(browser, web, rx, { bundle: "blank" });
+  await cdp.send("HeapProfiler.enable");
+  for (let i = 0; i < 2; i++) await cdp.send("HeapProfiler.collectGarbage");
+  const used = (await cdp.send("Runtime.getHeapUsage")).usedSize;
+  await context.close();
+  return used;
+}
+
+/** Time per event of `fn(i)` over EVAL_EVENTS calls after a warm-up. */
+async function timePerEvent(page, fn) {
+  return page.evaluate(
+    async ([fn, n]) => {
+      const call = window.bench[fn];
+      for (let i = 0; i < 500; i++) call(i);
+      await new Promise((res) => setTimeout(res, 0));
+      let total = 0;
+      for (let b = 0; b < n / 1000; b++) {
+        const t0 = performance.now();
+        for (let i = 0; i < 1000; i++) call(500 + b * 1000 + i);
+        total += performance.now() - t0;
+        await new Promise((res) => setTimeout(res, 0));
+      }
+      return (total * 1000) / n;
+    },
+    [fn, EVAL_EVENTS],
+  );
+}
+
+/** Evaluation per event with 20 segments (segmint: an order with the 20
+ * segment rules in force minus the same order without rules, so profile
+ * update and evaluation both count) or 20 features (GrowthBook). */
+async function measureEvaluation(browser, web, rx, config) {
+  if (config.name === "growthbook") {
+    const { context, page, readyMs } = await openPage(browser, web, rx, config);
+    const perEvent = await timePerEvent(page, "evaluate");
+    await context.close();
+    return { readyMs, evalUs: perEvent };
+  }
+  const timed = async (query) => {
+    rx.reset();
+    const { context, page } = await openPage(browser, web, rx, config, query);
+    const us = await timePerEvent(page, "order");
+    const segments = await page.evaluate(() => window.sm.segments().length);
+    await context.close();
+    return { us, segments };
+  };
+  const without = await timed("");
+  const withRules = await timed("rules=/rules20.json");
+  return { evalUs: withRules.us - without.us, orderUs: withRules.us, orderNoRulesUs: without.us, segmentsAtEnd: withRules.segments };
+}
+
+// ---------------------------------------------------------------- report
+
+const median = (xs) => {
+  const v = xs.filter((x) => typeof x === "number" && Number.isFinite(x)).sort((a, b) => a - b);
+  return v.length ? v[Math.floor((v.length - 1) / 2)] : undefined;
+};
+const stat = (xs) => {
+  const v = xs.filter((x) => typeof x === "number" && Number.isFinite(x));
+  return v.length ? { median: median(v), min: Math.min(...v), max: Math.max(...v), n: v.length } : undefined;
+};
+
+function fmt(s, unit, digits = 1) {
+  if (!s) return "–";
+  const f = (x) => (Math.abs(x) >= 1000 ? Math.round(x).toLocaleString("en-US") : x.toFixed(digits));
+  return s.min === s.max ? `${f(s.median)}${unit}` : `${f(s.median)}${unit} (${f(s.min)}–${f(s.max)})`;
+}
+
+async function main() {
+  console.log("bundling…");
+  const bundles = await buildBundles();
+  const web = await staticServer();
+  const rx = peerReceiver();
+  await rx.listen().then((port) => (rx.origin = `http://127.0.0.1:${port}`));
+  const browser = await launch();
+  const runs = Object.fromEntries(CONFIGS.map((c) => [c.name, []]));
+  const baselines = [];
+  const started = Date.now();
+  for (let rep = 0; rep < REPS; rep++) {
+    baselines.push(await baselineHeap(browser, web, rx));
+    for (const config of CONFIGS) {
+      const t0 = Date.now();
+      const run = {};
+      if (config.track !== false) Object.assign(run, await measureTracking(browser, web, rx, config));
+      if (config.name === "segmint" || config.name === "growthbook") Object.assign(run, await measureEvaluation(browser, web, rx, config));
+      runs[config.name].push(run);
+      console.log(`rep ${rep + 1}/${REPS} ${config.name}: ${((Date.now() - t0) / 1000).toFixed(1)} s`, JSON.stringify({ ...run, loaded: undefined }));
+    }
+  }
+  const chromiumVersion = browser.version();
+  await browser.close();
+  await rx.close();
+  web.server.close();
+
+  const baseline = median(baselines);
+  const rows = CONFIGS.map((config) => {
+    const rs = runs[config.name];
+    const b = bundles[config.bundle];
+    const loaded = new Set(rs.flatMap((r) => r.loaded || []));
+    const initialFiles = [...b.initial, ...[...loaded].filter((f) => !f.endsWith(".js"))];
+    const lazyFiles = [...loaded].filter((f) => f.endsWith(".js") && !b.initial.has(f));
+    const perThousand = (r) => (r.burstEvents ? (1000 * r.requests) / r.burstEvents : undefined);
+    return {
+      config,
+      version: PACKAGES[config.bundle],
+      initial: bytesOf(initialFiles),
+      lazy: bytesOf(lazyFiles),
+      ready: stat(rs.map((r) => r.readyMs)),
+      track: stat(rs.map((r) => r.trackUs)),
+      main: stat(rs.map((r) => (r.burstDelivered >= BURST ? r.mainUs : undefined))),
+      requests: stat(rs.map(perThousand)),
+      preflights: stat(rs.map((r) => (r.burstEvents ? (1000 * r.preflights) / r.burstEvents : undefined))),
+      body: stat(rs.map((r) => (r.burstEvents ? r.bodyBytes / r.burstEvents : undefined))),
+      burst: rs.map((r) => r.burstDelivered),
+      calls: rs.map((r) => r.callsDelivered),
+      heap: stat(rs.map((r) => (r.heap ? r.heap - baseline + (r.wasm || 0) : undefined))),
+      wasm: stat(rs.map((r) => r.wasm || undefined)),
+      evalUs: stat(rs.map((r) => r.evalUs)),
+      failures: rs.map((r) => r.failure).filter(Boolean),
+      phoned: rs.flatMap((r) => Object.entries(r.phoned || {})),
+      errors: [...new Set(rs.flatMap((r) => r.errors || []))],
+    };
+  });
+  const report = render(rows, { chromiumVersion, baseline, minutes: (Date.now() - started) / 60_000 });
+  fs.writeFileSync(OUT, report);
+  fs.writeFileSync(OUT.replace(/\.md$/, ".json"), JSON.stringify({ chromiumVersion, baselines, runs }, null, 1) + "\n");
+  console.log(report);
+}
+
+function render(rows, { chromiumVersion, baseline, minutes }) {
+  const seg = rows.find((r) => r.config.name === "segmint");
+  const trackers = rows.filter((r) => r.config.track !== false && r.config.name !== "segmint");
+  // Segmint's ratio to the best peer: below 1 means segmint is better
+  // (every figure here is lower-is-better).
+  const ratio = (key, pick = (r) => r[key]?.median, peers = trackers) => {
+    const mine = seg && pick(seg);
+    const best = peers.map(pick).filter((x) => typeof x === "number" && x > 0);
+    if (typeof mine !== "number" || !best.length) return "–";
+    const b = Math.min(...best);
+    const peer = peers.find((p) => pick(p) === b);
+    return `${(mine / b).toFixed(2)}× (${peer.config.name})`;
+  };
+  const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
+  const lines = [];
+  lines.push("# Benchmark results: segmint and the SDKs storefronts use today");
+  lines.push("");
+  lines.push(`Written by \`bash scripts/bench.sh\` (bench/run.mjs) on ${new Date().toISOString().slice(0, 10)}; ${REPS} repetitions, medians with (min–max); run took ${minutes.toFixed(1)} min.`);
+  lines.push("");
+  lines.push(`- Machine: ${os.cpus()[0]?.model || "unknown CPU"}, ${os.cpus().length} logical CPUs, ${(os.totalmem() / 2 ** 30).toFixed(0)} GB, ${os.type()} ${os.release()}; shared and noisy, so compare ratios within this run.`);
+  lines.push(`- Browser: headless Chromium ${chromiumVersion} (Debian), driven by playwright-core; Node ${process.version}.`);
+  lines.push(`- Packages: ${rows.map((r) => `${r.config.bundle === "segment" && r.config.name !== "segment" ? "" : `${r.config.bundle} ${r.version}`}`).filter(Boolean).join(", ")}.`);
+  lines.push("");
+  lines.push("| SDK | loaded at start, brotli (gzip / raw) | lazily loaded, brotli | ready | track() per call | main thread per event until sent | requests per 1,000 events | body bytes per event | heap + wasm after 10,000 events | 20-segment evaluation per event |");
+  lines.push("|---|---|---|---|---|---|---|---|---|---|");
+  for (const r of rows) {
+    const tracking = r.config.track !== false;
+    lines.push(
+      `| ${r.config.label} ${r.version} | ${kb(r.initial.brotli)} (${kb(r.initial.gzip)} / ${kb(r.initial.raw)}) | ${r.lazy.raw ? kb(r.lazy.brotli) : "–"} | ${fmt(r.ready, " ms")} | ${tracking ? fmt(r.track, " µs", 2) : "–"} | ${tracking ? fmt(r.main, " µs") : "–"} | ${tracking ? fmt(r.requests, "", 1) : "–"} | ${tracking ? fmt(r.body, " B", 0) : "–"} | ${r.heap ? fmt({ median: r.heap.median / 1024, min: r.heap.min / 1024, max: r.heap.max / 1024 }, " KB", 0) : "–"} | ${fmt(r.evalUs, " µs", 2)} |`,
+    );
+  }
+  if (seg) {
+    const growthbook = rows.filter((r) => r.config.name === "growthbook");
+    lines.push(
+      `| **segmint ÷ best peer** | ${ratio("initial", (r) => r.initial.brotli)} | | ${ratio("ready")} | ${ratio("track")} | ${ratio("main")} | ${ratio("requests")} | ${ratio("body")} | ${ratio("heap")} | ${ratio("evalUs", (r) => r.evalUs?.median, growthbook)} |`,
+    );
+  }
+  lines.push("");
+  lines.push("Ratios are segmint's median over the best tracking peer's median (lower is better for every figure; below 1 means segmint leads). Evaluation is compared with GrowthBook only; loaded bytes for segmint include segmentation and personalization (template slots).");
+  lines.push("");
+  lines.push("## Delivery and failures");
+  lines.push("");
+  lines.push("| SDK | 1,000-event burst: events received (per run) | 10,000 calls: events received (per run) | CORS preflights per 1,000 | requests to other hosts (blocked) | failures |");
+  lines.push("|---|---|---|---|---|---|");
+  for (const r of rows.filter((r) => r.config.track !== false)) {
+    const phoned = {};
+    for (const [h, n] of r.phoned) phoned[h] = (phoned[h] || 0) + n;
+    lines.push(
+      `| ${r.config.name} | ${r.burst.map((n) => n ?? "–").join(", ")} | ${r.calls.map((n) => n ?? "–").join(", ")} | ${fmt(r.preflights, "", 0)} | ${Object.keys(phoned).length ? Object.entries(phoned).map(([h, n]) => `${h} ×${n}`).join(", ") : "none"} | ${r.failures.length ? [...new Set(r.failures)].join("; ") : "none"} |`,
+    );
+  }
+  lines.push("");
+  lines.push("## How each figure is measured");
+  lines.push("");
+  lines.push("- Every SDK is bundled by esbuild (minified, ES module, code splitting) from bench/sdks/<sdk>.js and served from 127.0.0.1; it sends to bench/peer-receiver.mjs on another 127.0.0.1 port, which answers 200 (Amplitude: `{\"code\":200}`) and serves the configuration some SDKs fetch at start. Chromium resolves no other host; requests to one are counted above.");
+  lines.push("- Autocapture, page views, session recording, surveys and remote configuration are off where the SDK allows it. PostHog's client-side rate limit (10 events/s, bursts of 100) is raised, or it drops ~90% of a burst; Chromium runs with `--disable-blink-features=AutomationControlled` and a user agent without \"Headless\" for every SDK, since PostHog drops events from automated browsers.");
+  lines.push("- Loaded at start: the entry chunk, its static imports and any other asset the page fetched (segmint's wasm); lazily loaded: code-split chunks the page fetched by dynamic import. gzip -9 and brotli q11 of each file.");
+  lines.push("- Ready: from the entry script's arrival (resource timing `responseEnd`) to the SDK's ready promise or `loaded` callback.");
+  lines.push(`- track() per call: ${CALLS.toLocaleString("en-US")} calls of \`track("Product Clicked", {product_id, name, price, category, position})\` after ${WARMUP} warm-up events, in 10 tasks of 1,000, timed with performance.now().`);
+  lines.push(`- Main thread per event until sent: CDP \`Performance.getMetrics\` TaskDuration from just before a ${BURST.toLocaleString("en-US")}-event burst (one task) until the receiver has every event, divided by ${BURST.toLocaleString("en-US")}: serialisation, persistence, timers, compression and sending included. Requests, preflights and body bytes are for the same burst.`);
+  lines.push(`- Heap + wasm: CDP \`Runtime.getHeapUsage\` after two \`HeapProfiler.collectGarbage\`, after the ${CALLS.toLocaleString("en-US")} calls were delivered (or gave up), minus a page without SDK (${(baseline / 1024).toFixed(0)} KB), plus segmint's wasm memory.`);
+  lines.push(`- 20-segment evaluation: segmint with bench/rules20.json (20 segments over 10 traits) in force, ${EVAL_EVENTS.toLocaleString("en-US")} \`orderCompleted\` calls, minus the same calls without rules: profile update and evaluation of all 20 segments. GrowthBook: \`setAttributes\` then \`isOn\` for 20 features whose conditions are the same 20 segments.`);
+  lines.push("");
+  return lines.join("\n");
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
