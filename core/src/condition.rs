@@ -135,19 +135,6 @@ struct Evaluator<'a> {
     groups: &'a Value,
 }
 
-/// `(key, value)` pairs of a JavaScript `Object.entries` on a JSON value.
-fn entries(v: &Value) -> Vec<(String, &Value)> {
-    match v {
-        Value::Object(m) => m.iter().map(|(k, v)| (k.clone(), v)).collect(),
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (i.to_string(), v))
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
 /// Keys that combine conditions: at the top of a condition, never on a
 /// value.
 fn is_logical(key: &str) -> bool {
@@ -155,8 +142,20 @@ fn is_logical(key: &str) -> bool {
 }
 
 impl Evaluator<'_> {
+    /// Every `(key, value)` of `cond` (as JavaScript's `Object.entries`
+    /// sees it, so an array's keys are its indexes) must hold.
     fn condition(&self, obj: &Value, cond: &Value, visited: &mut Vec<String>) -> Tri {
-        all_of(entries(cond), |(key, v)| match key.as_str() {
+        match cond {
+            Value::Object(members) => all_of(members, |(key, v)| self.member(obj, key, v, visited)),
+            Value::Array(items) => all_of(items.iter().enumerate(), |(i, v)| {
+                self.member(obj, &i.to_string(), v, visited)
+            }),
+            _ => Tri::True,
+        }
+    }
+
+    fn member(&self, obj: &Value, key: &str, v: &Value, visited: &mut Vec<String>) -> Tri {
+        match key {
             "$or" => self.or(obj, v, visited),
             "$nor" => self.or(obj, v, visited).not(),
             "$and" => match v {
@@ -166,7 +165,7 @@ impl Evaluator<'_> {
             "$not" => self.condition(obj, v, visited).not(),
             "$savedGroup" => self.saved_group(obj, v, visited),
             path => self.value(v, get_path(obj, path), false, visited),
-        })
+        }
     }
 
     fn or(&self, obj: &Value, conditions: &Value, visited: &mut Vec<String>) -> Tri {
