@@ -14,8 +14,11 @@ const ready = rules.then((doc) => {
 // first orders (as a real user's do) and the figure is the per-event
 // profile update and evaluation, not segment changes.
 const categories = ["shoes", "shoes", "shoes", "books", "toys"];
+const order = (i) => ({ order_id: `o${i}`, total: 20 + (i % 30), products: [{ product_id: `p${i % 50}`, price: 5 + (i % 40), category: categories[i % 5], quantity: 1 }] });
 expose("segmint", ready, (i) => sm.track("Product Clicked", props(i)), {
   wasmBytes: () => (sm._memory ? sm._memory.buffer.byteLength : 0),
-  order: (i) =>
-    sm.orderCompleted({ order_id: `o${i}`, total: 20 + (i % 30), products: [{ product_id: `p${i % 50}`, price: 5 + (i % 40), category: categories[i % 5], quantity: 1 }] }),
+  order: (i) => sm.orderCompleted(order(i)),
+  // The same message under a name no trait reads: no profile update, no
+  // evaluation. `order` minus this is what segments cost per event.
+  sameWithoutSegments: (i) => sm.track("Order Reviewed", order(i)),
 });
