@@ -91,7 +91,7 @@ fn parse_simple(text: &str) -> Option<f64> {
             b'0'..=b'9' => {
                 mantissa = mantissa.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
                 if after_point {
-                    scale -= 1;
+                    scale = scale.checked_sub(1)?;
                 }
             }
             _ => return None,
@@ -458,7 +458,8 @@ impl<'a> Parser<'a> {
             }
             self.digits();
         }
-        if let Some(b'e' | b'E') = self.peek() {
+        let has_exponent = matches!(self.peek(), Some(b'e' | b'E'));
+        if has_exponent {
             self.pos += 1;
             if let Some(b'+' | b'-') = self.peek() {
                 self.pos += 1;
@@ -468,14 +469,21 @@ impl<'a> Parser<'a> {
             }
             self.digits();
         }
-        if self.discard {
+        // Without an exponent, up to 300 digits stay below f64::MAX, so
+        // the validator need not convert them.
+        if self.discard && !has_exponent && self.pos - start <= 300 {
             return Ok(Value::Null);
         }
         let text = std::str::from_utf8(self.bytes.get(start..self.pos).unwrap_or_default())
             .map_err(|_| self.error("invalid number"))?;
-        parse_number(text)
-            .map(Value::Number)
-            .ok_or_else(|| self.error("invalid number"))
+        match parse_number(text) {
+            // Out of f64's range is an error (as in serde_json), not the
+            // infinity JSON.parse gives: JSON cannot write that back.
+            Some(n) if !n.is_finite() => Err(self.error("number out of range")),
+            Some(n) if !self.discard => Ok(Value::Number(n)),
+            Some(_) => Ok(Value::Null),
+            None => Err(self.error("invalid number")),
+        }
     }
 
     fn digits(&mut self) {
@@ -675,6 +683,17 @@ mod tests {
     }
 
     #[test]
+    fn numbers_beyond_f64_are_errors_not_infinity() {
+        for text in ["77e777773", "-1e309", &"9".repeat(400)] {
+            let err = Value::parse(text).err().map(|e| e.reason);
+            assert_eq!(err, Some("number out of range"), "{text}");
+        }
+        // Underflow is zero, as in JavaScript.
+        assert_eq!(Value::parse("1e-400").ok(), Some(Value::Number(0.0)));
+        assert_eq!(Value::parse("1.5e308").ok(), Some(Value::Number(1.5e308)));
+    }
+
+    #[test]
     fn validate_agrees_with_parse() {
         for text in [
             "{}",
@@ -685,6 +704,12 @@ mod tests {
             "{\"a\":1,}",
             "-0.5e+3",
             "[]",
+            "77e777773",
+            "[-1e309]",
+            "1e-400",
+            "0.1e-2147483648",
+            &"9".repeat(301),
+            &"9".repeat(400),
         ] {
             assert_eq!(validate(text).is_ok(), Value::parse(text).is_ok(), "{text}");
         }
