@@ -6,13 +6,14 @@
 //
 //   bash scripts/bench.sh            (builds segmint, installs peers, runs this)
 //   node bench/run.mjs [--reps 3] [--only segmint,posthog] [--out bench/RESULTS.md]
-import { chromium } from "playwright-core";
+// (with --only the default output is bench/dist/RESULTS.partial.md)
 import * as esbuild from "esbuild";
 import fs from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { launch as launchChromium } from "../e2e/harness.mjs";
 import { peerReceiver } from "./peer-receiver.mjs";
 import { sizes } from "./size.mjs";
 
@@ -24,8 +25,9 @@ const arg = (name, fallback) => {
   return i > 0 ? process.argv[i + 1] : fallback;
 };
 const REPS = Number(arg("reps", 3));
-const OUT = path.resolve(arg("out", path.join(BENCH, "RESULTS.md")));
 const ONLY = arg("only", "") ? arg("only", "").split(",") : null;
+// A partial run (--only) must not replace the committed full results.
+const OUT = path.resolve(arg("out", path.join(BENCH, ONLY ? "dist/RESULTS.partial.md" : "RESULTS.md")));
 
 /** The configurations measured: a bundle (bench/sdks/<bundle>.js) and the
  * query string its page gets. `track: false` is evaluation only. */
@@ -132,22 +134,13 @@ function staticServer() {
 
 // ---------------------------------------------------------------- browser
 
+// The e2e suites' Chromium: nothing but 127.0.0.1 resolves, so phoning
+// home fails and is counted.
 function launch() {
-  return chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  return launchChromium({
     args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-dev-shm-usage",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-      "--disable-quic",
       // PostHog drops every event from a browser that looks automated.
       "--disable-blink-features=AutomationControlled",
-      // Nothing but 127.0.0.1 resolves: phoning home fails, and is counted.
-      "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
       "--js-flags=--expose-gc",
     ],
   });

@@ -10,8 +10,9 @@ import { createReceiver } from "./receiver.mjs";
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
 /** Chromium quiet and offline except for our own hosts. Extra host
- * names (e.g. shop.example.co.uk) resolve to 127.0.0.1. */
-export function launch({ hosts = [] } = {}) {
+ * names (e.g. shop.example.co.uk) resolve to 127.0.0.1; `args` are
+ * further command-line flags. */
+export function launch({ hosts = [], args = [] } = {}) {
   const rules = [...hosts.map((h) => `MAP ${h} 127.0.0.1`), "MAP * ~NOTFOUND", "EXCLUDE 127.0.0.1", "EXCLUDE localhost"];
   return chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -25,6 +26,7 @@ export function launch({ hosts = [] } = {}) {
       "--no-first-run",
       "--disable-quic",
       `--host-resolver-rules=${rules.join(", ")}`,
+      ...args,
     ],
   });
 }
