@@ -322,3 +322,54 @@ async fn garbage_through_every_export_leaves_tracking_working() {
     let ids = received_ids().await;
     assert!(!ids.is_empty());
 }
+
+/// The deepest JSON the parser accepts (64 levels), through options,
+/// rules, conditions and events: the wasm stack (set small in
+/// .cargo/config.toml to keep memory down) must hold the recursion.
+#[wasm_bindgen_test]
+fn the_deepest_accepted_nesting_fits_the_stack() {
+    clean();
+    // A condition of `levels` nested `$and`s (two JSON levels each) around
+    // a test that always holds; the deepest that the options still accept.
+    let rules = |levels: usize| {
+        format!(
+            r#","rules":{{"version":"deep","traits":{{"n":{{"event":"E","aggregate":"count","window_days":30}}}},"segments":[{{"id":"deep","priority":1,"condition":{}{{"n":{{"$gte":0}}}}{}}}]}}"#,
+            r#"{"$and":["#.repeat(levels),
+            "]}".repeat(levels)
+        )
+    };
+    let mut deepest = None;
+    for levels in (1..40).rev() {
+        let options = format!(
+            r#"{{"endpoint":"{ENDPOINT}","flushIntervalMs":60000{}}}"#,
+            rules(levels)
+        );
+        let errors = std::rc::Rc::new(std::cell::Cell::new(0));
+        let seen = errors.clone();
+        let emit = Closure::<dyn FnMut(JsValue, JsValue)>::new(move |kind: JsValue, _: JsValue| {
+            if kind.as_string().as_deref() == Some("error") {
+                seen.set(seen.get() + 1);
+            }
+        })
+        .into_js_value()
+        .unchecked_into();
+        if let Ok(sm) = Segmint::new(&options, emit) {
+            if errors.get() == 0 {
+                deepest = Some((levels, sm));
+                break;
+            }
+        }
+    }
+    let (levels, sm) = deepest.expect("some nesting is accepted");
+    assert!(
+        levels >= 28,
+        "the limit is near 64 JSON levels, got {levels} $and levels"
+    );
+    let deep_props = format!("{}1{}", r#"{"a":"#.repeat(60), "}".repeat(60));
+    assert!(sm.track("E", &deep_props).is_none());
+    assert!(sm.identify(Some("u".into()), &deep_props).is_none());
+    assert!(sm.in_segment("deep"), "{}", sm.segments());
+    let too_deep = format!("{}1{}", r#"{"a":"#.repeat(70), "}".repeat(70));
+    assert!(sm.track("E", &too_deep).is_some());
+    assert!(sm.track("After", "{}").is_none());
+}
