@@ -529,7 +529,7 @@ impl Delivery {
                     if let Some(e) = seqs.first().and_then(|&s| queue.get(s)) {
                         settled.errors.push(Error::EventRejected {
                             status,
-                            message_id: e.message_id.clone(),
+                            message_id: e.message_id().to_string(),
                         });
                     }
                     settled.removed = seqs;
@@ -610,7 +610,6 @@ mod tests {
             let seq = q.next_seq();
             let id = format!("m{seq}");
             q.push(
-                id.clone(),
                 format!("{{\"type\":\"track\",\"messageId\":\"{id}\""),
                 ctx,
                 now,
@@ -693,7 +692,6 @@ mod tests {
                 seq * 40_503 * 7_919
             );
             q.push(
-                id.clone(),
                 format!("{{\"type\":\"track\",\"event\":\"Product Clicked\",\"messageId\":\"{id}\",\"properties\":{{\"product_id\":\"p-{seq}\",\"price\":19.99}}"),
                 ctx,
                 now,
@@ -939,7 +937,6 @@ mod tests {
         for i in 0..200 {
             let pad = "x".repeat(900);
             q.push(
-                format!("m{i}"),
                 format!("{{\"messageId\":\"m{i}\",\"p\":\"{pad}\"\"}}"),
                 ctx,
                 0.0,
@@ -976,7 +973,6 @@ mod tests {
         for i in 0..100 {
             let pad = "x".repeat(900);
             q.push(
-                format!("m{i}"),
                 format!("{{\"messageId\":\"m{i}\",\"p\":\"{pad}\"\"}}"),
                 ctx,
                 0.0,

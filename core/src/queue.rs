@@ -29,8 +29,6 @@ const CHUNK_MAGIC: &str = "sgm-q1";
 pub struct Entry {
     /// Position in this page view's queue; increases with every event.
     pub seq: u64,
-    /// The message's `messageId`.
-    pub message_id: String,
     /// The message without its context (see [`crate::message`]).
     pub head: String,
     /// Id of its context in the queue's context table.
@@ -39,6 +37,26 @@ pub struct Entry {
     pub queued_at: f64,
     /// Whether a request carrying it is under way.
     pub in_flight: bool,
+}
+
+impl Entry {
+    /// The message's `messageId`, read from its head rather than kept
+    /// twice (a queued event costs wasm memory that is never given back).
+    /// The last `messageId` member is the message's own: a property of
+    /// that name comes before it, and the escaped strings after it cannot
+    /// hold a bare quote.
+    pub fn message_id(&self) -> &str {
+        const KEY: &str = ",\"messageId\":\"";
+        // A plain scan: `str::rfind` brings a searcher of several KB into
+        // the wasm.
+        self.head
+            .as_bytes()
+            .windows(KEY.len())
+            .rposition(|w| w == KEY.as_bytes())
+            .and_then(|at| self.head.get(at + KEY.len()..))
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or("")
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -112,7 +130,7 @@ impl Queue {
     }
 
     /// Appends a message; returns its sequence number.
-    pub fn push(&mut self, message_id: String, head: String, ctx: u32, now: f64) -> u64 {
+    pub fn push(&mut self, head: String, ctx: u32, now: f64) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
         if let Some(c) = self.ctx_mut(ctx) {
@@ -120,7 +138,6 @@ impl Queue {
         }
         let entry = Entry {
             seq,
-            message_id,
             head,
             ctx,
             queued_at: now,
@@ -521,7 +538,7 @@ impl Persister {
             found.skipped += skipped;
             for m in messages {
                 let ctx = queue.intern(&m.context);
-                queue.push(m.message_id, m.head, ctx, now);
+                queue.push(m.head, ctx, now);
                 found.messages += 1;
             }
         }
@@ -586,9 +603,30 @@ mod tests {
         let mut q = Queue::default();
         let ctx = q.intern("{\"page\":{}}");
         for i in 0..n {
-            q.push(format!("m{i}"), head(&format!("m{i}")), ctx, 0.0);
+            q.push(head(&format!("m{i}")), ctx, 0.0);
         }
         q
+    }
+
+    #[test]
+    fn the_message_id_is_read_from_the_head() {
+        use crate::message::{message_head, Ids, Kind};
+        let head = message_head(
+            Kind::Track {
+                event: "E",
+                properties: r#"{"a":1,"messageId":"not-this","x":",\"messageId\":\"nor-this"}"#,
+            },
+            Ids {
+                anonymous_id: "a\",\"messageId\":\"b",
+                user_id: Some("u"),
+            },
+            "the-id",
+            0.0,
+        );
+        let mut q = Queue::default();
+        let ctx = q.intern("{}");
+        let seq = q.push(head, ctx, 0.0);
+        assert_eq!(q.get(seq).unwrap().message_id(), "the-id");
     }
 
     #[test]
@@ -596,7 +634,7 @@ mod tests {
         let mut q = Queue::default();
         let a = q.intern("{\"a\":1}");
         assert_eq!(q.intern("{\"a\":1}"), a);
-        q.push("m0".into(), head("m0"), a, 0.0);
+        q.push(head("m0"), a, 0.0);
         let b = q.intern("{\"b\":1}");
         assert_ne!(a, b);
         assert_eq!(q.context(a), "{\"a\":1}");
@@ -649,7 +687,7 @@ mod tests {
         p.save_new(&q, &mut store).unwrap();
         assert_eq!(store.keys().len(), 3, "100 + 100 + 50");
         let ctx = q.intern("{\"page\":{}}");
-        q.push("late".into(), head("late"), ctx, 0.0);
+        q.push(head("late"), ctx, 0.0);
         p.save_new(&q, &mut store).unwrap();
         assert_eq!(store.keys().len(), 4, "one new chunk for the new event");
         assert!(p.is_clean(&q));
@@ -718,7 +756,7 @@ mod tests {
             }
         );
         assert_eq!(q2.len(), 120);
-        assert_eq!(q2.get(119).unwrap().message_id, "m119");
+        assert_eq!(q2.get(119).unwrap().message_id(), "m119");
         assert!(store.keys().iter().all(|k| k.starts_with("sgm_q.new.")));
         assert!(orphaned_tabs(&store, "new", None, 1e12).is_empty());
     }

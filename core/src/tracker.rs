@@ -471,7 +471,7 @@ impl<S: Store> Tracker<S> {
         }
         self.observe(event, properties, parsed, now);
         let ctx = self.queue.intern(&self.context_json);
-        self.queue.push(message_id, head, ctx, now);
+        self.queue.push(head, ctx, now);
         self.debug(|| format!("event {event} {properties}"));
         let excess = self
             .queue
