@@ -42,21 +42,24 @@ pub struct Entry {
 impl Entry {
     /// The message's `messageId`, read from its head rather than kept
     /// twice (a queued event costs wasm memory that is never given back).
-    /// The last `messageId` member is the message's own: a property of
-    /// that name comes before it, and the escaped strings after it cannot
-    /// hold a bare quote.
     pub fn message_id(&self) -> &str {
-        const KEY: &str = ",\"messageId\":\"";
-        // A plain scan: `str::rfind` brings a searcher of several KB into
-        // the wasm.
-        self.head
-            .as_bytes()
-            .windows(KEY.len())
-            .rposition(|w| w == KEY.as_bytes())
-            .and_then(|at| self.head.get(at + KEY.len()..))
-            .and_then(|rest| rest.split('"').next())
-            .unwrap_or("")
+        message_id_of(&self.head)
     }
+}
+
+/// The `messageId` of a message head: its last `messageId` member, since
+/// a property of that name comes before the message's own, and the
+/// escaped strings after it cannot hold a bare quote. Empty if none.
+pub fn message_id_of(head: &str) -> &str {
+    const KEY: &str = ",\"messageId\":\"";
+    // A plain scan: `str::rfind` brings a searcher of several KB into
+    // the wasm.
+    head.as_bytes()
+        .windows(KEY.len())
+        .rposition(|w| w == KEY.as_bytes())
+        .and_then(|at| head.get(at + KEY.len()..))
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or("")
 }
 
 #[derive(Clone, Debug)]
@@ -280,8 +283,6 @@ pub struct StoredMessage {
     pub context: String,
     /// Its head.
     pub head: String,
-    /// Its `messageId`.
-    pub message_id: String,
 }
 
 /// Reads a chunk back. Damaged lines are skipped and counted: a message
@@ -322,16 +323,12 @@ pub fn decode_chunk(text: &str) -> (Vec<StoredMessage>, usize) {
             }
             b'e' => {
                 let context = id.and_then(|i| contexts.get(i).cloned().flatten());
-                let message_id = Value::parse(&format!("{json}}}")).ok().and_then(|v| {
-                    v.get("messageId")
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                });
-                match (context, message_id) {
-                    (Some(context), Some(message_id)) => messages.push(StoredMessage {
+                let has_id = Value::parse(&format!("{json}}}"))
+                    .is_ok_and(|v| v.get("messageId").and_then(Value::as_str).is_some());
+                match (context, has_id) {
+                    (Some(context), true) => messages.push(StoredMessage {
                         context,
                         head: json.to_string(),
-                        message_id,
                     }),
                     _ => skipped += 1,
                 }
@@ -663,7 +660,7 @@ mod tests {
         let (messages, skipped) = decode_chunk(&text);
         assert_eq!(skipped, 0);
         assert_eq!(messages.len(), 3);
-        assert_eq!(messages[2].message_id, "m2");
+        assert_eq!(message_id_of(&messages[2].head), "m2");
         assert_eq!(messages[0].context, "{\"page\":{}}");
     }
 
