@@ -5,7 +5,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { launch, receiver, until, ROOT } from "./harness.mjs";
+import { launch, receiver, until, visitorMessages, ROOT } from "./harness.mjs";
 
 let browser, rx;
 const timings = [];
@@ -53,9 +53,9 @@ const buy = (page, price) =>
   page.evaluate((price) => window.sm.orderCompleted({ order_id: `o${Math.random()}`, products: [{ product_id: "p", price, quantity: 1 }] }), price);
 /** Messages of `event` the receiver got, once per messageId (delivery is
  * at least once; the delivery suite counts duplicates). */
-const promotions = (event) => {
+const promotions = (event, messages = rx.state.messages) => {
   const seen = new Set();
-  return rx.state.messages.filter((m) => m.event === event && !seen.has(m.messageId) && seen.add(m.messageId));
+  return messages.filter((m) => m.event === event && !seen.has(m.messageId) && seen.add(m.messageId));
 };
 
 /** GrowthBook hash v2, computed independently of segmint. */
@@ -141,21 +141,18 @@ test("one Promotion Viewed per slot per page view; clicks inside send Promotion 
   for (const price of [5, 6]) await buy(page, price); // segments change; the slot is sticky
   await page.evaluate(() => document.querySelector("#hero [data-banner]").click());
   await page.evaluate(() => window.sm.flush());
-  // This visitor's only: a page of the previous test, closed just before,
-  // may still be handing its last batch over.
-  const me = await page.evaluate(() => window.sm.anonymousId());
-  const mine = (event) => promotions(event).filter((m) => m.anonymousId === me);
-  const viewed = mine("Promotion Viewed");
+  const mine = async (event) => promotions(event, await visitorMessages(rx, page));
+  const viewed = await mine("Promotion Viewed");
   assert.equal(viewed.length, 1, JSON.stringify(promotions("Promotion Viewed")));
   assert.deepEqual(viewed[0].properties, { promotion_id: "hero", segment: "new-user", variation: "personalized", creative: "new-user" });
-  const clicked = mine("Promotion Clicked");
+  const clicked = await mine("Promotion Clicked");
   assert.equal(clicked.length, 1);
   assert.deepEqual(clicked[0].properties, viewed[0].properties);
   // A new page view: a new exposure.
   await page.reload();
   await page.evaluate(() => window.smReady);
   await page.evaluate(() => window.sm.flush());
-  assert.equal(mine("Promotion Viewed").length, 2);
+  assert.equal((await mine("Promotion Viewed")).length, 2);
   await context.close();
 });
 

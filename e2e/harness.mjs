@@ -65,6 +65,14 @@ export async function openWithSdk(context, url, options) {
   return page;
 }
 
+/** The messages `rx` got from the visitor in `page` (by `window.sm`'s
+ * anonymous id). Tests count these rather than everything received: a
+ * page an earlier test closed may still be handing its last batch over. */
+export async function visitorMessages(rx, page) {
+  const me = await page.evaluate(() => window.sm.anonymousId());
+  return rx.state.messages.filter((m) => m.anonymousId === me);
+}
+
 /** Polls `fn` until it returns a truthy value (or throws after `ms`). */
 export async function until(fn, ms = 15_000, what = "condition") {
   const end = Date.now() + ms;

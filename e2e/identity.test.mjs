@@ -3,7 +3,7 @@
 // suffixes), unless `cookie.domain` says otherwise.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { launch, receiver, openWithSdk } from "./harness.mjs";
+import { launch, receiver, openWithSdk, visitorMessages } from "./harness.mjs";
 
 let browser, rx;
 before(async () => {
@@ -131,9 +131,6 @@ test("values JSON cannot carry are refused with a code, and nothing else is lost
     "invalid_argument properties",
     "event_too_large",
   ]);
-  // This visitor's messages only: a page an earlier test closed may still
-  // be handing its last batch over.
-  const me = await page.evaluate(() => window.sm.anonymousId());
-  assert.deepEqual(rx.state.messages.filter((m) => m.anonymousId === me).map((m) => m.event), ["Good"]);
+  assert.deepEqual((await visitorMessages(rx, page)).map((m) => m.event), ["Good"]);
   await context.close();
 });

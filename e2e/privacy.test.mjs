@@ -2,7 +2,7 @@
 // output, in real Chromium.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { launch, receiver, until } from "./harness.mjs";
+import { launch, receiver, until, visitorMessages } from "./harness.mjs";
 
 let browser, rx;
 before(async () => {
@@ -193,12 +193,8 @@ test("autocapture can be turned off per kind", async () => {
   await page.click("#b");
   await page.evaluate(() => document.getElementById("f").requestSubmit());
   await page.evaluate(() => window.sm.flush());
-  // This visitor's messages only (an earlier test's page may still be
-  // handing its last batch over).
-  const me = await page.evaluate(() => window.sm.anonymousId());
-  const mine = rx.state.messages.filter((m) => m.anonymousId === me);
   assert.equal(rx.state.messages.filter((m) => m.event === "Nope").length, 0);
-  assert.equal(mine.filter((m) => m.event === "Products Searched").length, 1);
+  assert.equal((await visitorMessages(rx, page)).filter((m) => m.event === "Products Searched").length, 1);
   await context.close();
 });
 
