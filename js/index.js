@@ -29,6 +29,9 @@ export function load(options) {
     return inert;
   }
   return new Client(options, (wasmUrl) =>
-    initWasm(wasmUrl ? { module_or_path: wasmUrl } : undefined).then((exports) => Object.assign({ memory: exports.memory }, wasm)),
+    initWasm(wasmUrl ? { module_or_path: wasmUrl } : undefined).then((exports) =>
+      // The build shortens the wasm's export names: find the memory by type.
+      Object.assign({ memory: Object.values(exports).find((e) => e instanceof WebAssembly.Memory) }, wasm),
+    ),
   );
 }

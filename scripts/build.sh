@@ -9,6 +9,8 @@ export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 wasm-pack --quiet build --release --target web --out-dir pkg --out-name segmint_wasm --mode no-install --no-pack 2>&1 \
   | grep -v "failed to get wasm-pack version" || true
 test -f pkg/segmint_wasm_bg.wasm
+# Short names on the wasm/JS boundary, in the wasm and the glue alike.
+node scripts/minify-wasm-names.mjs pkg
 
 # The facade, as ES modules for bundlers (embed.js and stub.js are
 # replaced by their built forms below).
