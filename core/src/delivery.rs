@@ -300,28 +300,38 @@ impl Delivery {
             max_bytes
         };
         let mut max_events = self.max_events;
+        const OPEN: &str = "{\"batch\":[";
         let (body, seqs, gzipped) = loop {
-            let mut body = String::from("{\"batch\":[");
-            let mut seqs = Vec::new();
-            for e in queue
-                .iter()
-                .filter(|e| !e.in_flight)
-                .take_while(|e| e.seq <= through)
-            {
-                let len = queue.wire_len(e);
-                if !seqs.is_empty()
-                    && (seqs.len() >= max_events || body.len() + 1 + len + tail.len() > json_cap)
-                {
+            let sendable = || {
+                queue
+                    .iter()
+                    .filter(|e| !e.in_flight)
+                    .take_while(|e| e.seq <= through)
+            };
+            // Which events go and the body's length first, so the body is
+            // allocated once: a body grown by doubling would hold up to
+            // three times its size at once, and wasm memory never shrinks.
+            let (mut count, mut json_len) = (0, OPEN.len() + tail.len());
+            for e in sendable() {
+                let len = queue.wire_len(e) + usize::from(count > 0);
+                if count > 0 && (count >= max_events || json_len + len > json_cap) {
                     break;
                 }
+                json_len += len;
+                count += 1;
+            }
+            if count == 0 {
+                return None;
+            }
+            let mut body = String::with_capacity(json_len);
+            body.push_str(OPEN);
+            let mut seqs = Vec::with_capacity(count);
+            for e in sendable().take(count) {
                 if !seqs.is_empty() {
                     body.push(',');
                 }
                 queue.write_entry(&mut body, e);
                 seqs.push(e.seq);
-            }
-            if seqs.is_empty() {
-                return None;
             }
             body.push_str(&tail);
             let gzipped = self.gzip.then(|| crate::gzip::gzip(body.as_bytes()));

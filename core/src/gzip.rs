@@ -16,8 +16,11 @@ const WINDOW: usize = 32 * 1024;
 const MIN_MATCH: usize = 4;
 /// Longest match deflate can code.
 const MAX_MATCH: usize = 258;
-/// Hash table size (bits): positions of 4-byte sequences.
+/// Hash table size (bits) for inputs of a window or more: positions of
+/// 4-byte sequences. Smaller inputs get tables in proportion.
 const HASH_BITS: u32 = 15;
+/// Tokens coded per deflate block: the most the encoder holds at once.
+const BLOCK_TOKENS: usize = 8 * 1024;
 /// Candidates tried per position, most recent first.
 const CHAIN: usize = 4;
 /// A match this long is taken without looking further.
@@ -46,12 +49,24 @@ const CL_ORDER: [usize; 19] = [
 ];
 
 /// `data` gzip-compressed (one member, no file name, OS "unknown").
+///
+/// The working memory follows the input: tables in proportion to it up to
+/// a window, and tokens coded a block at a time. WebAssembly memory never
+/// shrinks, so the encoder's peak stays in the page for good.
 pub fn gzip(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() / 8 + 64);
     out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
-    let tokens = lz77(data);
     let mut bits = BitWriter { out, acc: 0, n: 0 };
-    write_block(&mut bits, &tokens);
+    let mut lz = Lz77::new(data);
+    let mut tokens = Vec::with_capacity(BLOCK_TOKENS.min(data.len() / 8 + 16));
+    loop {
+        let last = lz.fill(&mut tokens, BLOCK_TOKENS);
+        write_block(&mut bits, &tokens, last);
+        tokens.clear();
+        if last {
+            break;
+        }
+    }
     let mut out = bits.finish();
     out.extend_from_slice(&crc32(data).to_le_bytes());
     out.extend_from_slice(&(data.len() as u32).to_le_bytes());
@@ -130,10 +145,11 @@ enum Token {
     Match { len: u16, dist: u16 },
 }
 
-fn hash4(data: &[u8], pos: usize) -> Option<usize> {
+/// Hash of the 4 bytes at `pos`, in `bits` bits.
+fn hash4(data: &[u8], pos: usize, bits: u32) -> Option<usize> {
     let w: [u8; 4] = data.get(pos..pos + 4)?.try_into().ok()?;
     let v = u32::from_le_bytes(w);
-    Some((v.wrapping_mul(0x9E37_79B1) >> (32 - HASH_BITS)) as usize)
+    Some((v.wrapping_mul(0x9E37_79B1) >> (32 - bits)) as usize)
 }
 
 /// Length of the common prefix of `data[a..]` and `data[b..]`, at most
@@ -153,61 +169,103 @@ fn common(data: &[u8], a: usize, b: usize) -> usize {
 /// Greedy LZ77 with short hash chains. Every position is entered in the
 /// hash table (matches inside a long match are what the next event
 /// repeats), but only match starts are searched.
-fn lz77(data: &[u8]) -> Vec<Token> {
-    let mut head = vec![u32::MAX; 1 << HASH_BITS];
-    let mut prev = vec![u32::MAX; WINDOW];
-    let mut tokens = Vec::with_capacity(data.len() / 4);
-    let insert = |head: &mut [u32], prev: &mut [u32], pos: usize| {
-        if let Some(h) = hash4(data, pos) {
-            if let (Some(slot), Some(link)) = (head.get_mut(h), prev.get_mut(pos % WINDOW)) {
+struct Lz77<'a> {
+    data: &'a [u8],
+    /// Most recent position of each hash.
+    head: Vec<u32>,
+    /// Previous position with the same hash, by position modulo its length.
+    prev: Vec<u32>,
+    bits: u32,
+    pos: usize,
+}
+
+impl<'a> Lz77<'a> {
+    fn new(data: &'a [u8]) -> Lz77<'a> {
+        // Positions past the input never enter the chains, so a chain
+        // table of the input's size (a power of two, at most the window)
+        // loses no match; the hash table shrinks along with it.
+        let span = data.len().next_power_of_two().clamp(256, WINDOW);
+        let bits = span.trailing_zeros().min(HASH_BITS);
+        Lz77 {
+            data,
+            head: vec![u32::MAX; 1 << bits],
+            prev: vec![u32::MAX; span],
+            bits,
+            pos: 0,
+        }
+    }
+
+    fn insert(&mut self, pos: usize) {
+        if let Some(h) = hash4(self.data, pos, self.bits) {
+            let span = self.prev.len();
+            if let (Some(slot), Some(link)) = (self.head.get_mut(h), self.prev.get_mut(pos % span))
+            {
                 *link = *slot;
                 *slot = pos as u32;
             }
         }
-    };
-    let mut pos = 0;
-    while let Some(&byte) = data.get(pos) {
-        let mut best = (0usize, 0usize);
-        if let Some(h) = hash4(data, pos) {
-            let mut candidate = head.get(h).copied().unwrap_or(u32::MAX);
-            for _ in 0..CHAIN {
-                let c = candidate as usize;
-                if candidate == u32::MAX || c >= pos || pos - c > WINDOW {
-                    break;
-                }
-                let len = common(data, c, pos);
-                if len > best.0 {
-                    best = (len, pos - c);
-                    if len >= GOOD_ENOUGH {
-                        break;
-                    }
-                }
-                let next = prev.get(c % WINDOW).copied().unwrap_or(u32::MAX);
-                // Chains only go back in time; a newer entry means this
-                // slot was reused for a position out of the window.
-                if next != u32::MAX && next as usize >= c {
-                    break;
-                }
-                candidate = next;
-            }
-        }
-        let (len, dist) = best;
-        if len >= MIN_MATCH {
-            tokens.push(Token::Match {
-                len: len as u16,
-                dist: dist as u16,
-            });
-            for p in (pos..pos + len).take(16) {
-                insert(&mut head, &mut prev, p);
-            }
-            pos += len;
-        } else {
-            tokens.push(Token::Literal(byte));
-            insert(&mut head, &mut prev, pos);
-            pos += 1;
-        }
     }
-    tokens
+
+    /// The longest match (length, distance) for the current position.
+    fn longest_match(&self) -> (usize, usize) {
+        let (data, pos) = (self.data, self.pos);
+        let mut best = (0usize, 0usize);
+        let Some(h) = hash4(data, pos, self.bits) else {
+            return best;
+        };
+        let mut candidate = self.head.get(h).copied().unwrap_or(u32::MAX);
+        for _ in 0..CHAIN {
+            let c = candidate as usize;
+            if candidate == u32::MAX || c >= pos || pos - c > WINDOW {
+                break;
+            }
+            let len = common(data, c, pos);
+            if len > best.0 {
+                best = (len, pos - c);
+                if len >= GOOD_ENOUGH {
+                    break;
+                }
+            }
+            let next = self
+                .prev
+                .get(c % self.prev.len())
+                .copied()
+                .unwrap_or(u32::MAX);
+            // Chains only go back in time; a newer entry means this
+            // slot was reused for a position out of the window.
+            if next != u32::MAX && next as usize >= c {
+                break;
+            }
+            candidate = next;
+        }
+        best
+    }
+
+    /// Appends tokens until `tokens` holds `limit` or the input ends;
+    /// true when it has ended.
+    fn fill(&mut self, tokens: &mut Vec<Token>, limit: usize) -> bool {
+        while tokens.len() < limit {
+            let Some(&byte) = self.data.get(self.pos) else {
+                return true;
+            };
+            let (len, dist) = self.longest_match();
+            if len >= MIN_MATCH {
+                tokens.push(Token::Match {
+                    len: len as u16,
+                    dist: dist as u16,
+                });
+                for p in (self.pos..self.pos + len).take(16) {
+                    self.insert(p);
+                }
+                self.pos += len;
+            } else {
+                tokens.push(Token::Literal(byte));
+                self.insert(self.pos);
+                self.pos += 1;
+            }
+        }
+        self.pos >= self.data.len()
+    }
 }
 
 /// Index of the largest base not above `value` (bases ascend).
@@ -413,8 +471,8 @@ fn rle(lengths: &[u8]) -> Vec<(u8, u8)> {
     out
 }
 
-/// One final block with dynamic Huffman codes.
-fn write_block(bits: &mut BitWriter, tokens: &[Token]) {
+/// One block with dynamic Huffman codes (the last one when `last`).
+fn write_block(bits: &mut BitWriter, tokens: &[Token], last: bool) {
     let len_codes = length_codes();
     let len_code = |len: u16| usize::from(len_codes.get(usize::from(len)).copied().unwrap_or(0));
     let mut lit_freq = [0u32; 286];
@@ -455,7 +513,7 @@ fn write_block(bits: &mut BitWriter, tokens: &[Token]) {
         .rposition(|&s| cl_len.get(s).is_some_and(|&l| l > 0))
         .map_or(4, |i| (i + 1).max(4));
 
-    bits.bits(1, 1); // final block
+    bits.bits(u32::from(last), 1); // final block
     bits.bits(2, 2); // dynamic Huffman
     bits.bits((hlit - 257) as u32, 5);
     bits.bits((hdist - 1) as u32, 5);
