@@ -2,8 +2,9 @@
 //!
 //! Batches are JSON whose events repeat most of their bytes (the context,
 //! the property names), so a greedy LZ77 pass that jumps over long
-//! matches does nearly all the work, and one dynamic-Huffman block codes
-//! what is left (message ids, timestamps) in about 4 bits a character. On
+//! matches does nearly all the work, and dynamic-Huffman blocks (one per
+//! 8K tokens, about 100 KB of batch JSON) code what is left (message ids,
+//! timestamps) in about 4 bits a character. On
 //! such input it gets within ~10% of zlib's default level, at a fraction
 //! of the time and of the code: the browser's `CompressionStream` costs
 //! ~20 µs of main thread per event, this ~2 µs, in a few KB of wasm.
