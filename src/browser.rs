@@ -39,8 +39,26 @@ extern "C" {
     #[wasm_bindgen(method, js_class = "Navigator", js_name = sendBeacon, catch)]
     fn send_beacon(this: &BeaconNavigator, url: &str, data: &JsValue) -> Result<bool, JsValue>;
 
+    /// A promise, for `then(onFulfilled, onRejected)` with plain functions
+    /// (js-sys binds it only with typed closures).
+    #[wasm_bindgen(js_name = Promise)]
+    type Thenable;
+    #[wasm_bindgen(method, js_class = "Promise")]
+    fn then(this: &Thenable, on_fulfilled: &Function, on_rejected: &Function);
+
     #[wasm_bindgen(js_name = RegExp, catch)]
     fn new_regexp(pattern: &str, flags: &str) -> Result<js_sys::RegExp, JsValue>;
+}
+
+/// Calls `f` once with what `promise` fulfils with, or, if it rejects,
+/// with the rejection (never a `Response`). Plain promise callbacks rather
+/// than a futures executor: the wasm carries no async runtime.
+pub fn on_settled(promise: &Promise, f: impl FnOnce(JsValue) + 'static) {
+    // One callback for both outcomes: a promise settles only once.
+    let callback: Function = Closure::once_into_js(f).unchecked_into();
+    promise
+        .unchecked_ref::<Thenable>()
+        .then(&callback, &callback);
 }
 
 /// The window, if this is a page (not a worker or Node).

@@ -18,7 +18,6 @@ use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 use web_sys::{RequestInit, Response};
 
 /// sessionStorage key naming this tab's current page view.
@@ -454,8 +453,8 @@ impl Runtime {
         let (target, bytes) = wire(&url, &batch);
         let request = post(&target, bytes, keepalive);
         drop(batch);
-        wasm_bindgen_futures::spawn_local(async move {
-            let (outcome, accepts_gzip) = answer(request).await;
+        browser::on_settled(&request, move |answered| {
+            let (outcome, accepts_gzip) = answer(answered);
             if let Some(rt) = weak.upgrade() {
                 rt.run(true, |s, now| {
                     if accepts_gzip && s.compress && !s.tracker.gzip() {
@@ -495,14 +494,17 @@ impl Runtime {
             return;
         };
         let weak = Rc::downgrade(self);
-        wasm_bindgen_futures::spawn_local(async move {
-            let (status, etag, text) = get_rules(&request.url, request.etag.as_deref()).await;
-            if let Some(rt) = weak.upgrade() {
-                rt.run(true, |s, now| {
-                    s.tracker.rules_fetched(status, etag, &text, now)
-                });
-            }
-        });
+        get_rules(
+            &request.url,
+            request.etag.as_deref(),
+            move |status, etag, text| {
+                if let Some(rt) = weak.upgrade() {
+                    rt.run(true, |s, now| {
+                        s.tracker.rules_fetched(status, etag, &text, now)
+                    });
+                }
+            },
+        );
     }
 }
 
@@ -554,13 +556,11 @@ fn post(target: &str, bytes: &[u8], keepalive: bool) -> Promise {
     w.fetch_with_str_and_init(target, &init)
 }
 
-/// The outcome of a POST, and whether the endpoint says it accepts gzip
-/// bodies (`Accept-Encoding: gzip` on the answer).
-async fn answer(request: Promise) -> (Outcome, bool) {
-    let Ok(answer) = JsFuture::from(request).await else {
-        return (Outcome::NetworkError, false);
-    };
-    let Ok(response) = answer.dyn_into::<Response>() else {
+/// The outcome of a POST from what its `fetch` settled with, and whether
+/// the endpoint says it accepts gzip bodies (`Accept-Encoding: gzip` on
+/// the answer).
+fn answer(answered: JsValue) -> (Outcome, bool) {
+    let Ok(response) = answered.dyn_into::<Response>() else {
         return (Outcome::NetworkError, false);
     };
     // Read the (small) body: a keepalive request keeps its share of the
@@ -579,11 +579,15 @@ async fn answer(request: Promise) -> (Outcome, bool) {
     )
 }
 
-/// GETs the rules document with `If-None-Match`. Status 0 is a network
-/// error.
-async fn get_rules(url: &str, etag: Option<&str>) -> (u16, Option<String>, String) {
+/// GETs the rules document with `If-None-Match`, then calls `done` with
+/// the status (0 for a network error), the `ETag` and the body.
+fn get_rules(
+    url: &str,
+    etag: Option<&str>,
+    done: impl FnOnce(u16, Option<String>, String) + 'static,
+) {
     let Some(w) = browser::window() else {
-        return (0, None, String::new());
+        return done(0, None, String::new());
     };
     let init = RequestInit::new();
     if let Some(etag) = etag {
@@ -592,21 +596,17 @@ async fn get_rules(url: &str, etag: Option<&str>) -> (u16, Option<String>, Strin
             init.set_headers(&headers);
         }
     }
-    let Ok(answer) = JsFuture::from(w.fetch_with_str_and_init(url, &init)).await else {
-        return (0, None, String::new());
-    };
-    let Ok(response) = answer.dyn_into::<Response>() else {
-        return (0, None, String::new());
-    };
-    let etag = response.headers().get("ETag").ok().flatten();
-    let status = response.status();
-    let text = match response.text() {
-        Ok(p) => JsFuture::from(p)
-            .await
-            .ok()
-            .and_then(|t| t.as_string())
-            .unwrap_or_default(),
-        Err(_) => String::new(),
-    };
-    (status, etag, text)
+    browser::on_settled(&w.fetch_with_str_and_init(url, &init), move |answered| {
+        let Ok(response) = answered.dyn_into::<Response>() else {
+            return done(0, None, String::new());
+        };
+        let etag = response.headers().get("ETag").ok().flatten();
+        let status = response.status();
+        match response.text() {
+            Ok(text) => browser::on_settled(&text, move |text| {
+                done(status, etag, text.as_string().unwrap_or_default())
+            }),
+            Err(_) => done(status, etag, String::new()),
+        }
+    });
 }

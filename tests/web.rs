@@ -1,6 +1,7 @@
 //! Browser tests of the wasm bindings (`wasm-pack test --headless --chrome`
 //! and `--firefox`): cookie, storage, a batch delivered to a real local
-//! endpoint, and garbage through every exported function.
+//! endpoint, a refused connection, and garbage through every exported
+//! function.
 //!
 //! The endpoint is the Node receiver (`e2e/receiver.mjs`) that
 //! `scripts/test.sh` starts; its URL is fixed at build time through
@@ -234,6 +235,30 @@ async fn a_batch_reaches_the_local_endpoint() {
         .filter(|k| k.starts_with("sgm_q."))
         .collect();
     assert!(keys.is_empty(), "{keys:?}");
+}
+
+#[wasm_bindgen_test]
+async fn a_refused_connection_keeps_the_events_for_a_retry() {
+    clean();
+    // Port 9 is on every browser's blocked-port list: `fetch` rejects at
+    // once, as it does when the network is down.
+    let sm = Segmint::new(
+        r#"{"endpoint":"http://127.0.0.1:9","rulesUrl":"http://127.0.0.1:9/v1/rules","flushIntervalMs":60000}"#,
+        emit_sink(),
+    )
+    .unwrap();
+    assert!(sm.track("Refused", "{}").is_none());
+    let result = flush(&sm).await;
+    assert_eq!(result.get("sent").and_then(Value::as_f64), Some(0.0));
+    assert_eq!(result.get("pending").and_then(Value::as_f64), Some(1.0));
+    assert_eq!(sm.queued(), 1);
+    assert_eq!(sm.rules_version(), None);
+    // Still working: calls are taken, and denying consent drops the queue
+    // (so no later test finds it in storage).
+    assert!(sm.track("Refused again", "{}").is_none());
+    assert_eq!(sm.queued(), 2);
+    assert!(sm.consent("denied").is_none());
+    assert_eq!(sm.queued(), 0);
 }
 
 #[wasm_bindgen_test]
