@@ -77,6 +77,32 @@ test("reload mid-batch", async () => {
   await context.close();
 });
 
+test("a queue a closed tab left is adopted where Web Locks refuse", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  // As in a sandboxed frame: navigator.locks exists but request() throws.
+  await context.addInitScript(() => {
+    if (navigator.locks) {
+      navigator.locks.request = () => {
+        throw new DOMException("refused", "SecurityError");
+      };
+    }
+  });
+  // As in the budget test below: the close carries only part of the queue.
+  const page = await open(context, { flushIntervalMs: 60_000, maxEvents: 1000, maxBytes: 512_000 });
+  assert.ok(await page.evaluate(() => !!navigator.locks), "the browser has Web Locks");
+  await page.evaluate(() => window.trackMany("locks", 0, 150, { pad: "x".repeat(900) }));
+  await page.close({ runBeforeUnload: true });
+  await until(() => receivedOf("locks").length > 0, 10_000, "the beacon");
+  assert.ok(receivedOf("locks").length < 150, "the rest is left in storage");
+  const next = await open(context, { flushIntervalMs: 100 });
+  await allArrived("locks", 150, 10_000);
+  const r = tallyRun("closed tab where Web Locks refuse", "locks", 150);
+  assert.equal(r.lost, 0);
+  await next.close();
+  await context.close();
+});
+
 test("navigation right after track()", async () => {
   rx.reset();
   const context = await browser.newContext();

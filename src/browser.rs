@@ -55,10 +55,20 @@ extern "C" {
 /// than a futures executor: the wasm carries no async runtime.
 pub fn on_settled(promise: &Promise, f: impl FnOnce(JsValue) + 'static) {
     // One callback for both outcomes: a promise settles only once.
-    let callback: Function = Closure::once_into_js(f).unchecked_into();
+    let callback = once(f);
     promise
         .unchecked_ref::<Thenable>()
         .then(&callback, &callback);
+}
+
+/// `f` as a JavaScript function to be called once.
+pub fn once(f: impl FnOnce(JsValue) + 'static) -> Function {
+    boxed_once(Box::new(f))
+}
+
+/// [`once`]'s body, compiled once for every caller.
+fn boxed_once(f: Box<dyn FnOnce(JsValue)>) -> Function {
+    Closure::once_into_js(f).unchecked_into()
 }
 
 /// The window, if this is a page (not a worker or Node).

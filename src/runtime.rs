@@ -291,7 +291,8 @@ impl Runtime {
         self: &Rc<Self>,
         target: &web_sys::EventTarget,
         event: &str,
-        f: impl Fn(&Rc<Runtime>, web_sys::Event) + 'static,
+        // A function pointer, not a generic: one listener closure in the wasm.
+        f: fn(&Rc<Runtime>, web_sys::Event),
     ) {
         let weak: Weak<Runtime> = Rc::downgrade(self);
         let cb = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
@@ -305,24 +306,29 @@ impl Runtime {
         }
     }
 
+    /// A callback for the browser to hold: runs `f` while the runtime
+    /// lives. (A function pointer, not a generic: one closure in the wasm.)
+    fn callback(self: &Rc<Self>, f: fn(&Rc<Runtime>)) -> Closure<dyn FnMut()> {
+        let weak = Rc::downgrade(self);
+        Closure::new(move || {
+            if let Some(rt) = weak.upgrade() {
+                f(&rt);
+            }
+        })
+    }
+
     fn install_callbacks(self: &Rc<Self>) {
-        let weak = Rc::downgrade(self);
-        *self.wake.borrow_mut() = Some(Closure::new(move || {
-            if let Some(rt) = weak.upgrade() {
-                rt.run(true, |s, now| {
-                    s.timer = None;
-                    s.tracker.tick(now);
-                });
-            }
+        *self.wake.borrow_mut() = Some(self.callback(|rt| {
+            rt.run(true, |s, now| {
+                s.timer = None;
+                s.tracker.tick(now);
+            });
         }));
-        let weak = Rc::downgrade(self);
-        *self.microtask.borrow_mut() = Some(Closure::new(move || {
-            if let Some(rt) = weak.upgrade() {
-                // `microtask_queued` stays set during this run, so the
-                // microtask can never schedule itself again.
-                rt.run(true, |s, now| s.tracker.persist(now));
-                rt.run(false, |s, _| s.microtask_queued = false);
-            }
+        *self.microtask.borrow_mut() = Some(self.callback(|rt| {
+            // `microtask_queued` stays set during this run, so the
+            // microtask can never schedule itself again.
+            rt.run(true, |s, now| s.tracker.persist(now));
+            rt.run(false, |s, _| s.microtask_queued = false);
         }));
         let Some(w) = browser::window() else { return };
         let win: &web_sys::EventTarget = w.as_ref();
@@ -372,15 +378,12 @@ impl Runtime {
         }
         // Heartbeat: tells other tabs this page view is alive, and finds
         // queues crashed tabs left behind.
-        let weak = Rc::downgrade(self);
-        let beat = Closure::<dyn FnMut()>::new(move || {
-            if let Some(rt) = weak.upgrade() {
-                rt.run(true, |s, now| {
-                    s.tracker.heartbeat(now);
-                    s.tracker.tick(now);
-                });
-                rt.adopt();
-            }
+        let beat = self.callback(|rt| {
+            rt.run(true, |s, now| {
+                s.tracker.heartbeat(now);
+                s.tracker.tick(now);
+            });
+            rt.adopt();
         });
         let _ = w.set_interval_with_callback_and_timeout_and_arguments_0(
             beat.as_ref().unchecked_ref(),
@@ -404,22 +407,21 @@ impl Runtime {
         };
         let Some(previous) = pending else { return };
         let weak = Rc::downgrade(self);
-        let take = move || {
+        let take = browser::once(move |_| {
             if let Some(rt) = weak.upgrade() {
                 rt.run(true, |s, now| {
                     s.tracker.adopt_orphans(previous.as_deref(), now);
                     s.previous_tab = None;
                 });
             }
-        };
+        });
         match browser::lock_manager() {
-            Some(locks) => {
-                let cb = Closure::once_into_js(take);
-                if locks.request("segmint-queue", cb.unchecked_ref()).is_err() {
-                    // Locks refused (sandboxed frame): fall back below.
-                }
+            Some(locks) if locks.request("segmint-queue", &take).is_ok() => {}
+            // No Web Locks, or they refused (a sandboxed frame): adopt
+            // without the lock.
+            _ => {
+                let _ = take.call0(&JsValue::NULL);
             }
-            None => take(),
         }
     }
 
@@ -520,11 +522,8 @@ fn beacon(url: &str, batch: &Batch) -> bool {
     match browser::send_beacon(&w.navigator(), &target, &body) {
         Ok(taken) => taken,
         Err(_) => {
-            let promise = post(&target, bytes, true);
             // The page is going: nobody is left to hear the answer.
-            let ignore = Closure::<dyn FnMut(JsValue)>::new(|_| {});
-            let _ = promise.catch(&ignore);
-            ignore.forget();
+            browser::on_settled(&post(&target, bytes, true), |_| {});
             true
         }
     }
