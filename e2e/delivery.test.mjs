@@ -77,6 +77,26 @@ test("reload mid-batch", async () => {
   await context.close();
 });
 
+/** Closes a tab holding 150 events of about 1 KB, more than the 64 KB
+ * keepalive budget, and checks that the next visit sends what the close
+ * left. `check(page)` runs on the tab before it closes. */
+async function closeOverBudget(context, run, scenario, { check = async () => {}, within } = {}) {
+  // Nothing is due before the close: no timer, no full batch.
+  const page = await open(context, { flushIntervalMs: 60_000, maxEvents: 1000, maxBytes: 512_000 });
+  await check(page);
+  await page.evaluate((run) => window.trackMany(run, 0, 150, { pad: "x".repeat(900) }), run);
+  await page.close({ runBeforeUnload: true });
+  await until(() => receivedOf(run).length > 0, 10_000, "the beacon");
+  const first = new Set(receivedOf(run).map((m) => m.properties.n)).size;
+  assert.ok(first > 0 && first < 150, `the budget carried ${first}`);
+  // The next visit to the site sends what was left.
+  const next = await open(context, { flushIntervalMs: 100 });
+  await allArrived(run, 150, within);
+  const r = tallyRun(scenario, run, 150);
+  assert.equal(r.lost, 0);
+  await next.close();
+}
+
 test("a queue a closed tab left is adopted where Web Locks refuse", async () => {
   rx.reset();
   const context = await browser.newContext();
@@ -88,18 +108,10 @@ test("a queue a closed tab left is adopted where Web Locks refuse", async () => 
       };
     }
   });
-  // As in the budget test below: the close carries only part of the queue.
-  const page = await open(context, { flushIntervalMs: 60_000, maxEvents: 1000, maxBytes: 512_000 });
-  assert.ok(await page.evaluate(() => !!navigator.locks), "the browser has Web Locks");
-  await page.evaluate(() => window.trackMany("locks", 0, 150, { pad: "x".repeat(900) }));
-  await page.close({ runBeforeUnload: true });
-  await until(() => receivedOf("locks").length > 0, 10_000, "the beacon");
-  assert.ok(receivedOf("locks").length < 150, "the rest is left in storage");
-  const next = await open(context, { flushIntervalMs: 100 });
-  await allArrived("locks", 150, 10_000);
-  const r = tallyRun("closed tab where Web Locks refuse", "locks", 150);
-  assert.equal(r.lost, 0);
-  await next.close();
+  await closeOverBudget(context, "locks", "closed tab where Web Locks refuse", {
+    check: async (page) => assert.ok(await page.evaluate(() => !!navigator.locks), "the browser has Web Locks"),
+    within: 10_000,
+  });
   await context.close();
 });
 
@@ -140,20 +152,7 @@ test("tab closed", async () => {
 test("tab closed with more than the unload budget: the rest waits for the next visit", async () => {
   rx.reset();
   const context = await browser.newContext();
-  // Nothing is due before the close: no timer, no full batch.
-  const page = await open(context, { flushIntervalMs: 60_000, maxEvents: 1000, maxBytes: 512_000 });
-  // ~1 KB events: 150 of them exceed the 64 KB keepalive budget.
-  await page.evaluate(() => window.trackMany("budget", 0, 150, { pad: "x".repeat(900) }));
-  await page.close({ runBeforeUnload: true });
-  await until(() => receivedOf("budget").length > 0, 10_000, "the beacon");
-  const first = new Set(receivedOf("budget").map((m) => m.properties.n)).size;
-  assert.ok(first > 0 && first < 150, `the budget carried ${first}`);
-  // The next visit to the site sends what was left.
-  const next = await open(context, { flushIntervalMs: 100 });
-  await allArrived("budget", 150);
-  const r = tallyRun("tab closed over the 64 KB budget", "budget", 150);
-  assert.equal(r.lost, 0);
-  await next.close();
+  await closeOverBudget(context, "budget", "tab closed over the 64 KB budget");
   await context.close();
 });
 
