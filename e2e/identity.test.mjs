@@ -96,6 +96,26 @@ test("options are validated and errors name the option", async () => {
   await context.close();
 });
 
+test("a page has one client: load() again returns it, and clicks are recorded once", async () => {
+  const context = await browser.newContext();
+  rx.reset();
+  const page = await openWithSdk(context, `${rx.origin}/blank.html`, { endpoint: rx.origin, flushIntervalMs: 100 });
+  const result = await page.evaluate(async (endpoint) => {
+    // As React StrictMode runs an effect twice: the same options (in
+    // another order) are no error.
+    const again = window.segmintModule.load({ flushIntervalMs: 100, endpoint });
+    const errorsAfterSame = window.smErrors.length;
+    const other = window.segmintModule.load({ endpoint, debug: true });
+    document.body.insertAdjacentHTML("beforeend", '<button id="b" data-segmint-track="Loaded Twice">x</button>');
+    document.getElementById("b").click();
+    await window.sm.flush();
+    return { again: again === window.sm, other: other === window.sm, errorsAfterSame, errors: window.smErrors.map((e) => e.code) };
+  }, rx.origin);
+  assert.deepEqual(result, { again: true, other: true, errorsAfterSame: 0, errors: ["already_loaded"] });
+  assert.equal((await visitorMessages(rx, page)).filter((m) => m.event === "Loaded Twice").length, 1);
+  await context.close();
+});
+
 test("values JSON cannot carry are refused with a code, and nothing else is lost", async () => {
   const context = await browser.newContext();
   rx.reset();

@@ -83,6 +83,24 @@ test("script-tag embed: the stub's queue is replayed in order", async () => {
   assert.deepEqual(mine.map((m) => m.name || m.event), ["Embed Example", "Packaging Test"]);
   assert.equal(await page.evaluate(() => typeof window.segmint.track === "function" && !Array.isArray(window.segmint)), true, "window.segmint is the client");
   assert.equal(await page.evaluate(() => window.segmint._memory instanceof WebAssembly.Memory), true);
+  // The tag inserted a second time (a tag manager firing twice): the page
+  // keeps its one client, so nothing is recorded twice.
+  const same = await page.evaluate(async () => {
+    const first = window.segmint;
+    const script = document.createElement("script");
+    script.src = "/pkg/embed.js";
+    script.dataset.endpoint = "/";
+    script.dataset.options = '{"flushIntervalMs":100}';
+    await new Promise((resolve) => {
+      script.onload = resolve;
+      document.head.append(script);
+    });
+    await window.segmint.track("Packaging Test", { bundler: "embed twice" });
+    await window.segmint.flush();
+    return window.segmint === first;
+  });
+  assert.equal(same, true, "window.segmint is still the first client");
+  assert.equal(rx.state.messages.filter((m) => m.properties?.bundler === "embed twice").length, 1);
   assert.deepEqual(problems.errors, []);
   await context.close();
 });

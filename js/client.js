@@ -49,6 +49,7 @@ export class Client {
     this._pending = [];
     this._inst = null;
     this._hooks = [];
+    this._options = options;
     const { wasmUrl, ...coreOptions } = options || {};
     // A path ("/", "/collect") means this site; anything else must be an
     // absolute URL (the core says so, naming the option).

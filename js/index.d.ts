@@ -94,7 +94,7 @@ export interface SegmentChange {
 export type ErrorCode =
   | "invalid_option" | "invalid_argument" | "unserializable_value" | "event_too_large" | "missing_field"
   | "queue_overflow" | "batch_rejected" | "event_rejected" | "storage_unavailable" | "storage_corrupt"
-  | "invalid_rules" | "rules_fetch_failed" | "load_failed";
+  | "invalid_rules" | "rules_fetch_failed" | "load_failed" | "already_loaded";
 
 /** Every error segmint reports. */
 export declare class SegmintError extends Error {
@@ -167,7 +167,11 @@ export interface SegmintClient {
   off(type: "segments" | "error", listener: (...args: never[]) => void): this;
 }
 
-/** Starts segmint; returns at once. In Node (server-side rendering) every call is a no-op. */
+/**
+ * Starts segmint; returns at once. In Node (server-side rendering) every call is a no-op.
+ * A page has one client: a later call returns the same one (and reports `already_loaded`
+ * if its options differ), unless that client failed to start.
+ */
 export declare function load(options: LoadOptions): SegmintClient;
 
 declare global {
