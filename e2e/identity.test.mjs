@@ -116,6 +116,29 @@ test("a page has one client: load() again returns it, and clicks are recorded on
   await context.close();
 });
 
+test("a single-page app's events carry the page they happen on", async () => {
+  const context = await browser.newContext();
+  rx.reset();
+  const page = await openWithSdk(context, `${rx.origin}/blank.html?utm_source=ads`, { endpoint: rx.origin, flushIntervalMs: 100 });
+  await page.evaluate(async () => {
+    await window.sm.track("Before Navigation");
+    // A client-side route change: no reload, no page() call.
+    history.pushState({}, "", "/shop/p/42?utm_source=news");
+    document.title = "Shoe 42";
+    await window.sm.productClicked({ product_id: "p42" });
+    await window.sm.flush();
+  });
+  const [before, after] = await visitorMessages(rx, page);
+  assert.equal(before.context.page.path, "/blank.html");
+  assert.deepEqual(before.context.campaign, { source: "ads" });
+  assert.deepEqual(
+    { path: after.context.page.path, search: after.context.page.search, title: after.context.page.title, url: after.context.page.url },
+    { path: "/shop/p/42", search: "?utm_source=news", title: "Shoe 42", url: `${rx.origin}/shop/p/42?utm_source=news` },
+  );
+  assert.deepEqual(after.context.campaign, { source: "news" });
+  await context.close();
+});
+
 test("values JSON cannot carry are refused with a code, and nothing else is lost", async () => {
   const context = await browser.newContext();
   rx.reset();

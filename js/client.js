@@ -78,6 +78,7 @@ export class Client {
         }
         try {
           this._inst = new wasm.Segmint(text, (type, payload) => this._notice(type, payload));
+          this._href = location.href;
         } catch (e) {
           throw typeof e === "string" ? new SegmintError(JSON.parse(e)) : e;
         }
@@ -151,6 +152,19 @@ export class Client {
     return rejected(err);
   }
 
+  /** The core, told first if the URL changed since the last call: a
+   * single-page app navigates without a reload, and an event carries the
+   * page it happens on. (A string comparison here; the core re-reads the
+   * page only when it changed.) */
+  _core() {
+    const inst = this._inst;
+    if (location.href !== this._href) {
+      this._href = location.href;
+      inst.pageChanged();
+    }
+    return inst;
+  }
+
   /** Result of a wasm call: undefined, or an error as JSON text. */
   _result(err) {
     return err === undefined ? OK : this._fail(new SegmintError(JSON.parse(err)));
@@ -167,7 +181,7 @@ export class Client {
     } catch (e) {
       return this._fail(e);
     }
-    const err = inst.track(event, json);
+    const err = this._core().track(event, json);
     return err === undefined ? OK : this._result(err);
   }
 
@@ -176,6 +190,8 @@ export class Client {
     if (!this._inst) return this._wait("page", [name, properties]);
     if (name !== null && typeof name === "object") [name, properties] = [undefined, name];
     if (name !== undefined && name !== null && typeof name !== "string") return this._fail(invalid("page(name)", "expected a string"));
+    // The core reads the page afresh for a page view.
+    this._href = location.href;
     return this._call(() => this._inst.page(name ?? undefined, encode(properties, "properties")));
   }
 
@@ -187,26 +203,26 @@ export class Client {
     if (userId !== undefined && userId !== null && typeof userId !== "string") {
       return this._fail(invalid("identify(userId)", "expected a string"));
     }
-    return this._call(() => this._inst.identify(userId ?? undefined, encode(traits, "traits")));
+    return this._call(() => this._core().identify(userId ?? undefined, encode(traits, "traits")));
   }
 
   /** Segment e-commerce "Product Clicked"; requires product_id. */
   productClicked(properties) {
     if (!this._inst) return this._wait("productClicked", [properties]);
-    return this._call(() => this._inst.productClicked(encode(properties ?? {}, "properties")));
+    return this._call(() => this._core().productClicked(encode(properties ?? {}, "properties")));
   }
 
   /** Segment e-commerce "Products Searched" with `query`. */
   productsSearched(query, properties) {
     if (!this._inst) return this._wait("productsSearched", [query, properties]);
     if (typeof query !== "string") return this._fail(invalid("productsSearched(query)", "expected a string"));
-    return this._call(() => this._inst.productsSearched(query, encode(properties, "properties")));
+    return this._call(() => this._core().productsSearched(query, encode(properties, "properties")));
   }
 
   /** Segment e-commerce "Order Completed"; requires order_id and products. */
   orderCompleted(order) {
     if (!this._inst) return this._wait("orderCompleted", [order]);
-    return this._call(() => this._inst.orderCompleted(encode(order ?? {}, "order")));
+    return this._call(() => this._core().orderCompleted(encode(order ?? {}, "order")));
   }
 
   _call(f) {
@@ -249,17 +265,17 @@ export class Client {
 
   /** Current segment ids, highest priority first. */
   segments() {
-    return this._inst ? JSON.parse(this._inst.segments()) : [];
+    return this._inst ? JSON.parse(this._core().segments()) : [];
   }
 
   /** Whether the user is in segment `id`. */
   inSegment(id) {
-    return this._inst ? this._inst.inSegment(String(id)) : false;
+    return this._inst ? this._core().inSegment(String(id)) : false;
   }
 
   /** The user's traits: from identify, and computed from the rules. */
   traits() {
-    return this._inst ? JSON.parse(this._inst.traits()) : {};
+    return this._inst ? JSON.parse(this._core().traits()) : {};
   }
 
   /**

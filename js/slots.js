@@ -47,7 +47,7 @@ function mark(name) {
 
 export class Slots {
   /**
-   * @param {object} client the segmint client (track, on, _inst)
+   * @param {object} client the segmint client (track, on, _inst, _core)
    * @param {{sticky?: boolean, antiFlickerTimeoutMs?: number}} options
    */
   constructor(client, options) {
@@ -145,7 +145,7 @@ export class Slots {
 
   decide(slot) {
     const offered = Object.keys(slot.variants).filter((k) => k !== "default");
-    return JSON.parse(this.client._inst.decide(JSON.stringify(offered)));
+    return JSON.parse(this.client._core().decide(JSON.stringify(offered)));
   }
 
   decideAndRender(slot) {

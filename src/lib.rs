@@ -87,6 +87,16 @@ impl Segmint {
         }))
     }
 
+    /// The URL changed without a reload (single-page navigation, which the
+    /// facade notices before recording): events from now on carry the
+    /// page they happen on, and segments see the new `context.page`.
+    #[wasm_bindgen(js_name = pageChanged)]
+    pub fn page_changed(&self) {
+        self.rt.run(false, |s, now| {
+            s.tracker.set_page(browser::page_info(), now)
+        });
+    }
+
     /// `identify(userId?, traits)`
     pub fn identify(&self, user_id: Option<String>, traits: &str) -> CallResult {
         outcome(self.rt.run(false, |s, now| {
