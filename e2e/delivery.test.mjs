@@ -24,8 +24,8 @@ after(async () => {
   fs.writeFileSync(path.join(ROOT, "target/delivery-report.json"), JSON.stringify(report, null, 2));
 });
 
-function url(options, page = "auto.html") {
-  return `${rx.origin}/${page}?o=${encodeURIComponent(JSON.stringify({ endpoint: rx.origin, ...options }))}`;
+function url(options, page = "auto.html", server = rx) {
+  return `${server.origin}/${page}?o=${encodeURIComponent(JSON.stringify({ endpoint: server.origin, ...options }))}`;
 }
 
 async function open(context, options) {
@@ -36,12 +36,12 @@ async function open(context, options) {
 }
 
 /** Received events of `run`, keyed by n: [{n, messageId}] */
-function receivedOf(run) {
-  return rx.state.messages.filter((m) => m.properties && m.properties.run === run);
+function receivedOf(run, server = rx) {
+  return server.state.messages.filter((m) => m.properties && m.properties.run === run);
 }
 
-function tallyRun(scenario, run, count) {
-  const got = receivedOf(run);
+function tallyRun(scenario, run, count, server = rx) {
+  const got = receivedOf(run, server);
   const byN = new Map();
   for (const m of got) {
     if (!byN.has(m.properties.n)) byN.set(m.properties.n, []);
@@ -56,8 +56,8 @@ function tallyRun(scenario, run, count) {
   return { ...row, lostList: lost };
 }
 
-async function allArrived(run, count, ms = 20_000) {
-  await until(() => new Set(receivedOf(run).map((m) => m.properties.n)).size >= count, ms, `${count} events of ${run}`);
+async function allArrived(run, count, ms = 20_000, server = rx) {
+  await until(() => new Set(receivedOf(run, server).map((m) => m.properties.n)).size >= count, ms, `${count} events of ${run}`);
 }
 
 test("reload mid-batch", async () => {
@@ -113,6 +113,41 @@ test("a queue a closed tab left is adopted where Web Locks refuse", async () => 
     within: 10_000,
   });
   await context.close();
+});
+
+test("back/forward cache: leave over the unload budget, come back, keep tracking", async () => {
+  // Pages the back/forward cache may keep: a browser with it on, a server
+  // that does not forbid storing its pages.
+  const cached = await receiver({ headers: { "Cache-Control": "max-age=0" } });
+  const bfBrowser = await launch({ bfcache: true });
+  try {
+    const context = await bfBrowser.newContext();
+    const page = await context.newPage();
+    await page.goto(url({ flushIntervalMs: 60_000, maxEvents: 1000, maxBytes: 512_000 }, "auto.html", cached));
+    await page.evaluate(() => {
+      window.addEventListener("pageshow", (e) => (window.restored = e.persisted));
+      return window.smReady;
+    });
+    // More than the keepalive budget is queued when the page is left.
+    await page.evaluate(() => window.trackMany("bfcache", 0, 150, { pad: "x".repeat(900) }));
+    await page.goto(url({ flushIntervalMs: 100 }, "auto.html", cached) + "&next=1");
+    await page.evaluate(() => window.smReady);
+    await page.goBack({ waitUntil: "commit" });
+    await page.waitForFunction(() => window.restored !== undefined);
+    assert.equal(await page.evaluate(() => window.restored), true, "restored from the back/forward cache");
+    // The restored page view goes on: its events, and what the first
+    // visit left, all arrive.
+    await page.evaluate(() => window.trackMany("bfcache", 150, 170));
+    await page.evaluate(() => window.sm.flush());
+    await allArrived("bfcache", 170, 20_000, cached);
+    const r = tallyRun("back/forward cache", "bfcache", 170, cached);
+    assert.equal(r.lost, 0, `lost ${r.lostList}`);
+    assert.deepEqual(await page.evaluate(() => window.smErrors), []);
+    await context.close();
+  } finally {
+    await bfBrowser.close();
+    await cached.close();
+  }
 });
 
 test("navigation right after track()", async () => {

@@ -11,11 +11,13 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "
 
 /** Chromium quiet and offline except for our own hosts. Extra host
  * names (e.g. shop.example.co.uk) resolve to 127.0.0.1; `args` are
- * further command-line flags. */
-export function launch({ hosts = [], args = [] } = {}) {
+ * further command-line flags. `bfcache`: keep the back/forward cache,
+ * which playwright turns off by default. */
+export function launch({ hosts = [], args = [], bfcache = false } = {}) {
   const rules = [...hosts.map((h) => `MAP ${h} 127.0.0.1`), "MAP * ~NOTFOUND", "EXCLUDE 127.0.0.1", "EXCLUDE localhost"];
   return chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    ...(bfcache ? { ignoreDefaultArgs: ["--disable-back-forward-cache"] } : {}),
     args: [
       "--no-sandbox",
       "--disable-gpu",
