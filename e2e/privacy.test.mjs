@@ -146,7 +146,7 @@ test("declarative capture: clicks and searches from markup, static and added lat
   await page.evaluate(() => {
     document.body.insertAdjacentHTML(
       "beforeend",
-      `<button id="static" data-segmint-track="Wishlist Added" data-segmint-product-id="sh-101" data-segmint-price="34.5" data-segmint-sku="007">♡</button>
+      `<button id="static" data-segmint-track="Wishlist Added" data-segmint-product-id="sh-101" data-segmint-price="34.5" data-segmint-sku="007" data-segmint-variant-id="12345678901234567891" data-segmint-size="10.50">♡</button>
        <form id="search" data-segmint-search action="javascript:void 0"><input type="search" name="q"></form>`,
     );
   });
@@ -167,7 +167,7 @@ test("declarative capture: clicks and searches from markup, static and added lat
   await page.click("#late");
   await page.evaluate(() => window.sm.flush());
   const byName = (n) => rx.state.messages.find((m) => m.event === n);
-  assert.deepEqual(byName("Wishlist Added").properties, { product_id: "sh-101", price: 34.5, sku: "007" });
+  assert.deepEqual(byName("Wishlist Added").properties, { product_id: "sh-101", price: 34.5, sku: "007", variant_id: "12345678901234567891", size: 10.5 });
   assert.deepEqual(byName("Products Searched").properties, { query: "red shoes" });
   assert.deepEqual(byName("Late Click").properties, { n: -3 });
   // One listener per kind on the document, whatever the number of elements.

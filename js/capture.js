@@ -12,13 +12,22 @@ const NUMERIC = /^-?(0|[1-9]\d*)(\.\d+)?$/;
 
 const OWN = new Set(["data-segmint-track", "data-segmint-search", "data-segmint-slot"]);
 
+/** An attribute's value: a number where the text is one, else the text.
+ * "007", and whole numbers past 2^53 (long ids a double would round),
+ * stay as written. */
+function valueOf(text) {
+  if (!NUMERIC.test(text)) return text;
+  const n = Number(text);
+  return Number.isInteger(n) && !Number.isSafeInteger(n) ? text : n;
+}
+
 /** data-segmint-* attributes (but segmint's own) as properties:
  * data-segmint-product-id="7" becomes { product_id: 7 }. */
 export function propertiesOf(el) {
   const props = {};
   for (const { name, value } of el.attributes) {
     if (!name.startsWith("data-segmint-") || OWN.has(name)) continue;
-    props[name.slice(13).replace(/-/g, "_")] = NUMERIC.test(value) ? Number(value) : value;
+    props[name.slice(13).replace(/-/g, "_")] = valueOf(value);
   }
   return props;
 }
