@@ -134,6 +134,25 @@ test("holdout: deterministic GrowthBook hash v2 of the anonymous id, seeded by t
   assert.ok(seen.personalized > 0 && seen.holdout > 0, JSON.stringify(seen));
 });
 
+test("a slot the page removed (single-page navigation) is forgotten: no exposure for it", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  const page = await open(context, { rules: rules(), sticky: false });
+  assert.deepEqual(await shown(page), ["new-user"]);
+  // The app routes away and its framework removes the slot.
+  await page.evaluate(() => new Promise((resolve) => {
+    document.querySelector("#hero").remove();
+    setTimeout(resolve, 0);
+  }));
+  await buy(page, 5); // segments change: bargain-hunter
+  assert.deepEqual(await page.evaluate(() => window.sm.segments()), ["bargain-hunter", "new-user"]);
+  await page.evaluate(() => window.sm.flush());
+  const viewed = promotions("Promotion Viewed", await visitorMessages(rx, page));
+  assert.deepEqual(viewed.map((m) => m.properties.creative), ["new-user"], "only the banner that was on screen");
+  assert.equal(await page.evaluate(() => window.sm._slots.slots.length), 0);
+  await context.close();
+});
+
 test("one Promotion Viewed per slot per page view; clicks inside send Promotion Clicked", async () => {
   rx.reset();
   const context = await browser.newContext();

@@ -72,7 +72,22 @@ export class Slots {
           for (const el of node.querySelectorAll("[data-segmint-slot]")) this.declarative(el);
         }
       }
+      this.forgetRemoved();
     }).observe(document.documentElement, { childList: true, subtree: true });
+  }
+
+  /** Slots whose element left the document (a single-page app routed
+   * away) are dropped: they are not on screen, so a later segment change
+   * must not render into them or count an exposure for them. (Checked
+   * after the mutations, so an element moved within the page stays.) */
+  forgetRemoved() {
+    // personalize() may get an element the app inserts later: only a slot
+    // that was in the document can leave it.
+    for (const s of this.slots) if (s.element.isConnected) s.wasConnected = true;
+    const gone = this.slots.filter((s) => s.wasConnected && !s.element.isConnected);
+    if (!gone.length) return;
+    for (const slot of gone) clearTimeout(slot.timer);
+    this.slots = this.slots.filter((s) => !gone.includes(s));
   }
 
   declarative(el) {
@@ -114,6 +129,7 @@ export class Slots {
 
   add(slot) {
     slot.shown = null; // {template, segment, variation}
+    slot.wasConnected = slot.element.isConnected;
     slot.exposed = new Set();
     this.slots.push(slot);
     this.listenForClicks();
