@@ -123,6 +123,31 @@ test("the profile persists: a returning visitor is still in their segments", asy
   await context.close();
 });
 
+test("a page that stays open revalidates its rules once per TTL and takes the new ones", async () => {
+  fs.writeFileSync(rulesFile, JSON.stringify(SEED));
+  const context = await browser.newContext();
+  const requests = [];
+  context.on("request", (req) => req.url().endsWith("/v1/rules") && requests.push(req));
+  // A single-page app's page lives on; its timers run on a fake clock.
+  const page = await open(context, { rulesUrl: `${rx.origin}/v1/rules`, rulesTtlSeconds: 60 }, Date.now());
+  await until(() => page.evaluate(() => window.sm._inst.rulesVersion() === "2026-11-22.1"), 5000, "rules");
+  // The storefront publishes new rules: a segment everyone is in.
+  const next = structuredClone(SEED);
+  next.version = "2026-11-24.1";
+  next.segments.push({ id: "everyone", priority: 1, condition: {} });
+  fs.writeFileSync(rulesFile, JSON.stringify(next));
+  await page.clock.runFor(31_000); // a heartbeat, within the TTL
+  await page.waitForTimeout(300);
+  assert.equal(requests.length, 1, "no request before the TTL");
+  await page.clock.runFor(60_000); // heartbeats past the TTL
+  await until(() => page.evaluate(() => window.sm._inst.rulesVersion() === "2026-11-24.1"), 5000, "the new rules");
+  assert.deepEqual(await page.evaluate(() => window.sm.segments()), ["new-user", "everyone"]);
+  assert.equal(requests.length, 2, "one revalidation");
+  assert.ok(requests[1].headers()["if-none-match"], "with the ETag");
+  fs.writeFileSync(rulesFile, JSON.stringify(SEED));
+  await context.close();
+});
+
 test("rules load from rulesUrl, are cached, revalidated with the ETag, and a bad document keeps the last good one", async () => {
   fs.writeFileSync(rulesFile, JSON.stringify(SEED));
   const context = await browser.newContext();

@@ -10,7 +10,7 @@ export interface LoadOptions {
   rulesUrl?: string;
   /** An inline rules document (used until `rulesUrl` answers). */
   rules?: RulesDocument;
-  /** A cached rules document older than this is revalidated. Default 300. */
+  /** Rules older than this are revalidated, at start and while the page stays open. Default 300. */
   rulesTtlSeconds?: number;
   /**
    * A batch goes out when this many events are queued. Default 500. Once

@@ -346,6 +346,7 @@ impl Runtime {
                     s.previous_tab = Some(old);
                 });
                 rt.adopt();
+                rt.fetch_rules();
             }
         });
         self.listen(win, "online", |rt, _| {
@@ -384,6 +385,8 @@ impl Runtime {
                 s.tracker.tick(now);
             });
             rt.adopt();
+            // Rules past their TTL are revalidated while the page lives.
+            rt.fetch_rules();
         });
         let _ = w.set_interval_with_callback_and_timeout_and_arguments_0(
             beat.as_ref().unchecked_ref(),

@@ -33,6 +33,9 @@ pub const AID_KEY: &str = "sgm_aid";
 pub const UID_KEY: &str = "sgm_uid";
 /// The user's traits from `identify`.
 pub const TRAITS_KEY: &str = "sgm_traits";
+/// How long a rules request counts as in flight without an answer.
+const RULES_IN_FLIGHT_MS: f64 = 60_000.0;
+
 /// The cached rules document with its ETag.
 pub const RULES_KEY: &str = "sgm_rules";
 /// Every key segmint writes starts with this.
@@ -116,6 +119,9 @@ pub struct Tracker<S: Store> {
     rules: Option<Rules>,
     rules_etag: Option<String>,
     rules_fetched: f64,
+    /// No rules request before this time: one is in flight, or the last
+    /// failed (a broken endpoint is tried once per TTL, not per heartbeat).
+    rules_wait_until: f64,
     profile: Profile,
     /// A stored profile waiting for rules to read it with.
     stored_profile: Option<String>,
@@ -183,6 +189,7 @@ impl<S: Store> Tracker<S> {
             rules: None,
             rules_etag: None,
             rules_fetched: f64::NEG_INFINITY,
+            rules_wait_until: f64::NEG_INFINITY,
             stored_profile: None,
             profile_dirty: false,
             early_events: Vec::new(),
@@ -1012,16 +1019,23 @@ impl<S: Store> Tracker<S> {
     }
 
     /// The rules fetch to make now, if the cached document is missing or
-    /// older than `rulesTtlSeconds`.
-    pub fn rules_request(&self, now: f64) -> Option<RulesRequest> {
+    /// older than `rulesTtlSeconds`. The adapter asks at start and on
+    /// every heartbeat, so a long-lived single-page app revalidates too.
+    /// A request returned counts as in flight until answered (or for a
+    /// minute), so none is made twice.
+    pub fn rules_request(&mut self, now: f64) -> Option<RulesRequest> {
         let url = self.config.rules_url.clone()?;
         // No requests without consent (a pending site fetches them once
         // granted).
-        if !self.granted() {
+        if !self.granted() || now < self.rules_wait_until {
             return None;
         }
         let fresh = now - self.rules_fetched < self.config.rules_ttl_secs * 1000.0;
-        (!fresh).then(|| RulesRequest {
+        if fresh {
+            return None;
+        }
+        self.rules_wait_until = now + RULES_IN_FLIGHT_MS;
+        Some(RulesRequest {
             url,
             etag: self.rules_etag.clone(),
         })
@@ -1031,6 +1045,9 @@ impl<S: Store> Tracker<S> {
     /// new one (validated before use), anything else is reported; the
     /// last good rules stay in force on any failure.
     pub fn rules_fetched(&mut self, status: u16, etag: Option<String>, text: &str, now: f64) {
+        // A failure below waits a TTL before the next try; success makes
+        // the document fresh for a TTL anyway.
+        self.rules_wait_until = now + self.config.rules_ttl_secs * 1000.0;
         match status {
             304 => {
                 self.rules_fetched = now;

@@ -799,6 +799,31 @@ fn rules_load_from_cache_revalidate_and_survive_bad_documents() {
 }
 
 #[test]
+fn rules_are_revalidated_once_per_ttl_while_the_page_lives() {
+    let store = Shared::default();
+    let url = r#","rulesUrl":"https://c.example/v1/rules","rulesTtlSeconds":300"#;
+    let mut t = tab(&store, url, T0, 1, None);
+    let ttl = 300_000.0;
+    assert!(t.rules_request(T0).is_some());
+    // In flight: the heartbeat 30 s later asks for no second request.
+    assert!(t.rules_request(T0 + 30_000.0).is_none());
+    t.rules_fetched(200, Some("\"e1\"".into()), RULES, T0 + 31_000.0);
+    assert!(t.rules_request(T0 + 31_000.0 + ttl - 1.0).is_none());
+    // Past the TTL, the same page revalidates with the ETag.
+    let later = T0 + 31_000.0 + ttl;
+    let req = t.rules_request(later).expect("a revalidation");
+    assert_eq!(req.etag.as_deref(), Some("\"e1\""));
+    // An unanswered request may be made again after a minute.
+    assert!(t.rules_request(later + 59_000.0).is_none());
+    assert!(t.rules_request(later + 60_000.0).is_some());
+    // A failure waits a TTL, not a heartbeat, before the next try.
+    t.rules_fetched(503, None, "", later + 61_000.0);
+    assert!(t.rules_request(later + 91_000.0).is_none());
+    assert!(t.rules_request(later + 61_000.0 + ttl).is_some());
+    assert_eq!(t.rules_version(), Some("v1"));
+}
+
+#[test]
 fn the_profile_persists_across_page_views() {
     let store = Shared::default();
     let rules = format!(r#","rules":{RULES}"#);
