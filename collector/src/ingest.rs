@@ -19,7 +19,10 @@ pub struct StoredEvent {
     pub message_id: String,
     /// When the collector received it (ms).
     pub received_at: f64,
-    /// The message's own `timestamp` (ms), or `received_at`.
+    /// When it happened (ms), on the collector's clock: the message's own
+    /// `timestamp` corrected by the batch's `sentAt` (a device whose clock
+    /// is off by hours still files its events at the right time), or
+    /// `received_at` without one.
     pub timestamp: f64,
     /// `track`, `page`, `identify`, ...
     pub kind: String,
@@ -122,6 +125,12 @@ pub fn parse_batch(
         .get("batch")
         .and_then(Value::as_array)
         .ok_or_else(|| bad("expected {\"batch\": [...]}"))?;
+    // As Segment does: the device's clock may be off, but the time between
+    // recording an event and sending its batch is right on any clock.
+    let sent_at = doc
+        .get("sentAt")
+        .and_then(Value::as_str)
+        .and_then(parse_rfc3339);
     let mut events = Vec::with_capacity(batch.len());
     for (i, m) in batch.iter().enumerate() {
         let at = |what: &str| bad(format!("batch[{i}]: {what}"));
@@ -154,7 +163,9 @@ pub fn parse_batch(
         let timestamp = match m.get("timestamp") {
             None | Some(Value::Null) => received_at,
             Some(Value::String(t)) => {
-                parse_rfc3339(t).ok_or_else(|| at("timestamp: expected an RFC 3339 date-time"))?
+                let device = parse_rfc3339(t)
+                    .ok_or_else(|| at("timestamp: expected an RFC 3339 date-time"))?;
+                sent_at.map_or(device, |sent| received_at - (sent - device).max(0.0))
             }
             Some(_) => return Err(at("timestamp: expected a string")),
         };
@@ -207,6 +218,27 @@ mod tests {
         assert_eq!(e.event.as_deref(), Some("Order Completed"));
         assert_eq!(e.order_total, Some(20.0));
         assert_eq!(e.segments, r#"["x"]"#);
+        // Received when sent: 1 s after the event, by the device's clock.
+        let received = parse_rfc3339("2026-11-23T10:00:01Z").unwrap();
+        let e = &parse_batch(&one(""), received, None, None).unwrap()[0];
+        assert_eq!(e.timestamp, parse_rfc3339("2026-11-23T10:00:00Z").unwrap());
+    }
+
+    #[test]
+    fn a_device_clock_that_is_off_is_corrected_by_sent_at() {
+        // The device runs an hour fast: the collector receives the batch at
+        // 09:00:01 its time, and files the event 1 s before that.
+        let received = parse_rfc3339("2026-11-23T09:00:01Z").unwrap();
+        let e = &parse_batch(&one(""), received, None, None).unwrap()[0];
+        assert_eq!(e.timestamp, parse_rfc3339("2026-11-23T09:00:00Z").unwrap());
+        // An event queued offline for a day keeps its day.
+        let late = parse_rfc3339("2026-11-24T10:00:01Z").unwrap();
+        let body = one("").replace("2026-11-23T10:00:01.000Z", "2026-11-24T10:00:01.000Z");
+        let e = &parse_batch(&body, late, None, None).unwrap()[0];
+        assert_eq!(e.timestamp, parse_rfc3339("2026-11-23T10:00:00Z").unwrap());
+        // Without sentAt, the device's time as it is.
+        let bare = one("").replace(r#","sentAt":"2026-11-23T10:00:01.000Z""#, "");
+        let e = &parse_batch(&bare, received, None, None).unwrap()[0];
         assert_eq!(e.timestamp, parse_rfc3339("2026-11-23T10:00:00Z").unwrap());
     }
 
