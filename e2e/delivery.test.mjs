@@ -77,14 +77,21 @@ test("reload mid-batch", async () => {
   await context.close();
 });
 
+/** Options under which nothing is due before the page goes: no timer,
+ * no full batch. */
+const HOLD = { flushIntervalMs: 60_000, maxEvents: 1000, maxBytes: 512_000 };
+
+/** Queues events 0-149 of `run`, about 1 KB each: more than the 64 KB
+ * keepalive budget. */
+const trackOverBudget = (page, run) => page.evaluate((run) => window.trackMany(run, 0, 150, { pad: "x".repeat(900) }), run);
+
 /** Closes a tab holding 150 events of about 1 KB, more than the 64 KB
  * keepalive budget, and checks that the next visit sends what the close
  * left. `check(page)` runs on the tab before it closes. */
 async function closeOverBudget(context, run, scenario, { check = async () => {}, within } = {}) {
-  // Nothing is due before the close: no timer, no full batch.
-  const page = await open(context, { flushIntervalMs: 60_000, maxEvents: 1000, maxBytes: 512_000 });
+  const page = await open(context, HOLD);
   await check(page);
-  await page.evaluate((run) => window.trackMany(run, 0, 150, { pad: "x".repeat(900) }), run);
+  await trackOverBudget(page, run);
   await page.close({ runBeforeUnload: true });
   await until(() => receivedOf(run).length > 0, 10_000, "the beacon");
   const first = new Set(receivedOf(run).map((m) => m.properties.n)).size;
@@ -123,13 +130,13 @@ test("back/forward cache: leave over the unload budget, come back, keep tracking
   try {
     const context = await bfBrowser.newContext();
     const page = await context.newPage();
-    await page.goto(url({ flushIntervalMs: 60_000, maxEvents: 1000, maxBytes: 512_000 }, "auto.html", cached));
+    await page.goto(url(HOLD, "auto.html", cached));
     await page.evaluate(() => {
       window.addEventListener("pageshow", (e) => (window.restored = e.persisted));
       return window.smReady;
     });
     // More than the keepalive budget is queued when the page is left.
-    await page.evaluate(() => window.trackMany("bfcache", 0, 150, { pad: "x".repeat(900) }));
+    await trackOverBudget(page, "bfcache");
     await page.goto(url({ flushIntervalMs: 100 }, "auto.html", cached) + "&next=1");
     await page.evaluate(() => window.smReady);
     await page.goBack({ waitUntil: "commit" });
