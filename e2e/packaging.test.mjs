@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 import { launch, receiver, until, ROOT } from "./harness.mjs";
 
 const EX = path.join(ROOT, "examples");
@@ -73,6 +74,52 @@ for (const [bundler, pagePath] of [
     // (the benchmarks' memory figure reads it).
     assert.equal(await page.evaluate(() => window.sm._memory instanceof WebAssembly.Memory), true);
     await context.close();
+  });
+}
+
+/** Vite's dev server (`npm run dev`) on the Vite app, with fresh
+ * pre-bundled dependencies; batches for /v1 go to the receiver. */
+async function viteDevServer(vitePackage) {
+  const { createServer } = await import(pathToFileURL(path.join(EX, "node_modules", vitePackage, "dist/node/index.js")).href);
+  const server = await createServer({
+    root: path.join(EX, "vite-app"),
+    configFile: false,
+    logLevel: "silent",
+    optimizeDeps: { force: true },
+    server: { host: "127.0.0.1", proxy: { "/v1": rx.origin } },
+  });
+  await server.listen();
+  server.origin = new URL(server.resolvedUrls.local[0]).origin;
+  return server;
+}
+
+// Vite before 8 pre-bundles dependencies into node_modules/.vite/deps/
+// without the .wasm beside them (vitejs/vite#8427); Vite 8 moves it.
+for (const vitePackage of ["vite6", "vite"]) {
+  test(`npm package in Vite's dev server (${vitePackage}): it starts and an event arrives`, async () => {
+    const dev = await viteDevServer(vitePackage);
+    try {
+      const { context, page, problems } = await visit(dev, "/index.html");
+      assert.equal(await page.evaluate(() => window.sm.ready.then(() => "ready", (e) => `${e.code}: ${e.message}`)), "ready");
+      const me = await page.evaluate(() => window.sm.anonymousId());
+      await until(() => rx.state.messages.some((m) => m.anonymousId === me && m.event === "Packaging Test"), 10_000, "the dev server's event");
+      assert.deepEqual(problems.errors, []);
+      await context.close();
+
+      if (vitePackage === "vite6") {
+        // Where the package's own copy is not found either (a monorepo
+        // with hoisted node_modules), the error says what to configure.
+        const hoisted = await visit(dev, "/index.html", {
+          route: (ctx) => ctx.route("**/node_modules/segmint/segmint_wasm_bg.wasm", (r) => r.fulfill({ status: 404 })),
+        });
+        const failure = await hoisted.page.evaluate(() => window.sm.ready.then(() => null, (e) => ({ code: e.code, message: e.message })));
+        assert.equal(failure?.code, "load_failed");
+        assert.match(failure.message, /optimizeDeps: \{ exclude: \["segmint"\] \}/);
+        await hoisted.context.close();
+      }
+    } finally {
+      await dev.close();
+    }
   });
 }
 

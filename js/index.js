@@ -62,9 +62,35 @@ export function load(options) {
     return running;
   }
   return (window[RUNNING] = new Client(options, (wasmUrl) =>
-    initWasm(wasmUrl ? { module_or_path: wasmUrl } : undefined).then((exports) =>
+    startWasm(wasmUrl).then((exports) =>
       // The build shortens the wasm's export names: find the memory by type.
       Object.assign({ memory: Object.values(exports).find((e) => e instanceof WebAssembly.Memory) }, wasm),
     ),
   ));
+}
+
+/** Where Vite's dev server (before Vite 8) puts pre-bundled dependencies. */
+const VITE_DEPS = "/node_modules/.vite/deps/";
+
+/**
+ * Instantiates the wasm from `wasmUrl`, or else from beside this module.
+ * Vite's dev server before Vite 8 serves this module from
+ * node_modules/.vite/deps/ but leaves the .wasm behind (vitejs/vite#8427),
+ * so `npm run dev` would fail where the production build works: there the
+ * package's own copy is tried, and if that is not it either, the error
+ * says what to configure.
+ */
+function startWasm(wasmUrl) {
+  const init = (path) => initWasm(path ? { module_or_path: path } : undefined);
+  if (wasmUrl) return init(wasmUrl);
+  return init().catch((error) => {
+    const here = import.meta.url;
+    if (typeof here !== "string" || !here.includes(VITE_DEPS)) throw error;
+    return init(new URL("../../segmint/segmint_wasm_bg.wasm", here)).catch(() => {
+      throw new Error(
+        `${error && error.message ? error.message : error}. Vite's dev server moved segmint without its .wasm ` +
+          `(vitejs/vite#8427): add optimizeDeps: { exclude: ["segmint"] } to vite.config, or pass load({ wasmUrl })`,
+      );
+    });
+  });
 }

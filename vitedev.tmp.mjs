@@ -1,0 +1,11 @@
+import { chromium } from "playwright-core";
+const port = process.argv[2];
+const b = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox","--disable-background-networking"] });
+const p = await b.newPage();
+p.on("pageerror", e => console.log("pageerror:", e.message));
+p.on("console", m => { if (m.type() !== "debug") console.log("console:", m.type(), m.text().slice(0, 160)); });
+p.on("response", r => { if (r.url().includes("wasm")) console.log("resp:", r.status(), r.url(), r.headers()["content-type"]); });
+await p.goto(`http://127.0.0.1:${port}/`);
+await p.waitForTimeout(5000);
+console.log("ready:", await p.evaluate(() => window.sm ? window.sm.ready.then(() => "ok", e => "FAILED: " + (e && (e.code + " " + e.message))) : "no sm"));
+await b.close();
