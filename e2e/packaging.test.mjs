@@ -190,11 +190,12 @@ test("strict CSP (script-src 'self' 'wasm-unsafe-eval'): the npm build and the e
   }
 });
 
-test("importing the package in Node (server-side rendering) does not throw; calls are no-ops", () => {
+test("importing the package (and the embed) in Node (server-side rendering) does not throw; calls are no-ops", () => {
   const out = run("node", [
     "--input-type=module",
     "-e",
     `import { load } from "segmint";
+     await import("segmint/embed");
      const sm = load({ endpoint: "https://collector.example" });
      const results = [
        await sm.track("x", { a: 1 }), await sm.page(), await sm.identify("u"), await sm.orderCompleted({}),

@@ -7,9 +7,12 @@
 // loads the wasm from beside itself (WebAssembly.instantiateStreaming,
 // falling back when the server sends the wrong MIME type), replays what
 // the stub queued, in order, and becomes window.segmint.
-import { load } from "./index.js";
+import initWasm from "./segmint_wasm.js";
+import { loadClient } from "./load.js";
 
 (function () {
+  // Imported during server-side rendering: there is no page to load into.
+  if (typeof document === "undefined") return;
   const script = document.currentScript;
   const data = (script && script.dataset) || {};
   let options = {};
@@ -24,7 +27,9 @@ import { load } from "./index.js";
   if (!options.wasmUrl && script && script.src) options.wasmUrl = new URL("segmint_wasm_bg.wasm", script.src).href;
 
   const queued = Array.isArray(window.segmint) ? window.segmint : [];
-  const client = load(options);
+  // The wasm is beside embed.js (or at data-options' wasmUrl): no bundler
+  // moved it, so the npm entry's Vite fallback is not needed here.
+  const client = loadClient(options, (wasmUrl) => initWasm(wasmUrl ? { module_or_path: wasmUrl } : undefined));
   window.segmint = client;
   for (const [method, ...args] of queued) {
     if (typeof client[method] === "function") {
