@@ -1,13 +1,14 @@
 // The package as users get it: `npm pack` output installed into
-// examples/, built with Vite, webpack 5 and esbuild, and the script-tag
-// embed; each served and checked in Chromium by an event arriving at the
+// examples/, built with Vite, webpack 5, esbuild and Next.js, run in the
+// Vite and Next.js dev servers, and the script-tag embed; each served and checked in Chromium by an event arriving at the
 // local receiver. Also: a strict Content-Security-Policy, the wrong MIME
 // type for the .wasm, a blocked embed, Node (server-side rendering) and
 // the TypeScript types.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
+import net from "node:net";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { launch, receiver, until, ROOT } from "./harness.mjs";
@@ -74,7 +75,20 @@ for (const [bundler, pagePath] of [
     // (the benchmarks' memory figure reads it).
     assert.equal(await page.evaluate(() => window.sm._memory instanceof WebAssembly.Memory), true);
     await context.close();
+    // A bare import.meta.url would make webpack inline this machine's path
+    // (file:///…/node_modules/segmint/index.js) into a shop's bundle.
+    for (const file of bundleFiles(bundler)) {
+      assert.equal(fs.readFileSync(file, "utf8").includes(EX), false, `${file} names a path of the build machine`);
+    }
   });
+}
+
+/** The JavaScript a bundler wrote for the example app. */
+function bundleFiles(bundler) {
+  const dir = path.join(EX, { vite: "vite-app/dist/assets", webpack: "webpack/dist", esbuild: "esbuild/dist" }[bundler]);
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith(".js"));
+  assert.notEqual(files.length, 0, `no bundle in ${dir}`);
+  return files.map((f) => path.join(dir, f));
 }
 
 /** Vite's dev server (`npm run dev`) on the Vite app, with fresh
@@ -119,6 +133,67 @@ for (const vitePackage of ["vite6", "vite"]) {
       }
     } finally {
       await dev.close();
+    }
+  });
+}
+
+const NEXT_APP = path.join(EX, "next-app");
+const nextEnv = () => ({ ...process.env, NEXT_TELEMETRY_DISABLED: "1", NEXT_PUBLIC_SEGMINT_ENDPOINT: rx.origin });
+
+/** A port nothing listens on now. */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+    probe.on("error", reject);
+  });
+}
+
+/** `next <command>` serving the Next.js app, once it answers. */
+async function nextServer(command) {
+  const port = await freePort();
+  const child = spawn(process.execPath, [path.join(EX, "node_modules/next/dist/bin/next"), command, "-p", String(port), "-H", "127.0.0.1"], {
+    cwd: NEXT_APP,
+    env: nextEnv(),
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true, // its own process group: closing stops its workers too
+  });
+  let output = "";
+  child.stdout.on("data", (d) => (output += d));
+  child.stderr.on("data", (d) => (output += d));
+  const origin = `http://127.0.0.1:${port}`;
+  await until(async () => (await fetch(origin).catch(() => null))?.ok, 60_000, `next ${command} to answer (${output.slice(-500)})`);
+  return {
+    origin,
+    close: () => {
+      try {
+        process.kill(-child.pid);
+      } catch {
+        /* already gone */
+      }
+    },
+  };
+}
+
+// Next.js: the page is rendered on the server (importing segmint there
+// must not throw) and the client component starts segmint in the browser.
+// Turbopack, Next's bundler, resolves new URL(…, import.meta.url) itself.
+for (const command of ["start", "dev"]) {
+  test(`npm package in a Next.js app (next ${command === "start" ? "build (Turbopack) + next start" : "dev"}): an event arrives`, async () => {
+    if (command === "start") execFileSync(process.execPath, [path.join(EX, "node_modules/next/dist/bin/next"), "build"], { cwd: NEXT_APP, env: nextEnv(), stdio: "pipe" });
+    const server = await nextServer(command);
+    try {
+      const { context, page, problems } = await visit(server, "/");
+      await page.waitForFunction(() => window.sm, null, { timeout: 30_000 });
+      assert.equal(await page.evaluate(() => window.sm.ready.then(() => "ready", (e) => `${e.code}: ${e.message}`)), "ready");
+      const me = await page.evaluate(() => window.sm.anonymousId());
+      await until(() => rx.state.messages.some((m) => m.anonymousId === me && m.properties?.bundler === "next"), 10_000, "the Next.js event");
+      assert.deepEqual(problems.errors, []);
+      await context.close();
+    } finally {
+      server.close();
     }
   });
 }

@@ -20,8 +20,9 @@ export function load(options) {
   return loadClient(options, startWasm);
 }
 
-/** Where Vite's dev server (before Vite 8) puts pre-bundled dependencies. */
-const VITE_DEPS = "/node_modules/.vite/deps/";
+/** Vite's dev server (before Vite 8) puts pre-bundled dependencies in
+ * node_modules/.vite/deps/ (deps_temp_* while re-optimizing). */
+const VITE_DEPS = /\/\.vite\/deps[^/]*\/.*$/;
 
 /**
  * Instantiates the wasm from `wasmUrl`, or else from beside this module.
@@ -32,12 +33,15 @@ const VITE_DEPS = "/node_modules/.vite/deps/";
  * says what to configure.
  */
 function startWasm(wasmUrl) {
-  const init = (path) => initWasm(path ? { module_or_path: path } : undefined);
+  const init = (path) => initWasm({ module_or_path: path });
   if (wasmUrl) return init(wasmUrl);
-  return init().catch((error) => {
-    const here = import.meta.url;
-    if (typeof here !== "string" || !here.includes(VITE_DEPS)) throw error;
-    return init(new URL("../../segmint/segmint_wasm_bg.wasm", here)).catch(() => {
+  // The one form bundlers resolve (and emit) as an asset: no other
+  // reference to this module's URL, which webpack would inline as a path
+  // of the build machine.
+  const beside = new URL("segmint_wasm_bg.wasm", import.meta.url).href;
+  return init(beside).catch((error) => {
+    if (!VITE_DEPS.test(beside)) throw error;
+    return init(beside.replace(VITE_DEPS, "/segmint/segmint_wasm_bg.wasm")).catch(() => {
       throw new Error(
         `${error && error.message ? error.message : error}. Vite's dev server moved segmint without its .wasm ` +
           `(vitejs/vite#8427): add optimizeDeps: { exclude: ["segmint"] } to vite.config, or pass load({ wasmUrl })`,

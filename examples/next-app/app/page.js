@@ -1,0 +1,12 @@
+// A server component: the page is rendered (and prerendered at build) on
+// the server, where importing segmint must not throw.
+import Tracker from "./tracker";
+
+export default function Page() {
+  return (
+    <main>
+      <h1>segmint with Next.js</h1>
+      <Tracker />
+    </main>
+  );
+}
