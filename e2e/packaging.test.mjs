@@ -1,7 +1,7 @@
 // The package as users get it: `npm pack` output installed into
 // examples/, built with Vite, webpack 5, esbuild and Next.js, run in the
-// Vite and Next.js dev servers, and the script-tag embed; each served and checked in Chromium by an event arriving at the
-// local receiver. Also: a strict Content-Security-Policy, the wrong MIME
+// Vite and Next.js dev servers, and the script-tag embed; each served and
+// checked in Chromium by an event arriving at the local receiver. Also: a strict Content-Security-Policy, the wrong MIME
 // type for the .wasm, a blocked embed, Node (server-side rendering) and
 // the TypeScript types.
 import { test, before, after } from "node:test";
