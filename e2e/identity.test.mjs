@@ -116,6 +116,45 @@ test("a page has one client: load() again returns it, and clicks are recorded on
   await context.close();
 });
 
+test("a client that failed to start lets go of the page: its slots show their default at once, and after a corrected load() a click is recorded once", async () => {
+  const context = await browser.newContext();
+  rx.reset();
+  const page = await context.newPage();
+  const warnings = [];
+  page.on("console", (m) => m.type() === "warning" && warnings.push(m.text()));
+  await page.goto(`${rx.origin}/blank.html`);
+  await page.waitForFunction(() => window.segmintModule);
+  const result = await page.evaluate(async (endpoint) => {
+    document.body.insertAdjacentHTML(
+      "beforeend",
+      '<div id="hero" data-segmint-slot="hero"><template data-segment="default"><p>Default hero</p></template></div>' +
+        '<button id="b" data-segmint-track="After Failure">x</button>',
+    );
+    const failed = window.segmintModule.load({ endpoint, flushIntervl: 100, antiFlickerTimeoutMs: 30_000 });
+    const hiddenWhileLoading = document.getElementById("hero").style.visibility;
+    await failed.ready.catch(() => {});
+    const hero = document.getElementById("hero");
+    const afterFailure = { visibility: hero.style.visibility, text: hero.textContent.trim() };
+    let failedHeard = 0;
+    const failedTrack = failed.track;
+    failed.track = (...args) => (failedHeard++, failedTrack.apply(failed, args));
+    const sm = (window.sm = window.segmintModule.load({ endpoint, flushIntervalMs: 100 }));
+    await sm.ready;
+    document.getElementById("b").click();
+    await sm.flush();
+    return { replaced: sm !== failed, hiddenWhileLoading, afterFailure, failedHeard };
+  }, rx.origin);
+  assert.deepEqual(result, {
+    replaced: true,
+    hiddenWhileLoading: "hidden",
+    afterFailure: { visibility: "", text: "Default hero" },
+    failedHeard: 0,
+  });
+  assert.equal((await visitorMessages(rx, page)).filter((m) => m.event === "After Failure").length, 1);
+  assert.deepEqual(warnings.filter((w) => w.includes("[segmint]")).length, 1, "only the failed start warns: " + warnings.join("\n"));
+  await context.close();
+});
+
 test("a single-page app's events carry the page they happen on", async () => {
   const context = await browser.newContext();
   rx.reset();

@@ -41,25 +41,27 @@ function queryOf(form) {
 }
 
 /**
+ * Listens for declarative clicks and searches; returns what stops it.
  * @param {{track: Function, productsSearched: Function}} client
  * @param {boolean | {clicks?: boolean, search?: boolean}} autocapture
+ * @returns {() => void}
  */
 export function installCapture(client, autocapture) {
-  if (typeof document === "undefined" || autocapture === false) return;
+  if (typeof document === "undefined" || autocapture === false) return () => {};
+  const listeners = [];
   const on = (kind) => autocapture === undefined || autocapture === true || autocapture[kind] !== false;
   if (on("clicks")) {
-    document.addEventListener(
+    listeners.push([
       "click",
       (e) => {
         const el = e.target instanceof Element ? e.target.closest("[data-segmint-track]") : null;
         const name = el && el.getAttribute("data-segmint-track");
         if (name) client.track(name, propertiesOf(el));
       },
-      true,
-    );
+    ]);
   }
   if (on("search")) {
-    document.addEventListener(
+    listeners.push([
       "submit",
       (e) => {
         const form = e.target;
@@ -67,7 +69,10 @@ export function installCapture(client, autocapture) {
         const query = queryOf(form);
         if (query) client.productsSearched(query, propertiesOf(form));
       },
-      true,
-    );
+    ]);
   }
+  for (const [type, fn] of listeners) document.addEventListener(type, fn, true);
+  return () => {
+    for (const [type, fn] of listeners) document.removeEventListener(type, fn, true);
+  };
 }

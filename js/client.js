@@ -61,7 +61,7 @@ export class Client {
     }
     // Listening starts now, so clicks before the core is ready count too
     // (their calls wait in the buffer).
-    installCapture(this, coreOptions.autocapture);
+    const stopCapture = installCapture(this, coreOptions.autocapture);
     // Slots render cached decisions at once, before the core is ready.
     if (typeof document !== "undefined") {
       this._slots = new Slots(this, coreOptions);
@@ -102,6 +102,10 @@ export class Client {
       const pending = this._pending || [];
       this._pending = null;
       this._failed = e;
+      // A failed client lets go of the page: a corrected load() replaces
+      // it, and its clicks must not reach this one too.
+      stopCapture();
+      if (this._slots) this._slots.stop();
       this._emit("error", e);
       for (const [, , settle] of pending) settle(rejected(e));
     });

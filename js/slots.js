@@ -13,6 +13,8 @@
 // strings, and scripts in them never run.
 
 const CACHE_KEY = "sgm_slots";
+/** What a slot shows without a decision: its default banner. */
+const FALLBACK = { template: "default", segment: null, variation: "default", fallback: true };
 
 function readCache() {
   try {
@@ -56,7 +58,6 @@ export class Slots {
     this.timeoutMs = options.antiFlickerTimeoutMs ?? 400;
     this.cache = typeof localStorage === "undefined" ? {} : readCache();
     this.slots = [];
-    this.clickListening = false;
     this.ready = false;
   }
 
@@ -64,7 +65,7 @@ export class Slots {
   watchDocument() {
     if (typeof document === "undefined") return;
     for (const el of document.querySelectorAll("[data-segmint-slot]")) this.declarative(el);
-    new MutationObserver((records) => {
+    this.observer = new MutationObserver((records) => {
       for (const r of records) {
         for (const node of r.addedNodes) {
           if (!(node instanceof Element)) continue;
@@ -73,7 +74,19 @@ export class Slots {
         }
       }
       this.forgetRemoved();
-    }).observe(document.documentElement, { childList: true, subtree: true });
+    });
+    this.observer.observe(document.documentElement, { childList: true, subtree: true });
+  }
+
+  /** The core failed to start: slots still waiting show their default at
+   * once (not after the anti-flicker timeout), and nothing is watched any
+   * more, so a later load() has the page to itself. */
+  stop() {
+    this.stopped = true;
+    if (this.observer) this.observer.disconnect();
+    if (this.onClick) document.removeEventListener("click", this.onClick, true);
+    for (const slot of this.slots) if (!slot.shown) this.render(slot, FALLBACK);
+    this.slots = [];
   }
 
   /** Slots whose element left the document (a single-page app routed
@@ -131,6 +144,7 @@ export class Slots {
     slot.shown = null; // {template, segment, variation}
     slot.wasConnected = slot.element.isConnected;
     slot.exposed = new Set();
+    if (this.stopped) return this.render(slot, FALLBACK);
     this.slots.push(slot);
     this.listenForClicks();
     if (this.ready) return this.decideAndRender(slot);
@@ -143,7 +157,7 @@ export class Slots {
       slot.hiddenStyle = slot.element.style.visibility;
       slot.element.style.visibility = "hidden";
       slot.timer = setTimeout(() => {
-        if (!slot.shown) this.render(slot, { template: "default", segment: null, variation: "default", fallback: true });
+        if (!slot.shown) this.render(slot, FALLBACK);
       }, this.timeoutMs);
     }
   }
@@ -219,17 +233,13 @@ export class Slots {
   }
 
   listenForClicks() {
-    if (this.clickListening || typeof document === "undefined") return;
-    this.clickListening = true;
-    document.addEventListener(
-      "click",
-      (e) => {
-        if (!(e.target instanceof Node)) return;
-        const slot = this.slots.find((s) => s.promotion && s.element.contains(e.target));
-        if (slot) this.client.track("Promotion Clicked", slot.promotion);
-      },
-      true,
-    );
+    if (this.onClick || typeof document === "undefined") return;
+    this.onClick = (e) => {
+      if (!(e.target instanceof Node)) return;
+      const slot = this.slots.find((s) => s.promotion && s.element.contains(e.target));
+      if (slot) this.client.track("Promotion Clicked", slot.promotion);
+    };
+    document.addEventListener("click", this.onClick, true);
   }
 }
 
