@@ -254,6 +254,32 @@ test("a blocked embed: the stub never throws", async () => {
   await context.close();
 });
 
+test("a browser without WebAssembly (iOS Lockdown Mode): load_failed is reported, calls reject, slots show their default", async () => {
+  const noWasm = (ctx) => ctx.addInitScript(() => delete window.WebAssembly);
+  const { context, page, problems } = await visit(rx, "/blank.html", { route: noWasm });
+  await page.waitForFunction(() => window.segmintModule);
+  const npm = await page.evaluate(async (endpoint) => {
+    document.body.insertAdjacentHTML(
+      "beforeend",
+      '<div id="hero" data-segmint-slot="hero"><template data-segment="default"><p>Default hero</p></template></div>',
+    );
+    const sm = window.segmintModule.load({ endpoint });
+    const heard = [];
+    sm.on("error", (e) => heard.push(e.code));
+    const ready = await sm.ready.then(() => "ready", (e) => e.code);
+    const track = await sm.track("Lost").then(() => "ok", (e) => e.code);
+    return { ready, track, heard, hero: document.getElementById("hero").textContent.trim() };
+  }, rx.origin);
+  assert.deepEqual(npm, { ready: "load_failed", track: "load_failed", heard: ["load_failed"], hero: "Default hero" });
+  await context.close();
+
+  const embed = await visit(rx, "/html/index.html", { route: noWasm });
+  await embed.page.waitForFunction(() => window.segmint && !Array.isArray(window.segmint));
+  assert.match(await embed.page.evaluate(() => window.segmint.ready.then(() => "ready", (e) => `${e.code}: ${e.message}`)), /^load_failed: .*WebAssembly/);
+  assert.deepEqual([...problems.errors, ...embed.problems.errors], []);
+  await embed.context.close();
+});
+
 test("strict CSP (script-src 'self' 'wasm-unsafe-eval'): the npm build and the embed work", async () => {
   for (const [bundler, pagePath] of [["vite", "/vite/index.html"], ["embed-csp", "/html/strict.html"]]) {
     const { context, page, problems } = await visit(strict, pagePath);

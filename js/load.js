@@ -23,10 +23,16 @@ function optionsKey(options) {
   }
 }
 
-/** True where segmint can run: a browser page with WebAssembly. */
+/** True in a page; false in Node or during server-side rendering. */
 function inBrowser() {
-  return typeof window !== "undefined" && typeof document !== "undefined" && typeof WebAssembly !== "undefined";
+  return typeof window !== "undefined" && typeof document !== "undefined";
 }
+
+/** A page without WebAssembly (iOS Lockdown Mode, hardened browsers)
+ * cannot run segmint: it fails to start like any other load failure
+ * (reported, slots show their default), rather than dropping calls
+ * silently as on the server. */
+const NO_WASM = "this browser runs no WebAssembly (turned off, as in iOS Lockdown Mode)";
 
 /**
  * `load()` (see index.js), with the wasm started by `instantiate`.
@@ -58,7 +64,7 @@ export function loadClient(options, instantiate) {
     return running;
   }
   return (window[RUNNING] = new Client(options, (wasmUrl) =>
-    instantiate(wasmUrl).then((exports) =>
+    (typeof WebAssembly === "undefined" ? Promise.reject(new Error(NO_WASM)) : instantiate(wasmUrl)).then((exports) =>
       // The build shortens the wasm's export names: find the memory by type.
       Object.assign({ memory: Object.values(exports).find((e) => e instanceof WebAssembly.Memory) }, wasm),
     ),
