@@ -18,7 +18,8 @@ const bin = (name) => path.join(EX, "node_modules/.bin", name);
 const run = (cmd, args, cwd = EX) => execFileSync(cmd, args, { cwd, stdio: ["ignore", "pipe", "pipe"] }).toString();
 
 let browser, rx, strict;
-const CSP = "script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'";
+// Trusted Types too: nothing in segmint turns strings into HTML or script.
+const CSP = "script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; require-trusted-types-for 'script'; trusted-types 'none'";
 
 before(async () => {
   // Install the package exactly as published.
@@ -280,10 +281,14 @@ test("a browser without WebAssembly (iOS Lockdown Mode): load_failed is reported
   await embed.context.close();
 });
 
-test("strict CSP (script-src 'self' 'wasm-unsafe-eval'): the npm build and the embed work", async () => {
+test("strict CSP (script-src 'self' 'wasm-unsafe-eval', Trusted Types): the npm build and the embed work, banners render", async () => {
   for (const [bundler, pagePath] of [["vite", "/vite/index.html"], ["embed-csp", "/html/strict.html"]]) {
     const { context, page, problems } = await visit(strict, pagePath);
     await until(() => arrived(strict, bundler), 10_000, `the ${bundler} event under CSP`);
+    if (bundler === "embed-csp") {
+      await page.waitForFunction(() => document.querySelector("[data-segmint-slot=hero] p"));
+      assert.equal(await page.textContent("[data-segmint-slot=hero] p"), "Welcome to the shop");
+    }
     assert.deepEqual(await page.evaluate(() => window.cspViolations), [], bundler);
     assert.deepEqual(problems.csp, [], bundler);
     assert.deepEqual(problems.errors, [], bundler);
