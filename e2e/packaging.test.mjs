@@ -139,7 +139,12 @@ for (const vitePackage of ["vite6", "vite"]) {
 }
 
 const NEXT_APP = path.join(EX, "next-app");
-const nextEnv = () => ({ ...process.env, NEXT_TELEMETRY_DISABLED: "1", NEXT_PUBLIC_SEGMINT_ENDPOINT: rx.origin });
+/** Next's environment: without NODE_ENV, which Next sets itself (the Vite
+ * dev servers above set it to "development" in this process). */
+function nextEnv() {
+  const { NODE_ENV, ...env } = process.env;
+  return { ...env, NEXT_TELEMETRY_DISABLED: "1", NEXT_PUBLIC_SEGMINT_ENDPOINT: rx.origin };
+}
 
 /** A port nothing listens on now. */
 function freePort() {
