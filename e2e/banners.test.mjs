@@ -175,6 +175,46 @@ test("one Promotion Viewed per slot per page view; clicks inside send Promotion 
   await context.close();
 });
 
+test("a prerendered page (Speculation Rules) shows its banner at once but records nothing until it is shown", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  // Chromium does not prerender while automation is attached
+  // (PrerenderingDisabledByDevTools), so the page presents itself as a
+  // speculation rule's prerender does, until the test shows it.
+  await context.addInitScript(() => {
+    let prerendering = true;
+    Object.defineProperty(Document.prototype, "prerendering", { configurable: true, get: () => prerendering });
+    window.showPrerenderedPage = () => {
+      prerendering = false;
+      document.dispatchEvent(new Event("prerenderingchange"));
+    };
+  });
+
+  // Prerendered, never shown, closed: nothing of it is ever recorded.
+  const unseen = await open(context, { rules: rules(), flushIntervalMs: 50 });
+  await unseen.evaluate(() => void window.sm.page("Never Shown"));
+  await unseen.waitForTimeout(300);
+  await unseen.close();
+
+  const page = await open(context, { rules: rules(), flushIntervalMs: 50 });
+  await page.evaluate(() => void window.sm.page("Product"));
+  await page.waitForTimeout(300);
+  assert.deepEqual(await shown(page), ["new-user"], "the slot decided while prerendering");
+  assert.deepEqual(await visitorMessages(rx, page), [], "nothing sent while prerendering");
+
+  const shownAt = await page.evaluate(() => {
+    const at = Date.now();
+    window.showPrerenderedPage();
+    return at;
+  });
+  await page.evaluate(() => window.sm.flush());
+  const mine = await visitorMessages(rx, page);
+  assert.deepEqual(mine.map((m) => m.name || m.event), ["Promotion Viewed", "Product"]);
+  for (const m of mine) assert.ok(Date.parse(m.timestamp) >= shownAt - 1, `${m.event || m.name} is timed when the page was shown`);
+  assert.equal(mine.some((m) => m.name === "Never Shown"), false);
+  await context.close();
+});
+
 test("personalize(): templates, template ids and functions; undo restores", async () => {
   rx.reset();
   const context = await browser.newContext();

@@ -47,7 +47,11 @@ export class Client {
   constructor(options, start) {
     this._listeners = new Map();
     this._pending = [];
+    // The core, once started: reads (ids, segments, slot decisions) use it.
     this._inst = null;
+    // The core once calls may record: at start, or for a prerendered page
+    // when it is shown. Until then calls wait in _pending, in order.
+    this._recorder = null;
     this._hooks = [];
     this._options = options;
     const { wasmUrl, ...coreOptions } = options || {};
@@ -85,9 +89,12 @@ export class Client {
         // The wasm memory, for the benchmarks' memory figure.
         this._memory = wasm.memory;
         this.settings = JSON.parse(this._inst.settings());
-        const pending = this._pending;
-        this._pending = null;
-        for (const [method, args, settle] of pending) settle(this[method](...args));
+        // A page prerendered by Speculation Rules runs before anyone sees
+        // it: the core starts and slots decide now, so it shows at once,
+        // but nothing is recorded (no page view, no banner exposure) until
+        // it is shown, and nothing at all if it never is.
+        if (document.prerendering) document.addEventListener("prerenderingchange", () => this._record(), { once: true });
+        else this._record();
         // Then slots decide, with whatever the buffered calls changed.
         for (const hook of this._hooks) hook(this);
         return this;
@@ -109,6 +116,14 @@ export class Client {
       this._emit("error", e);
       for (const [, , settle] of pending) settle(rejected(e));
     });
+  }
+
+  /** Calls may record from now on: the buffered ones first, in order. */
+  _record() {
+    const pending = this._pending;
+    this._pending = null;
+    this._recorder = this._inst;
+    for (const [method, args, settle] of pending) settle(this[method](...args));
   }
 
   /** Runs `hook(client)` once the core is ready (slots, capture). */
@@ -176,8 +191,7 @@ export class Client {
 
   /** Record a custom event. Resolves once queued. */
   track(event, properties) {
-    const inst = this._inst;
-    if (!inst) return this._wait("track", [event, properties]);
+    if (!this._recorder) return this._wait("track", [event, properties]);
     if (typeof event !== "string") return this._fail(invalid("track(event)", "expected a string"));
     let json;
     try {
@@ -191,17 +205,17 @@ export class Client {
 
   /** Record a page view: page(), page(name), page(properties), page(name, properties). */
   page(name, properties) {
-    if (!this._inst) return this._wait("page", [name, properties]);
+    if (!this._recorder) return this._wait("page", [name, properties]);
     if (name !== null && typeof name === "object") [name, properties] = [undefined, name];
     if (name !== undefined && name !== null && typeof name !== "string") return this._fail(invalid("page(name)", "expected a string"));
     // The core reads the page afresh for a page view.
     this._href = location.href;
-    return this._call(() => this._inst.page(name ?? undefined, encode(properties, "properties")));
+    return this._call(() => this._recorder.page(name ?? undefined, encode(properties, "properties")));
   }
 
   /** identify(userId, traits) or identify(traits). */
   identify(userId, traits) {
-    if (!this._inst) return this._wait("identify", [userId, traits]);
+    if (!this._recorder) return this._wait("identify", [userId, traits]);
     if (userId !== null && typeof userId === "object") [userId, traits] = [undefined, userId];
     if (typeof userId === "number") userId = String(userId);
     if (userId !== undefined && userId !== null && typeof userId !== "string") {
@@ -212,20 +226,20 @@ export class Client {
 
   /** Segment e-commerce "Product Clicked"; requires product_id. */
   productClicked(properties) {
-    if (!this._inst) return this._wait("productClicked", [properties]);
+    if (!this._recorder) return this._wait("productClicked", [properties]);
     return this._call(() => this._core().productClicked(encode(properties ?? {}, "properties")));
   }
 
   /** Segment e-commerce "Products Searched" with `query`. */
   productsSearched(query, properties) {
-    if (!this._inst) return this._wait("productsSearched", [query, properties]);
+    if (!this._recorder) return this._wait("productsSearched", [query, properties]);
     if (typeof query !== "string") return this._fail(invalid("productsSearched(query)", "expected a string"));
     return this._call(() => this._core().productsSearched(query, encode(properties, "properties")));
   }
 
   /** Segment e-commerce "Order Completed"; requires order_id and products. */
   orderCompleted(order) {
-    if (!this._inst) return this._wait("orderCompleted", [order]);
+    if (!this._recorder) return this._wait("orderCompleted", [order]);
     return this._call(() => this._core().orderCompleted(encode(order ?? {}, "order")));
   }
 
@@ -239,22 +253,22 @@ export class Client {
 
   /** Forget the user: new anonymous id; queued events still go out. */
   reset() {
-    if (this._inst) this._inst.reset();
+    if (this._recorder) this._recorder.reset();
     else if (this._pending) this._pending.push(["reset", [], noop]);
   }
 
 
   /** Send everything queued now; resolves to {sent, pending}. */
   flush() {
-    if (!this._inst) return this._wait("flush", []);
-    return this._inst.flush().then(JSON.parse);
+    if (!this._recorder) return this._wait("flush", []);
+    return this._recorder.flush().then(JSON.parse);
   }
 
   /** consent("granted" | "denied" | "pending"), remembered in a cookie. */
   consent(state) {
-    if (!this._inst) return this._wait("consent", [state]);
-    if (state === undefined) return Promise.resolve(this._inst.consentState());
-    return this._result(this._inst.consent(String(state)));
+    if (!this._recorder) return this._wait("consent", [state]);
+    if (state === undefined) return Promise.resolve(this._recorder.consentState());
+    return this._result(this._recorder.consent(String(state)));
   }
 
   /** The anonymous id (null until ready). */

@@ -1,0 +1,13 @@
+import http from "node:http"; import fs from "node:fs";
+import { chromium } from "playwright-core";
+const srv = http.createServer((q, r) => { const f = "/tmp/prer" + q.url.split("?")[0]; if (fs.existsSync(f)) { r.writeHead(200, {"content-type":"text/html"}); r.end(fs.readFileSync(f)); } else { r.writeHead(204); r.end(); } }).listen(0);
+const port = srv.address().port;
+const b = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox"] });
+const p = await b.newPage();
+const cdp = await p.context().newCDPSession(p);
+cdp.on("Preload.prerenderStatusUpdated", e => console.log("status", e.status, e.prerenderStatus || "", e.disallowedMojoInterface || ""));
+cdp.on("Preload.preloadEnabledStateUpdated", e => console.log("enabled state", JSON.stringify(e)));
+cdp.on("Preload.ruleSetUpdated", e => console.log("ruleset", e.ruleSet.errorType || "ok"));
+await cdp.send("Preload.enable");
+await p.goto(`http://127.0.0.1:${port}/a.html`); await p.waitForTimeout(2500);
+await b.close(); srv.close();
