@@ -137,16 +137,29 @@ export interface SegmentDefinition {
   holdout?: number;
 }
 
+/**
+ * The segmint client. Recording calls (track, page, identify and the
+ * commerce helpers) resolve once the event is queued durably, or reject
+ * with a {@link SegmintError} (also heard by `on("error")`). Calls made
+ * before the core is ready wait and are replayed in order; in a page the
+ * browser prerendered, they wait until the page is shown.
+ */
 export interface SegmintClient {
   /** Resolves when the core is ready; rejects with `invalid_option` or `load_failed`. */
   readonly ready: Promise<SegmintClient>;
+  /** Records a custom event. */
   track(event: string, properties?: Properties): Promise<void>;
+  /** Records a page view; url, path, referrer, search and title are added. */
   page(name?: string, properties?: Properties): Promise<void>;
   page(properties: Properties): Promise<void>;
+  /** Sets the user id (null keeps the anonymous id only); traits accumulate. */
   identify(userId?: string | null, traits?: Properties): Promise<void>;
   identify(traits: Properties): Promise<void>;
+  /** Segment e-commerce `Product Clicked`; `product_id` is required. */
   productClicked(properties: Product & Properties): Promise<void>;
+  /** Segment e-commerce `Products Searched` with `query`. */
   productsSearched(query: string, properties?: Properties): Promise<void>;
+  /** Segment e-commerce `Order Completed`; `order_id` and `products[].product_id` are required. */
   orderCompleted(order: Order): Promise<void>;
   /** Sends what is queued; resolves once every event queued now was answered. */
   flush(): Promise<{ sent: number; pending: number }>;
@@ -155,15 +168,22 @@ export interface SegmintClient {
   /** Changes consent (remembered in a cookie); without an argument, reports it. */
   consent(state: Consent): Promise<void>;
   consent(): Promise<Consent>;
+  /** The anonymous id (null until ready). */
   anonymousId(): string | null;
+  /** The user id after identify (null until then). */
   userId(): string | null;
+  /** The user's segment ids, computed on the device, highest priority first. */
   segments(): string[];
+  /** Whether the user is in segment `id`. */
   inSegment(id: string): boolean;
+  /** The user's traits: from identify, and computed from the rules. */
   traits(): Record<string, JsonValue>;
   /** Shows the variant for the user's segment in an element. */
   personalize(target: string | Element, variants: Record<string, Variant>): { undo(): void };
+  /** Listens for segment changes (after any call that changes them) and for errors. */
   on(type: "segments", listener: (change: SegmentChange) => void): this;
   on(type: "error", listener: (error: SegmintError) => void): this;
+  /** Removes a listener added with on(). */
   off(type: "segments" | "error", listener: (...args: never[]) => void): this;
 }
 
