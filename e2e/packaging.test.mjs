@@ -318,6 +318,9 @@ test("importing the package (and the embed) in Node (server-side rendering) does
   assert.equal(out.trim(), '[null,null,null,null,{"sent":0,"pending":0},null,[],false,{},null]');
 });
 
-test("the TypeScript types describe the whole API", () => {
-  run(bin("tsc"), ["--noEmit", "--strict", "--target", "es2022", "--module", "nodenext", "--moduleResolution", "nodenext", "--lib", "es2022,dom", "types/usage.ts"]);
+test("the TypeScript types describe the whole API, under each module resolution projects use", () => {
+  // nodenext (Node ESM), bundler (Vite, Next.js), node10 (older projects).
+  for (const [module, resolution] of [["nodenext", "nodenext"], ["esnext", "bundler"], ["commonjs", "node10"]]) {
+    run(bin("tsc"), ["--noEmit", "--strict", "--target", "es2022", "--module", module, "--moduleResolution", resolution, "--lib", "es2022,dom", "types/usage.ts"]);
+  }
 });
