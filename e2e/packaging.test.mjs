@@ -1,9 +1,10 @@
 // The package as users get it: `npm pack` output installed into
 // examples/, built with Vite, webpack 5, esbuild and Next.js, run in the
 // Vite and Next.js dev servers, and the script-tag embed; each served and
-// checked in Chromium by an event arriving at the local receiver. Also: a strict Content-Security-Policy, the wrong MIME
-// type for the .wasm, a blocked embed, Node (server-side rendering) and
-// the TypeScript types.
+// checked in Chromium by an event arriving at the local receiver. Also: a
+// strict Content-Security-Policy with Trusted Types, the wrong MIME type
+// for the .wasm, a blocked embed, a browser without WebAssembly, Node
+// (server-side rendering) and the TypeScript types.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
@@ -15,7 +16,7 @@ import { launch, receiver, until, ROOT } from "./harness.mjs";
 
 const EX = path.join(ROOT, "examples");
 const bin = (name) => path.join(EX, "node_modules/.bin", name);
-const run = (cmd, args, cwd = EX) => execFileSync(cmd, args, { cwd, stdio: ["ignore", "pipe", "pipe"] }).toString();
+const run = (cmd, args, cwd = EX, env = process.env) => execFileSync(cmd, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] }).toString();
 
 let browser, rx, strict;
 // Trusted Types too: nothing in segmint turns strings into HTML or script.
@@ -139,6 +140,7 @@ for (const vitePackage of ["vite6", "vite"]) {
 }
 
 const NEXT_APP = path.join(EX, "next-app");
+const NEXT = path.join(EX, "node_modules/next/dist/bin/next");
 /** Next's environment: without NODE_ENV, which Next sets itself (the Vite
  * dev servers above set it to "development" in this process). */
 function nextEnv() {
@@ -160,7 +162,7 @@ function freePort() {
 /** `next <command>` serving the Next.js app, once it answers. */
 async function nextServer(command) {
   const port = await freePort();
-  const child = spawn(process.execPath, [path.join(EX, "node_modules/next/dist/bin/next"), command, "-p", String(port), "-H", "127.0.0.1"], {
+  const child = spawn(process.execPath, [NEXT, command, "-p", String(port), "-H", "127.0.0.1"], {
     cwd: NEXT_APP,
     env: nextEnv(),
     stdio: ["ignore", "pipe", "pipe"],
@@ -170,17 +172,20 @@ async function nextServer(command) {
   child.stdout.on("data", (d) => (output += d));
   child.stderr.on("data", (d) => (output += d));
   const origin = `http://127.0.0.1:${port}`;
-  await until(async () => (await fetch(origin).catch(() => null))?.ok, 60_000, `next ${command} to answer (${output.slice(-500)})`);
-  return {
-    origin,
-    close: () => {
-      try {
-        process.kill(-child.pid);
-      } catch {
-        /* already gone */
-      }
-    },
+  const close = () => {
+    try {
+      process.kill(-child.pid);
+    } catch {
+      /* already gone */
+    }
   };
+  try {
+    await until(async () => (await fetch(origin).catch(() => null))?.ok, 60_000, `next ${command} to answer`);
+  } catch (e) {
+    close();
+    throw new Error(`${e.message}; it said:\n${output.slice(-2000)}`);
+  }
+  return { origin, close };
 }
 
 // Next.js: the page is rendered on the server (importing segmint there
@@ -188,7 +193,7 @@ async function nextServer(command) {
 // Turbopack, Next's bundler, resolves new URL(…, import.meta.url) itself.
 for (const command of ["start", "dev"]) {
   test(`npm package in a Next.js app (next ${command === "start" ? "build (Turbopack) + next start" : "dev"}): an event arrives`, async () => {
-    if (command === "start") execFileSync(process.execPath, [path.join(EX, "node_modules/next/dist/bin/next"), "build"], { cwd: NEXT_APP, env: nextEnv(), stdio: "pipe" });
+    if (command === "start") run(process.execPath, [NEXT, "build"], NEXT_APP, nextEnv());
     const server = await nextServer(command);
     try {
       const { context, page, problems } = await visit(server, "/");
