@@ -151,7 +151,7 @@ test("a client that failed to start lets go of the page: its slots show their de
     failedHeard: 0,
   });
   assert.equal((await visitorMessages(rx, page)).filter((m) => m.event === "After Failure").length, 1);
-  assert.deepEqual(warnings.filter((w) => w.includes("[segmint]")).length, 1, "only the failed start warns: " + warnings.join("\n"));
+  assert.equal(warnings.filter((w) => w.includes("[segmint]")).length, 1, "only the failed start warns: " + warnings.join("\n"));
   await context.close();
 });
 
