@@ -49,8 +49,13 @@ after(async () => {
 async function visit(server, pagePath, { route } = {}) {
   const context = await browser.newContext();
   const page = await context.newPage();
-  const problems = { errors: [], csp: [] };
+  // wasm: every .wasm response, as "status content-type path".
+  const problems = { errors: [], csp: [], wasm: [] };
   page.on("pageerror", (e) => problems.errors.push(e.message));
+  page.on("response", (r) => {
+    const url = new URL(r.url());
+    if (url.pathname.endsWith(".wasm")) problems.wasm.push(`${r.status()} ${r.headers()["content-type"]} ${url.pathname.split("/node_modules/").pop()}`);
+  });
   page.on("console", (m) => /Content.Security.Policy|Refused to/.test(m.text()) && problems.csp.push(m.text()));
   await page.addInitScript(() => {
     window.cspViolations = [];
@@ -120,6 +125,9 @@ for (const vitePackage of ["vite6", "vite"]) {
       const me = await page.evaluate(() => window.sm.anonymousId());
       await until(() => rx.state.messages.some((m) => m.anonymousId === me && m.event === "Packaging Test"), 10_000, "the dev server's event");
       assert.deepEqual(problems.errors, []);
+      // One request for the wasm, answered with it: no failed first try
+      // (a 404 or an HTML page, and the MIME warning) in the dev console.
+      assert.deepEqual(problems.wasm, ["200 application/wasm segmint/segmint_wasm_bg.wasm"]);
       await context.close();
 
       if (vitePackage === "vite6") {

@@ -27,10 +27,12 @@ const VITE_DEPS = /\/\.vite\/deps[^/]*\/.*$/;
 /**
  * Instantiates the wasm from `wasmUrl`, or else from beside this module.
  * Vite's dev server before Vite 8 serves this module from
- * node_modules/.vite/deps/ but leaves the .wasm behind (vitejs/vite#8427),
- * so `npm run dev` would fail where the production build works: there the
- * package's own copy is tried, and if that is not it either, the error
- * says what to configure.
+ * node_modules/.vite/deps/ but leaves the .wasm behind (vitejs/vite#8427;
+ * Vite 8 points the URL below at the package instead), so `npm run dev`
+ * would fail where the production build works. There the package's own
+ * copy is loaded first (no failed request or MIME warning in the dev
+ * console), then the deps directory; if neither is it, the error says what
+ * to configure.
  */
 function startWasm(wasmUrl) {
   const init = (path) => initWasm({ module_or_path: path });
@@ -39,13 +41,13 @@ function startWasm(wasmUrl) {
   // reference to this module's URL, which webpack would inline as a path
   // of the build machine.
   const beside = new URL("segmint_wasm_bg.wasm", import.meta.url).href;
-  return init(beside).catch((error) => {
-    if (!VITE_DEPS.test(beside)) throw error;
-    return init(beside.replace(VITE_DEPS, "/segmint/segmint_wasm_bg.wasm")).catch(() => {
+  if (!VITE_DEPS.test(beside)) return init(beside);
+  return init(beside.replace(VITE_DEPS, "/segmint/segmint_wasm_bg.wasm")).catch((error) =>
+    init(beside).catch(() => {
       throw new Error(
         `${error && error.message ? error.message : error}. Vite's dev server moved segmint without its .wasm ` +
           `(vitejs/vite#8427): add optimizeDeps: { exclude: ["segmint"] } to vite.config, or pass load({ wasmUrl })`,
       );
-    });
-  });
+    }),
+  );
 }
