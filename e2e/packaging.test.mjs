@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
+import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { launch, receiver, until, ROOT } from "./harness.mjs";
@@ -216,6 +217,20 @@ for (const command of ["start", "dev"]) {
     }
   });
 }
+
+test("the published files name no path of the build machine (checkout, home, cargo registry)", () => {
+  // Panic locations inside crates.io dependencies would carry
+  // $CARGO_HOME/registry/src/… into every shop's wasm (scripts/build.sh
+  // remaps them), and the package would differ from machine to machine.
+  const installed = path.join(EX, "node_modules/segmint");
+  const machinePaths = [ROOT, `${os.homedir()}/`, process.env.CARGO_HOME].filter(Boolean);
+  const files = fs.readdirSync(installed);
+  assert.ok(files.includes("segmint_wasm_bg.wasm") && files.includes("embed.js"), files.join(", "));
+  for (const f of files) {
+    const text = fs.readFileSync(path.join(installed, f), "latin1");
+    for (const p of machinePaths) assert.equal(text.includes(p), false, `${f} names ${p}`);
+  }
+});
 
 test("script-tag embed: the stub's queue is replayed in order", async () => {
   const { context, page, problems } = await visit(rx, "/html/index.html");

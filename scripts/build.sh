@@ -5,6 +5,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 
+# Panic locations inside crates.io dependencies are paths under
+# $CARGO_HOME: remapped, the wasm names no directory of this machine and
+# does not change with where CARGO_HOME is. (Cargo adds these to
+# .cargo/config.toml's flags for this target; they replace nothing.)
+cargo fetch --locked --quiet  # the registry sources exist before they are named
+shopt -s nullglob
+remaps=()
+for src in "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/; do
+  remaps+=("--remap-path-prefix=${src%/}=/cargo")
+done
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="${remaps[*]}"
+
 # --mode no-install: fail fast instead of downloading a wasm-bindgen-cli.
 wasm-pack --quiet build --release --target web --out-dir pkg --out-name segmint_wasm --mode no-install --no-pack 2>&1 \
   | grep -v "failed to get wasm-pack version" || true
