@@ -155,6 +155,13 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     });
   }
   const largest = [...functions].sort((a, b) => b.size - a.size).slice(0, top);
+  // A breakdown without names says nothing (a tool upgrade that drops
+  // them, or a name section this parser misreads): fail rather than print it.
+  const unnamed = groups.get("(unnamed)")?.bytes || 0;
+  if (!functions.length || unnamed > total / 10) {
+    console.error(`size-breakdown: ${unnamed} of ${total} bytes of code have no name; the breakdown would mislead`);
+    process.exit(1);
+  }
   if (asJson) {
     console.log(JSON.stringify({ total, modules: all, largest }, null, 2));
   } else {

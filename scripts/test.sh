@@ -31,6 +31,9 @@ cargo test --workspace --locked
 
 step "build the npm package (pkg/)"
 bash scripts/build.sh
+# The figures, for the log (read, never asserted: see bench/).
+node bench/size.mjs
+node bench/size-breakdown.mjs
 
 step "wasm bindings in headless browsers"
 RECEIVER_PORT=${RECEIVER_PORT:-8787}
