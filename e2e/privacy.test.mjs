@@ -92,6 +92,33 @@ test("denying after granting deletes the cookie, queue, profile and cached segme
   await context.close();
 });
 
+test("a choice made in one tab holds in the shopper's other open tabs", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  // Both tabs start with the site's default, pending; the shopper answers
+  // the banner in tab A.
+  const a = await open(context, { consent: "pending" });
+  const b = await open(context, { consent: "pending" });
+  await b.evaluate(() => window.trackMany("held-in-b", 0, 3));
+  await a.evaluate(() => window.sm.consent("granted"));
+  await until(() => eventsOf("held-in-b").length === 3, 5000, "tab B's held events, once A granted");
+  assert.equal(await b.evaluate(() => window.sm.consent()), "granted");
+  const id = await a.evaluate(() => window.sm.anonymousId());
+  assert.equal(await b.evaluate(() => window.sm.anonymousId()), id, "one visitor, one id");
+
+  // Then they withdraw it in tab A: tab B stops at once and keeps nothing.
+  await b.evaluate(() => window.trackMany("queued-in-b", 0, 2));
+  await a.evaluate(() => window.sm.consent("denied"));
+  await until(async () => (await b.evaluate(() => window.sm.consent())) === "denied", 5000, "tab B to learn of the denial");
+  await b.evaluate(() => window.trackMany("after-denial", 0, 3));
+  await b.waitForTimeout(400);
+  assert.equal(eventsOf("after-denial").length, 0, "nothing recorded after the denial");
+  assert.deepEqual((await storage(b)).local, [], "tab B wrote nothing back");
+  assert.equal((await storage(b)).cookie, "sgm_consent=denied");
+  assert.deepEqual((await context.cookies()).map((c) => c.name), ["sgm_consent"]);
+  await context.close();
+});
+
 test("Global Privacy Control means denied unless the site grants", async () => {
   rx.reset();
   let context = await browser.newContext();

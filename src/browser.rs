@@ -147,6 +147,22 @@ pub fn session_get(key: &str) -> Option<String> {
     window()?.session_storage().ok()??.get_item(key).ok()?
 }
 
+/// The `localStorage` key whose `storage` events carry a consent choice
+/// to this site's other tabs.
+pub const CONSENT_SIGNAL_KEY: &str = "sgm_consent";
+
+/// Tells this site's other tabs of a consent choice made in this one: a
+/// `storage` event carrying `state`, with nothing left in storage.
+pub fn announce_consent(state: &str) {
+    if let Some(s) = window().and_then(|w| w.local_storage().ok().flatten()) {
+        // Removed first as well: setting the value a key already holds
+        // fires no event.
+        let _ = s.remove_item(CONSENT_SIGNAL_KEY);
+        let _ = s.set_item(CONSENT_SIGNAL_KEY, state);
+        let _ = s.remove_item(CONSENT_SIGNAL_KEY);
+    }
+}
+
 /// Removes `sessionStorage[key]`.
 pub fn session_remove(key: &str) {
     if let Some(s) = window().and_then(|w| w.session_storage().ok().flatten()) {

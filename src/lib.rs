@@ -155,6 +155,7 @@ impl Segmint {
             s.tracker.set_consent(consent, now);
             s.apply_consent(consent);
         });
+        browser::announce_consent(consent.as_str());
         self.rt.adopt();
         self.rt.fetch_rules();
         None

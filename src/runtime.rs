@@ -356,13 +356,22 @@ impl Runtime {
             rt.run(true, |s, _| s.tracker.set_online(false));
         });
         self.listen(win, "storage", |rt, e| {
+            let Some(change) = e.dyn_ref::<web_sys::StorageEvent>() else {
+                return;
+            };
+            let key = change.key();
+            // A consent choice made in another tab (browser::announce_consent).
+            if key.as_deref() == Some(browser::CONSENT_SIGNAL_KEY) {
+                if let Some(chosen) = change.new_value().as_deref().and_then(Consent::parse) {
+                    rt.follow_consent(chosen);
+                }
+            }
             // Another tab released its queue (its page went away): take it.
-            let released = e.dyn_ref::<web_sys::StorageEvent>().is_some_and(|s| {
-                s.new_value().is_none()
-                    && s.key()
-                        .is_some_and(|k| k.starts_with(segmint_core::queue::TAB_PREFIX))
-            });
-            if released {
+            if change.new_value().is_none()
+                && key
+                    .as_deref()
+                    .is_some_and(|k| k.starts_with(segmint_core::queue::TAB_PREFIX))
+            {
                 rt.adopt();
             }
         });
@@ -380,6 +389,14 @@ impl Runtime {
         // Heartbeat: tells other tabs this page view is alive, and finds
         // queues crashed tabs left behind.
         let beat = self.callback(|rt| {
+            // A choice another tab made while this one missed its signal
+            // (frozen in the background, say) is in the consent cookie.
+            let cookies = browser::cookies();
+            if let Some(chosen) =
+                segmint_core::cookie::read_cookie(&cookies, CONSENT_COOKIE).and_then(Consent::parse)
+            {
+                rt.follow_consent(chosen);
+            }
             rt.run(true, |s, now| {
                 s.tracker.heartbeat(now);
                 s.tracker.tick(now);
@@ -393,6 +410,25 @@ impl Runtime {
             HEARTBEAT_MS,
         );
         beat.forget();
+    }
+
+    /// Takes a consent choice made in another tab of this site, when it
+    /// differs from this tab's: a shopper who withdraws consent in one tab
+    /// is not tracked on in another, and one who grants it is not asked
+    /// again.
+    fn follow_consent(self: &Rc<Self>, chosen: Consent) {
+        let changed = self.run(true, |s, now| {
+            if s.tracker.consent() == chosen {
+                return false;
+            }
+            s.tracker.follow_consent(chosen, now);
+            s.apply_consent(chosen);
+            true
+        });
+        if changed == Some(true) {
+            self.adopt();
+            self.fetch_rules();
+        }
     }
 
     /// Adopts queues that earlier page views or closed tabs left, under a

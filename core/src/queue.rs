@@ -244,6 +244,34 @@ impl Queue {
         self.remove(&seqs)
     }
 
+    /// Gives the messages of anonymous id `from` that no request carries
+    /// the id `to` (both UUIDs, as the tracker makes them): events held
+    /// before consent in one tab join the visitor's id another tab stored.
+    pub fn rename_anonymous_id(&mut self, from: &str, to: &str) {
+        // The head's own member is its last (see `message_id_of`).
+        const KEY: &[u8] = b",\"anonymousId\":\"";
+        let mut wire_bytes = self.wire_bytes;
+        for e in self.entries.iter_mut().filter(|e| !e.in_flight) {
+            let Some(start) = e
+                .head
+                .as_bytes()
+                .windows(KEY.len())
+                .rposition(|w| w == KEY)
+                .map(|at| at + KEY.len())
+            else {
+                continue;
+            };
+            let end = start + from.len();
+            if let (Some(before), Some(after)) = (e.head.get(..start), e.head.get(end..)) {
+                if e.head.get(start..end) == Some(from) && after.starts_with('"') {
+                    e.head = [before, to, after].concat();
+                    wire_bytes = wire_bytes.saturating_sub(from.len()) + to.len();
+                }
+            }
+        }
+        self.wire_bytes = wire_bytes;
+    }
+
     /// Removes everything.
     pub fn clear(&mut self) -> Vec<Entry> {
         let seqs: Vec<u64> = self.entries.iter().map(|e| e.seq).collect();
@@ -769,6 +797,42 @@ mod tests {
         store.remove("sgm_tab.a");
         assert!(p.was_adopted(&store, 1000.0));
         assert_eq!(p.disown(), 1);
+    }
+
+    #[test]
+    fn renaming_the_anonymous_id_reaches_every_waiting_head_and_keeps_the_byte_count() {
+        let mut q = Queue::default();
+        let ctx = q.intern("{}");
+        let old = "11111111-1111-4111-8111-111111111111";
+        let new = "22222222-2222-4222-8222-222222222222";
+        // A property of the same name comes first and is left alone.
+        let head = |n: u32| {
+            format!(
+                "{{\"type\":\"track\",\"event\":\"e{n}\",\"properties\":{{\"anonymousId\":\"{old}\"}},\"messageId\":\"m{n}\",\"anonymousId\":\"{old}\",\"timestamp\":\"t\""
+            )
+        };
+        for n in 0..3 {
+            q.push(head(n), ctx, 0.0);
+        }
+        q.push(
+            head(3).replace(old, "33333333-3333-4333-8333-333333333333"),
+            ctx,
+            0.0,
+        );
+        q.set_in_flight(&[0], true);
+        q.rename_anonymous_id(old, new);
+        let heads: Vec<&str> = q.iter().map(|e| e.head.as_str()).collect();
+        assert!(
+            heads[0].ends_with(&format!("\"anonymousId\":\"{old}\",\"timestamp\":\"t\"")),
+            "in flight: as sent"
+        );
+        for h in &heads[1..3] {
+            assert!(h.contains(&format!("\"properties\":{{\"anonymousId\":\"{old}\"}}")));
+            assert!(h.ends_with(&format!("\"anonymousId\":\"{new}\",\"timestamp\":\"t\"")));
+        }
+        assert!(!heads[3].contains(new), "another id is not this one");
+        let total: usize = q.iter().map(|e| q.wire_len(e)).sum();
+        assert_eq!(q.wire_bytes(), total);
     }
 
     #[test]

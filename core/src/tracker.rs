@@ -654,6 +654,42 @@ impl<S: Store> Tracker<S> {
         }
     }
 
+    /// The shopper chose `consent` in another tab of this site: it holds
+    /// here too, as if chosen here. Granting takes the visitor's id, user
+    /// id and traits that tab stored, so one visitor keeps one id; the
+    /// events held here meanwhile are given it.
+    pub fn follow_consent(&mut self, consent: Consent, now: f64) {
+        if consent == self.consent {
+            return;
+        }
+        if consent == Consent::Granted {
+            if let Some(id) = self
+                .store
+                .get(AID_KEY)
+                .filter(|id| is_uuid(id) && *id != self.anonymous_id)
+            {
+                self.queue.rename_anonymous_id(&self.anonymous_id, &id);
+                self.anonymous_id = id;
+            }
+            if self.user_id.is_none() {
+                self.user_id = self.store.get(UID_KEY).filter(|u| !u.is_empty());
+            }
+            if self.user_traits.as_object().is_none_or(|t| t.is_empty()) {
+                if let Some(traits) = self
+                    .store
+                    .get(TRAITS_KEY)
+                    .and_then(|t| Value::parse(&t).ok())
+                    .filter(|v| v.as_object().is_some())
+                {
+                    self.user_traits = traits;
+                }
+            }
+            self.attrs = None;
+        }
+        self.set_consent(consent, now);
+        self.debug(|| format!("consent {} (chosen in another tab)", consent.as_str()));
+    }
+
     /// Deletes every `sgm_*` key of this origin's storage.
     fn wipe_storage(&mut self) {
         for key in self.store.keys() {

@@ -473,6 +473,64 @@ fn pending_consent_writes_and_sends_nothing_until_granted() {
 }
 
 #[test]
+fn a_choice_made_in_another_tab_holds_here() {
+    let store = Shared::default();
+    let mut a = tab(&store, r#","consent":"pending""#, T0, 1, None);
+    let mut b = tab(&store, r#","consent":"pending""#, T0, 2, None);
+    assert_ne!(
+        a.anonymous_id(),
+        b.anonymous_id(),
+        "each tab's id, unstored"
+    );
+    a.identify(Some("u1"), r#"{"plan":"pro"}"#, T0).unwrap();
+    track_n(&mut b, 3, T0);
+    a.set_consent(Consent::Granted, T0 + 1.0);
+    b.follow_consent(Consent::Granted, T0 + 2.0);
+    assert_eq!(b.consent(), Consent::Granted);
+    assert_eq!(b.anonymous_id(), a.anonymous_id(), "one visitor, one id");
+    assert_eq!(
+        b.user_id(),
+        Some("u1"),
+        "and the user the other tab identified"
+    );
+    // The events B held while pending go out under the visitor's id.
+    b.flush().ok();
+    let batch = b.poll(T0 + 1e6).expect("B's held events");
+    let body = Value::parse(&batch.body).unwrap();
+    let ids: Vec<&str> = body
+        .get("batch")
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.get("anonymousId").unwrap().as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![a.anonymous_id(); 3]);
+    b.settle(
+        batch.id,
+        Outcome::Status {
+            status: 200,
+            retry_after: None,
+        },
+        T0 + 1e6,
+    );
+
+    // Withdrawn in A: B drops what it holds and keeps nothing.
+    track_n(&mut b, 2, T0 + 3.0);
+    a.set_consent(Consent::Denied, T0 + 4.0);
+    b.follow_consent(Consent::Denied, T0 + 5.0);
+    assert_eq!(b.queued(), 0);
+    assert_eq!(b.user_id(), None);
+    track_n(&mut b, 2, T0 + 6.0);
+    assert_eq!(b.queued(), 0);
+    assert!(
+        store.borrow().keys().is_empty(),
+        "{:?}",
+        store.borrow().keys()
+    );
+}
+
+#[test]
 fn denying_drops_the_queue_and_wipes_storage() {
     let store = Shared::default();
     let mut t = tab(
