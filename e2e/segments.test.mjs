@@ -123,6 +123,35 @@ test("the profile persists: a returning visitor is still in their segments", asy
   await context.close();
 });
 
+test("a shopper's open tabs share one profile and identity: a purchase in one counts in every tab and on the next page", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  // Product pages opened in new tabs, then purchases in two of them.
+  const [a, b] = [await open(context, { rules: SEED, flushIntervalMs: 100 }), await open(context, { rules: SEED, flushIntervalMs: 100 })];
+  for (let i = 0; i < 3; i++) await a.evaluate((o) => window.sm.orderCompleted(o), order(50, "shoes"));
+  await until(() => b.evaluate(() => window.sm.traits().purchases_30d === 3), 5000, "tab B to count tab A's purchases");
+  await b.evaluate((o) => window.sm.orderCompleted(o), order(50, "books"));
+  assert.ok(await b.evaluate(() => window.sm.inSegment("frequent-buyer")), "4 purchases across the tabs");
+  await until(() => a.evaluate(() => window.sm.inSegment("frequent-buyer")), 5000, "tab A to count tab B's purchase");
+  // The next page: all four, not the last writer's own.
+  const next = await open(context, { rules: SEED });
+  assert.equal(await next.evaluate(() => window.sm.traits().purchases_30d), 4);
+
+  // Signing in in one tab, and out (reset) in another.
+  await a.evaluate(() => window.sm.identify("u-42", { plan: "pro" }));
+  await until(() => b.evaluate(() => window.sm.userId() === "u-42" && window.sm.traits().plan === "pro"), 5000, "tab B to know the user");
+  await b.evaluate(() => window.sm.track("Tab Test", { run: "signed-in" }));
+  await until(() => rx.state.messages.some((m) => m.properties?.run === "signed-in"), 5000, "tab B's event");
+  assert.equal(rx.state.messages.find((m) => m.properties?.run === "signed-in").userId, "u-42");
+  const before = await a.evaluate(() => window.sm.anonymousId());
+  await b.evaluate(() => window.sm.reset());
+  const fresh = await b.evaluate(() => window.sm.anonymousId());
+  assert.notEqual(fresh, before);
+  await until(() => a.evaluate((id) => window.sm.anonymousId() === id && window.sm.userId() === null, fresh), 5000, "tab A to follow the reset");
+  assert.deepEqual(await a.evaluate(() => window.sm.segments()), ["new-user"], "the profile went with the reset");
+  await context.close();
+});
+
 test("a page that stays open revalidates its rules once per TTL and takes the new ones", async () => {
   fs.writeFileSync(rulesFile, JSON.stringify(SEED));
   const context = await browser.newContext();

@@ -366,6 +366,13 @@ impl Runtime {
                     rt.follow_consent(chosen);
                 }
             }
+            // The visitor's profile or identity, changed by another tab.
+            if let Some(k) = key.as_deref().filter(|k| k.starts_with("sgm_")) {
+                let value = change.new_value();
+                rt.run(true, |s, now| {
+                    s.tracker.storage_changed(k, value.as_deref(), now)
+                });
+            }
             // Another tab released its queue (its page went away): take it.
             if change.new_value().is_none()
                 && key

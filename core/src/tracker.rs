@@ -654,6 +654,55 @@ impl<S: Store> Tracker<S> {
         }
     }
 
+    /// Another tab of this site changed `key` in storage to `value`
+    /// (`None`: removed). The visitor's profile, user id, traits and
+    /// anonymous id are shared by the site's tabs, as storage is: this tab
+    /// takes theirs, so a purchase in one tab counts for the segments of
+    /// every tab (and of the next page), rather than being overwritten by
+    /// another tab's older copy. Each tab writes what it last read plus its
+    /// own events. Only with consent: a pending tab takes the identity when
+    /// granted ([`follow_consent`](Self::follow_consent)).
+    pub fn storage_changed(&mut self, key: &str, value: Option<&str>, now: f64) {
+        if !self.granted() {
+            return;
+        }
+        match key {
+            PROFILE_KEY => {
+                let Some(text) = value else { return };
+                let Some(rules) = &self.rules else {
+                    self.stored_profile = Some(text.to_string());
+                    return;
+                };
+                // Unwritten changes of this tab's own (storage failing)
+                // are not given up for the other tab's copy.
+                if self.profile_dirty {
+                    return;
+                }
+                if let Some(p) =
+                    Profile::from_json(text, rules, now, self.config.session_timeout_ms)
+                {
+                    self.profile = p;
+                }
+            }
+            UID_KEY => self.user_id = value.filter(|u| !u.is_empty()).map(str::to_string),
+            TRAITS_KEY => {
+                self.user_traits = value
+                    .and_then(|t| Value::parse(t).ok())
+                    .filter(|v| v.as_object().is_some())
+                    .unwrap_or(Value::Object(Vec::new()));
+            }
+            // reset() in another tab (the events queued here keep the old
+            // id, as after a reset here).
+            AID_KEY => match value.filter(|id| is_uuid(id)) {
+                Some(id) => self.anonymous_id = id.to_string(),
+                None => return,
+            },
+            _ => return,
+        }
+        self.attrs = None;
+        self.reevaluate(now);
+    }
+
     /// The shopper chose `consent` in another tab of this site: it holds
     /// here too, as if chosen here. Granting takes the visitor's id, user
     /// id and traits that tab stored, so one visitor keeps one id; the

@@ -951,3 +951,59 @@ fn replaying_the_delivered_messages_gives_the_segments_the_tracker_computed() {
     assert_eq!(r.traits.get("purchases_30d"), Some(&Value::Number(5.0)));
     assert_eq!(r.traits.get("visits"), Some(&Value::Number(4.0)));
 }
+
+#[test]
+fn tabs_share_the_profile_through_storage_changes() {
+    let store = Shared::default();
+    let rules = format!(r#","rules":{RULES}"#);
+    let mut a = tab(&store, &rules, T0, 1, None);
+    let mut b = tab(&store, &rules, T0, 2, None);
+    // Each start writes the profile (the adapter persists after every task).
+    a.persist(T0);
+    b.persist(T0);
+    // What the browser tells the other tab after each write.
+    let tell = |t: &mut Tracker<Shared>, key: &str| {
+        let value = store.borrow().get(key);
+        t.storage_changed(key, value.as_deref(), T0);
+    };
+    for _ in 0..3 {
+        a.order_completed(&order(50.0, "shoes"), T0).unwrap();
+    }
+    a.persist(T0);
+    tell(&mut b, "sgm_profile");
+    b.order_completed(&order(50.0, "books"), T0).unwrap();
+    b.persist(T0);
+    assert!(
+        b.segments().contains(&"frequent-buyer".to_string()),
+        "4 across the tabs"
+    );
+    tell(&mut a, "sgm_profile");
+    assert!(a.segments().contains(&"frequent-buyer".to_string()));
+    let next = tab(&store, &rules, T0, 3, None);
+    assert!(
+        next.traits_json(T0).contains(r#""purchases_30d":4"#),
+        "{}",
+        next.traits_json(T0)
+    );
+
+    // Identity: signed in in A; reset in B.
+    a.identify(Some("u1"), r#"{"plan":"pro"}"#, T0).unwrap();
+    tell(&mut b, "sgm_uid");
+    tell(&mut b, "sgm_traits");
+    assert_eq!(b.user_id(), Some("u1"));
+    assert!(b.traits_json(T0).contains(r#""plan":"pro""#));
+    b.reset([9; 16], T0);
+    b.persist(T0);
+    for key in ["sgm_aid", "sgm_uid", "sgm_traits", "sgm_profile"] {
+        tell(&mut a, key);
+    }
+    assert_eq!(a.anonymous_id(), b.anonymous_id());
+    assert_eq!(a.user_id(), None);
+    assert_eq!(a.segments(), ["new-user"]);
+
+    // A tab without consent takes nothing.
+    let mut pending = tab(&store, r#","consent":"pending""#, T0, 4, None);
+    let own = pending.anonymous_id().to_string();
+    tell(&mut pending, "sgm_aid");
+    assert_eq!(pending.anonymous_id(), own);
+}
