@@ -119,6 +119,26 @@ test("a choice made in one tab holds in the shopper's other open tabs", async ()
   await context.close();
 });
 
+test("a tab that missed another tab's choice (frozen meanwhile) takes it from the cookie on its next heartbeat", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.clock.install();
+  await page.goto(url({}));
+  await page.evaluate(() => window.smReady);
+  // The choice, as another tab leaves it, without the storage event this
+  // tab would have heard.
+  await page.evaluate(() => (document.cookie = "sgm_consent=denied; path=/"));
+  assert.equal(await page.evaluate(() => window.sm.consent()), "granted", "not before the heartbeat");
+  await page.clock.runFor(31_000);
+  assert.equal(await page.evaluate(() => window.sm.consent()), "denied");
+  await page.evaluate(() => window.trackMany("missed", 0, 2));
+  await page.clock.runFor(1_000);
+  assert.equal(eventsOf("missed").length, 0);
+  assert.deepEqual((await storage(page)).local, []);
+  await context.close();
+});
+
 test("Global Privacy Control means denied unless the site grants", async () => {
   rx.reset();
   let context = await browser.newContext();
