@@ -152,7 +152,7 @@ test("a shopper's open tabs share one profile and identity: a purchase in one co
   await context.close();
 });
 
-test("a page that stays open revalidates its rules once per TTL and takes the new ones", async () => {
+test("a page that stays open revalidates its rules once per TTL and takes the new ones, and so do the shop's other open tabs", async () => {
   fs.writeFileSync(rulesFile, JSON.stringify(SEED));
   const context = await browser.newContext();
   const requests = [];
@@ -160,6 +160,10 @@ test("a page that stays open revalidates its rules once per TTL and takes the ne
   // A single-page app's page lives on; its timers run on a fake clock.
   const page = await open(context, { rulesUrl: `${rx.origin}/v1/rules`, rulesTtlSeconds: 60 }, Date.now());
   await until(() => page.evaluate(() => window.sm._inst.rulesVersion() === "2026-11-22.1"), 5000, "rules");
+  // Another tab of the shop (the fake clock is the context's), whose rules
+  // stay fresh for an hour.
+  const other = await open(context, { rulesUrl: `${rx.origin}/v1/rules`, rulesTtlSeconds: 3600 });
+  assert.equal(await other.evaluate(() => window.sm._inst.rulesVersion()), "2026-11-22.1", "from the cache");
   // The storefront publishes new rules: a segment everyone is in.
   const next = structuredClone(SEED);
   next.version = "2026-11-24.1";
@@ -173,6 +177,10 @@ test("a page that stays open revalidates its rules once per TTL and takes the ne
   assert.deepEqual(await page.evaluate(() => window.sm.segments()), ["new-user", "everyone"]);
   assert.equal(requests.length, 2, "one revalidation");
   assert.ok(requests[1].headers()["if-none-match"], "with the ETag");
+  // The other tab takes them from the first one's fetch, at once.
+  await until(() => other.evaluate(() => window.sm._inst.rulesVersion() === "2026-11-24.1"), 5000, "the other tab to take the new rules");
+  assert.ok(await other.evaluate(() => window.sm.inSegment("everyone")));
+  assert.equal(requests.length, 2, "no request of its own");
   fs.writeFileSync(rulesFile, JSON.stringify(SEED));
   await context.close();
 });

@@ -684,6 +684,17 @@ impl<S: Store> Tracker<S> {
                     self.profile = p;
                 }
             }
+            // New rules another tab fetched: in force here too, over the
+            // profile as stored (which holds this tab's events as well), so
+            // two tabs never keep the profile under different rules.
+            RULES_KEY => {
+                if let Some(cache) = value.filter(|_| !self.profile_dirty) {
+                    self.stored_profile = self.store.get(PROFILE_KEY);
+                    self.use_cached_rules(cache, true, now);
+                    self.stored_profile = None;
+                }
+                return;
+            }
             UID_KEY => self.user_id = value.filter(|u| !u.is_empty()).map(str::to_string),
             TRAITS_KEY => {
                 self.user_traits = value
@@ -1040,39 +1051,60 @@ impl<S: Store> Tracker<S> {
 
     fn load_rules_and_profile(&mut self, now: f64) {
         self.stored_profile = self.store_ref().get(PROFILE_KEY);
-        let cached = self
-            .store_ref()
-            .get(RULES_KEY)
-            .and_then(|t| Value::parse(&t).ok());
-        if let Some(cache) = cached {
-            let same_source =
-                cache.get("url").and_then(Value::as_str) == self.config.rules_url.as_deref();
-            let text = cache.get("text").and_then(Value::as_str);
-            if let (true, Some(text)) = (same_source, text) {
-                match Rules::parse(text) {
-                    Ok(rules) => {
-                        self.rules_etag = cache
-                            .get("etag")
-                            .and_then(Value::as_str)
-                            .map(str::to_string);
-                        self.rules_fetched = cache
-                            .get("fetched")
-                            .and_then(Value::as_f64)
-                            .unwrap_or(f64::NEG_INFINITY);
-                        self.apply_rules(rules, now);
-                        return;
-                    }
-                    Err(_) => self.notices.push(Notice::Error(Error::StorageCorrupt {
-                        what: "rules",
-                        skipped: 1,
-                    })),
-                }
-            }
+        let cached = self.store_ref().get(RULES_KEY);
+        if cached.is_some_and(|c| self.use_cached_rules(&c, false, now)) {
+            return;
         }
         if let Some(inline) = self.config.rules.clone() {
             match Rules::from_value(&inline) {
                 Ok(rules) => self.apply_rules(rules, now),
                 Err(e) => self.notices.push(Notice::Error(e)),
+            }
+        }
+    }
+
+    /// Puts the rules of `cache` (the cached document, as stored under
+    /// [`RULES_KEY`]) in force if they come from this page's rules URL;
+    /// with `only_new`, only if their version differs from the rules in
+    /// force (the fetch time and ETag are taken either way). Whether they
+    /// were put in force.
+    fn use_cached_rules(&mut self, cache: &str, only_new: bool, now: f64) -> bool {
+        let Ok(cache) = Value::parse(cache) else {
+            return false;
+        };
+        if cache.get("url").and_then(Value::as_str) != self.config.rules_url.as_deref() {
+            return false;
+        }
+        let Some(text) = cache.get("text").and_then(Value::as_str) else {
+            return false;
+        };
+        match Rules::parse(text) {
+            Ok(rules) => {
+                self.rules_etag = cache
+                    .get("etag")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                self.rules_fetched = cache
+                    .get("fetched")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(f64::NEG_INFINITY);
+                if only_new
+                    && self
+                        .rules
+                        .as_ref()
+                        .is_some_and(|r| r.version == rules.version)
+                {
+                    return false;
+                }
+                self.apply_rules(rules, now);
+                true
+            }
+            Err(_) => {
+                self.notices.push(Notice::Error(Error::StorageCorrupt {
+                    what: "rules",
+                    skipped: 1,
+                }));
+                false
             }
         }
     }

@@ -1007,3 +1007,45 @@ fn tabs_share_the_profile_through_storage_changes() {
     tell(&mut pending, "sgm_aid");
     assert_eq!(pending.anonymous_id(), own);
 }
+
+#[test]
+fn rules_one_tab_fetched_are_in_force_in_every_tab_over_the_shared_profile() {
+    let store = Shared::default();
+    let extra = r#","rulesUrl":"https://c.example/v1/rules""#;
+    let mut a = tab(&store, extra, T0, 1, None);
+    let mut b = tab(&store, extra, T0, 2, None);
+    let tell = |t: &mut Tracker<Shared>, key: &str| {
+        let value = store.borrow().get(key);
+        t.storage_changed(key, value.as_deref(), T0);
+    };
+    a.rules_fetched(200, Some("\"e1\"".into()), RULES, T0);
+    a.persist(T0);
+    tell(&mut b, "sgm_rules");
+    assert_eq!(b.rules_version(), Some("v1"));
+    assert!(
+        b.rules_request(T0 + 1000.0).is_none(),
+        "fresh: A just fetched them"
+    );
+    b.persist(T0);
+    for _ in 0..2 {
+        b.order_completed(&order(50.0, "shoes"), T0).unwrap();
+    }
+    b.persist(T0);
+    tell(&mut a, "sgm_profile");
+    // v2: a Frequent Buyer from 2 purchases. A fetches it; B takes it over
+    // the stored profile, with B's own purchases in it.
+    let v2 = RULES
+        .replace(r#""version":"v1""#, r#""version":"v2""#)
+        .replace(r#"{"$gt":3}"#, r#"{"$gte":2}"#);
+    a.rules_fetched(200, Some("\"e2\"".into()), &v2, T0 + 1.0);
+    assert!(a.segments().contains(&"frequent-buyer".to_string()));
+    a.persist(T0 + 1.0);
+    tell(&mut b, "sgm_rules");
+    assert_eq!(b.rules_version(), Some("v2"));
+    assert!(b.segments().contains(&"frequent-buyer".to_string()));
+    // The same document again (a revalidation) changes nothing.
+    let before = b.traits_json(T0 + 2.0);
+    a.rules_fetched(304, None, "", T0 + 2.0);
+    tell(&mut b, "sgm_rules");
+    assert_eq!(b.traits_json(T0 + 2.0), before);
+}
