@@ -13,7 +13,7 @@ use js_sys::{Function, Promise};
 use segmint_core::config::{Config, Consent};
 use segmint_core::delivery::{Batch, FlushDone, Outcome};
 use segmint_core::store::Store;
-use segmint_core::tracker::{Notice, Start, Tracker};
+use segmint_core::tracker::{Notice, Start, Tracker, SHARED_KEYS};
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 use wasm_bindgen::prelude::*;
@@ -366,18 +366,20 @@ impl Runtime {
                     rt.follow_consent(chosen);
                 }
             }
-            // The visitor's profile or identity, changed by another tab.
-            if let Some(k) = key.as_deref().filter(|k| k.starts_with("sgm_")) {
+            // The visitor's profile, identity or rules, changed by another
+            // tab. (Only those keys' values are read: queue chunks are
+            // large and none of this tab's business.)
+            if let Some(k) = key.as_deref().filter(|k| SHARED_KEYS.contains(k)) {
                 let value = change.new_value();
                 rt.run(true, |s, now| {
                     s.tracker.storage_changed(k, value.as_deref(), now)
                 });
             }
             // Another tab released its queue (its page went away): take it.
-            if change.new_value().is_none()
-                && key
-                    .as_deref()
-                    .is_some_and(|k| k.starts_with(segmint_core::queue::TAB_PREFIX))
+            if key
+                .as_deref()
+                .is_some_and(|k| k.starts_with(segmint_core::queue::TAB_PREFIX))
+                && change.new_value().is_none()
             {
                 rt.adopt();
             }

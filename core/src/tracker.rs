@@ -38,6 +38,9 @@ const RULES_IN_FLIGHT_MS: f64 = 60_000.0;
 
 /// The cached rules document with its ETag.
 pub const RULES_KEY: &str = "sgm_rules";
+/// The storage keys whose changes by another tab this tab takes
+/// ([`Tracker::storage_changed`]): what the site's tabs share.
+pub const SHARED_KEYS: [&str; 5] = [PROFILE_KEY, AID_KEY, UID_KEY, TRAITS_KEY, RULES_KEY];
 /// Every key segmint writes starts with this.
 pub const KEY_PREFIX: &str = "sgm_";
 /// The name `page()` calls have in the profile (traits can count them).
@@ -654,7 +657,8 @@ impl<S: Store> Tracker<S> {
         }
     }
 
-    /// Another tab of this site changed `key` in storage to `value`
+    /// Another tab of this site changed `key` (one of [`SHARED_KEYS`]) in
+    /// storage to `value`
     /// (`None`: removed). The visitor's profile, user id, traits and
     /// anonymous id are shared by the site's tabs, as storage is: this tab
     /// takes theirs, so a purchase in one tab counts for the segments of
