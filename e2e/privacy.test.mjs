@@ -16,12 +16,13 @@ after(async () => {
 
 const url = (options) => `${rx.origin}/auto.html?o=${encodeURIComponent(JSON.stringify({ endpoint: rx.origin, flushIntervalMs: 100, ...options }))}`;
 
-async function open(context, options, { gpc = false } = {}) {
+async function open(context, options, { gpc = false, clock = false } = {}) {
   if (gpc) {
     // navigator.globalPrivacyControl, as Firefox and Brave set it.
     await context.addInitScript(() => Object.defineProperty(Navigator.prototype, "globalPrivacyControl", { get: () => true }));
   }
   const page = await context.newPage();
+  if (clock) await page.clock.install();
   page.requests = [];
   page.on("request", (r) => page.requests.push(r.url()));
   await page.goto(url(options));
@@ -122,10 +123,7 @@ test("a choice made in one tab holds in the shopper's other open tabs", async ()
 test("a tab that missed another tab's choice (frozen meanwhile) takes it from the cookie on its next heartbeat", async () => {
   rx.reset();
   const context = await browser.newContext();
-  const page = await context.newPage();
-  await page.clock.install();
-  await page.goto(url({}));
-  await page.evaluate(() => window.smReady);
+  const page = await open(context, {}, { clock: true });
   // The choice, as another tab leaves it, without the storage event this
   // tab would have heard.
   await page.evaluate(() => (document.cookie = "sgm_consent=denied; path=/"));

@@ -154,8 +154,7 @@ impl Runtime {
             config.debug = true;
         }
         let jar_cookies = browser::cookies();
-        let remembered = segmint_core::cookie::read_cookie(&jar_cookies, CONSENT_COOKIE)
-            .and_then(Consent::parse);
+        let remembered = remembered_consent(&jar_cookies);
         let cookie_id = segmint_core::cookie::read_cookie(&jar_cookies, &config.cookie_name)
             .map(str::to_string);
         let previous_tab = browser::session_get(TAB_KEY);
@@ -400,10 +399,7 @@ impl Runtime {
         let beat = self.callback(|rt| {
             // A choice another tab made while this one missed its signal
             // (frozen in the background, say) is in the consent cookie.
-            let cookies = browser::cookies();
-            if let Some(chosen) =
-                segmint_core::cookie::read_cookie(&cookies, CONSENT_COOKIE).and_then(Consent::parse)
-            {
+            if let Some(chosen) = remembered_consent(&browser::cookies()) {
                 rt.follow_consent(chosen);
             }
             rt.run(true, |s, now| {
@@ -556,6 +552,11 @@ impl Runtime {
             },
         );
     }
+}
+
+/// The consent choice the consent cookie in `cookies` remembers.
+fn remembered_consent(cookies: &str) -> Option<Consent> {
+    segmint_core::cookie::read_cookie(cookies, CONSENT_COOKIE).and_then(Consent::parse)
 }
 
 /// Hands a body to `navigator.sendBeacon` (falling back to a keepalive

@@ -141,6 +141,12 @@ pub struct Tracker<S: Store> {
 /// A storage that refused a write is retried after this long.
 const STORAGE_RETRY_MS: f64 = 5000.0;
 
+/// Stored user traits (`sgm_traits`), if they are a JSON object.
+fn traits_object(text: Option<&str>) -> Option<Value> {
+    text.and_then(|t| Value::parse(t).ok())
+        .filter(|v| v.as_object().is_some())
+}
+
 fn consent_for(config: &Config, remembered: Option<Consent>, gpc: bool) -> Consent {
     if let Some(choice) = remembered {
         choice
@@ -252,11 +258,7 @@ impl<S: Store> Tracker<S> {
             self.write(AID_KEY, &id);
         }
         self.user_id = self.store_ref().get(UID_KEY).filter(|u| !u.is_empty());
-        self.user_traits = self
-            .store_ref()
-            .get(TRAITS_KEY)
-            .and_then(|t| Value::parse(&t).ok())
-            .filter(|v| v.as_object().is_some())
+        self.user_traits = traits_object(self.store_ref().get(TRAITS_KEY).as_deref())
             .unwrap_or(Value::Object(Vec::new()));
         self.attrs = None;
     }
@@ -701,10 +703,7 @@ impl<S: Store> Tracker<S> {
             }
             UID_KEY => self.user_id = value.filter(|u| !u.is_empty()).map(str::to_string),
             TRAITS_KEY => {
-                self.user_traits = value
-                    .and_then(|t| Value::parse(t).ok())
-                    .filter(|v| v.as_object().is_some())
-                    .unwrap_or(Value::Object(Vec::new()));
+                self.user_traits = traits_object(value).unwrap_or(Value::Object(Vec::new()));
             }
             // reset() in another tab (the events queued here keep the old
             // id, as after a reset here).
@@ -739,12 +738,7 @@ impl<S: Store> Tracker<S> {
                 self.user_id = self.store.get(UID_KEY).filter(|u| !u.is_empty());
             }
             if self.user_traits.as_object().is_none_or(|t| t.is_empty()) {
-                if let Some(traits) = self
-                    .store
-                    .get(TRAITS_KEY)
-                    .and_then(|t| Value::parse(&t).ok())
-                    .filter(|v| v.as_object().is_some())
-                {
+                if let Some(traits) = traits_object(self.store.get(TRAITS_KEY).as_deref()) {
                     self.user_traits = traits;
                 }
             }
