@@ -3,34 +3,65 @@
 // test pages and the demo, and helpers to load segmint in a page.
 
 import { chromium } from "playwright-core";
+import fs from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { createReceiver } from "./receiver.mjs";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
-/** Chromium quiet and offline except for our own hosts. Extra host
- * names (e.g. shop.example.co.uk) resolve to 127.0.0.1; `args` are
- * further command-line flags. `bfcache`: keep the back/forward cache,
- * which playwright turns off by default. */
-export function launch({ hosts = [], args = [], bfcache = false } = {}) {
+/** Chromium's flags: quiet and offline except for our own hosts. Extra
+ * host names (e.g. shop.example.co.uk) resolve to 127.0.0.1; `args` are
+ * further command-line flags. */
+function chromiumArgs({ hosts = [], args = [] } = {}) {
   const rules = [...hosts.map((h) => `MAP ${h} 127.0.0.1`), "MAP * ~NOTFOUND", "EXCLUDE 127.0.0.1", "EXCLUDE localhost"];
+  return [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    `--host-resolver-rules=${rules.join(", ")}`,
+    ...args,
+  ];
+}
+
+/** Debian's Chromium (see chromiumArgs for `hosts` and `args`).
+ * `bfcache`: keep the back/forward cache, which playwright turns off by
+ * default. */
+export function launch({ hosts = [], args = [], bfcache = false } = {}) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     ...(bfcache ? { ignoreDefaultArgs: ["--disable-back-forward-cache"] } : {}),
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-dev-shm-usage",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-      "--disable-quic",
-      `--host-resolver-rules=${rules.join(", ")}`,
-      ...args,
-    ],
+    args: chromiumArgs({ hosts, args }),
   });
+}
+
+/** A browser context on its own profile whose settings block every
+ * site's cookies and storage, as a shopper can in Chrome's settings
+ * ("Block all cookies"): `document.cookie` stays empty and reading
+ * `localStorage` throws a SecurityError. Close the context to close it. */
+export async function launchBlockingCookies() {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "segmint-nocookies-"));
+  await fs.mkdir(path.join(dir, "Default"));
+  await fs.writeFile(
+    path.join(dir, "Default", "Preferences"),
+    JSON.stringify({ profile: { default_content_setting_values: { cookies: 2 } } }),
+  );
+  const context = await chromium.launchPersistentContext(dir, {
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: chromiumArgs(),
+  });
+  const close = context.close.bind(context);
+  context.close = async () => {
+    await close();
+    await fs.rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+  };
+  return context;
 }
 
 /** A receiver serving pkg/ at /pkg/, e2e/pages/ at / (and `extra`). */

@@ -2,7 +2,9 @@
 // output, in real Chromium.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { launch, receiver, until, visitorMessages } from "./harness.mjs";
+import fs from "node:fs";
+import path from "node:path";
+import { launch, launchBlockingCookies, receiver, until, visitorMessages, ROOT } from "./harness.mjs";
 
 let browser, rx;
 before(async () => {
@@ -156,6 +158,61 @@ test("Global Privacy Control means denied unless the site grants", async () => {
   context = await browser.newContext();
   page = await open(context, { respectGpc: false }, { gpc: true });
   assert.equal(await page.evaluate(() => window.sm.consent()), "granted", "respectGpc: false opts out");
+  await context.close();
+});
+
+test("a shopper who blocks cookies in Chrome's settings: tracking, segments and banners work without storage, nothing throws", async () => {
+  rx.reset();
+  const context = await launchBlockingCookies();
+  const problems = [];
+  const rules = {
+    version: "no-cookies-1",
+    traits: {
+      avg_price_30d: { event: "Order Completed", aggregate: "avg", property: "products.price", window_days: 30 },
+      days_since_first_seen: { builtin: "days_since_first_seen" },
+    },
+    segments: [
+      { id: "bargain-hunter", priority: 30, condition: { avg_price_30d: { $lt: 20 } } },
+      { id: "new-user", priority: 10, condition: { days_since_first_seen: { $lte: 7 } } },
+    ],
+  };
+  const page = await context.newPage();
+  page.on("pageerror", (e) => problems.push(e.message));
+  const options = { endpoint: rx.origin, flushIntervalMs: 100, rules, sticky: false };
+  await page.goto(`${rx.origin}/slots.html?o=${encodeURIComponent(JSON.stringify(options))}`);
+  // The setting is in force: the page itself cannot read localStorage.
+  assert.match(await page.evaluate(() => { try { return String(localStorage.length); } catch (e) { return e.name; } }), /SecurityError/);
+  assert.equal(await page.evaluate(() => window.smReady), true, "load() and ready did not fail");
+  const hero = () => page.evaluate(() => [...document.querySelectorAll("#hero [data-banner]")].map((e) => e.dataset.banner));
+  assert.deepEqual(await hero(), ["new-user"]);
+  await page.evaluate(() => {
+    window.sm.track("Test Event", { run: "no-cookies" });
+    window.sm.orderCompleted({ order_id: "o1", products: [{ product_id: "p", price: 5, quantity: 1 }], run: "no-cookies" });
+  });
+  assert.deepEqual(await page.evaluate(() => window.sm.segments()), ["bargain-hunter", "new-user"]);
+  assert.deepEqual(await hero(), ["bargain-hunter"]);
+  await page.evaluate(() => window.sm.flush());
+  const mine = await visitorMessages(rx, page);
+  assert.deepEqual(new Set(mine.map((m) => m.event)), new Set(["Test Event", "Order Completed", "Promotion Viewed"]));
+  // Storage's refusal is reported once, and nothing else is.
+  assert.deepEqual(await page.evaluate(() => window.smErrors.map((e) => e.code)), ["storage_unavailable"]);
+
+  // The script-tag embed, its stub's queue replayed.
+  const embed = await context.newPage();
+  embed.on("pageerror", (e) => problems.push(e.message));
+  await embed.goto(`${rx.origin}/blank.html`);
+  await embed.addScriptTag({ content: fs.readFileSync(path.join(ROOT, "pkg/stub.min.js"), "utf8") });
+  await embed.evaluate(() => {
+    window.segmint.track("Test Event", { run: "no-cookies-embed" });
+    const script = document.createElement("script");
+    script.async = true;
+    script.src = "/pkg/embed.js";
+    script.dataset.endpoint = "/";
+    script.dataset.options = '{"flushIntervalMs":100}';
+    document.head.append(script);
+  });
+  await until(() => eventsOf("no-cookies-embed").length === 1, 10_000, "the embed's event");
+  assert.deepEqual(problems, []);
   await context.close();
 });
 

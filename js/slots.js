@@ -16,8 +16,11 @@ const CACHE_KEY = "sgm_slots";
 /** What a slot shows without a decision: its default banner. */
 const FALLBACK = { template: "default", segment: null, variation: "default", fallback: true };
 
+// Reading \`localStorage\` itself throws where the browser refuses storage
+// (cookies blocked for the site, a sandboxed frame): inside the try.
 function readCache() {
   try {
+    if (typeof localStorage === "undefined") return {};
     return JSON.parse(localStorage.getItem(CACHE_KEY) || "{}") || {};
   } catch {
     return {};
@@ -56,7 +59,7 @@ export class Slots {
     this.client = client;
     this.sticky = options.sticky !== false;
     this.timeoutMs = options.antiFlickerTimeoutMs ?? 400;
-    this.cache = typeof localStorage === "undefined" ? {} : readCache();
+    this.cache = readCache();
     this.slots = [];
     this.ready = false;
   }
