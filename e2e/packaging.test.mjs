@@ -314,6 +314,35 @@ test("a browser without WebAssembly (iOS Lockdown Mode): load_failed is reported
   await embed.context.close();
 });
 
+test("a wasm the browser cannot compile (as in browsers older than Chrome 96, Firefox 79, Safari 15): load_failed says so, slots show their default", async () => {
+  // The start of the real file: the browser fails to compile it with a
+  // WebAssembly.CompileError, as an older engine fails on reference types.
+  const wasm = fs.readFileSync(path.join(ROOT, "pkg/segmint_wasm_bg.wasm")).subarray(0, 4096);
+  const uncompilable = (ctx) => ctx.route("**/segmint_wasm_bg.wasm", (r) => r.fulfill({ status: 200, contentType: "application/wasm", body: wasm }));
+  const { context, page, problems } = await visit(rx, "/blank.html", { route: uncompilable });
+  await page.waitForFunction(() => window.segmintModule);
+  const npm = await page.evaluate(async (endpoint) => {
+    document.body.insertAdjacentHTML(
+      "beforeend",
+      '<div id="hero" data-segmint-slot="hero"><template data-segment="default"><p>Default hero</p></template></div>',
+    );
+    const sm = window.segmintModule.load({ endpoint });
+    const ready = await sm.ready.then(() => null, (e) => ({ code: e.code, message: e.message }));
+    const track = await sm.track("Lost").then(() => "ok", (e) => e.code);
+    return { ready, track, hero: document.getElementById("hero").textContent.trim() };
+  }, rx.origin);
+  assert.equal(npm.ready?.code, "load_failed");
+  assert.match(npm.ready.message, /could not compile segmint's WebAssembly: it needs Chrome or Edge 96, Firefox 79, Safari 15 or later/);
+  assert.deepEqual({ track: npm.track, hero: npm.hero }, { track: "load_failed", hero: "Default hero" });
+  await context.close();
+
+  const embed = await visit(rx, "/html/index.html", { route: uncompilable });
+  await embed.page.waitForFunction(() => window.segmint && !Array.isArray(window.segmint));
+  assert.match(await embed.page.evaluate(() => window.segmint.ready.then(() => "ready", (e) => `${e.code}: ${e.message}`)), /^load_failed: .*Safari 15 or later/);
+  assert.deepEqual([...problems.errors, ...embed.problems.errors], []);
+  await embed.context.close();
+});
+
 test("strict CSP (script-src 'self' 'wasm-unsafe-eval', Trusted Types): the npm build and the embed work, banners render", async () => {
   for (const [bundler, pagePath] of [["vite", "/vite/index.html"], ["embed-csp", "/html/strict.html"]]) {
     const { context, page, problems } = await visit(strict, pagePath);

@@ -100,9 +100,15 @@ export class Client {
         return this;
       },
       (e) => {
-        throw e instanceof SegmintError
-          ? e
-          : new SegmintError({ code: "load_failed", message: `segmint could not start: ${e && e.message ? e.message : e}` });
+        if (e instanceof SegmintError) throw e;
+        const why = e && e.message ? e.message : e;
+        // What an older browser says (its WebAssembly lacks reference
+        // types, bulk memory or multi-value), and a damaged file too.
+        const hint =
+          typeof WebAssembly !== "undefined" && e instanceof WebAssembly.CompileError
+            ? " (the browser could not compile segmint's WebAssembly: it needs Chrome or Edge 96, Firefox 79, Safari 15 or later, and an intact segmint_wasm_bg.wasm)"
+            : "";
+        throw new SegmintError({ code: "load_failed", message: `segmint could not start${hint}: ${why}` });
       },
     );
     this.ready.catch((e) => {
