@@ -216,6 +216,35 @@ test("a shopper who blocks cookies in Chrome's settings: tracking, segments and 
   await context.close();
 });
 
+test("in a sandboxed frame (reading document.cookie and localStorage throws), the embed runs and its events arrive", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const problems = [];
+  page.on("pageerror", (e) => problems.push(e.message));
+  const logged = [];
+  page.on("console", (m) => logged.push(m.text()));
+  await page.goto(`${rx.origin}/blank.html`);
+  const stub = fs.readFileSync(path.join(ROOT, "pkg/stub.min.js"), "utf8");
+  await page.evaluate(({ origin, stub }) => {
+    const frame = document.createElement("iframe");
+    frame.sandbox = "allow-scripts"; // an opaque origin: no cookies, no storage
+    frame.srcdoc = `<script>${stub}<\/script>
+      <script>
+        try { document.cookie; console.log("cookie readable"); } catch (e) { console.log("cookie " + e.name); }
+        segmint.on("error", (e) => console.log("segmint error " + e.code));
+        segmint.track("Test Event", { run: "sandboxed" });
+      <\/script>
+      <script async src="${origin}/pkg/embed.js" data-endpoint="${origin}" data-options='{"flushIntervalMs":100}'><\/script>`;
+    document.body.append(frame);
+  }, { origin: rx.origin, stub });
+  await until(() => eventsOf("sandboxed").length === 1, 10_000, "the sandboxed frame's event");
+  assert.ok(logged.includes("cookie SecurityError"), logged.join("\n"));
+  assert.deepEqual(logged.filter((l) => l.startsWith("segmint error")), ["segmint error storage_unavailable"]);
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
 test("reset() rotates the anonymous id; queued events keep the old one", async () => {
   rx.reset();
   const context = await browser.newContext();
