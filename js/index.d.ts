@@ -58,14 +58,21 @@ export type Consent = "granted" | "pending" | "denied";
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue | undefined };
 export type Properties = { [key: string]: JsonValue | Date | undefined };
 
+/**
+ * A price, quantity or total: a number, or a string in plain decimal
+ * notation such as "9.99" (as templates print prices), which is sent as
+ * that number. Other text ("$9.99", "1,234.56") gives `missing_field`.
+ */
+export type Amount = number | string;
+
 /** Segment e-commerce v2 product. */
 export interface Product {
   product_id: string | number;
   sku?: string;
   name?: string;
   category?: string;
-  price?: number;
-  quantity?: number;
+  price?: Amount;
+  quantity?: Amount;
   [key: string]: JsonValue | undefined;
 }
 
@@ -73,12 +80,12 @@ export interface Product {
 export interface Order {
   order_id: string | number;
   products: Product[];
-  total?: number;
-  revenue?: number;
-  subtotal?: number;
-  tax?: number;
-  shipping?: number;
-  discount?: number;
+  total?: Amount;
+  revenue?: Amount;
+  subtotal?: Amount;
+  tax?: Amount;
+  shipping?: Amount;
+  discount?: Amount;
   currency?: string;
   [key: string]: JsonValue | Product[] | undefined;
 }

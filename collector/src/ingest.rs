@@ -4,7 +4,7 @@
 
 use flate2::read::GzDecoder;
 use segmint_core::json::Value;
-use segmint_core::message::MAX_EVENT_BYTES;
+use segmint_core::message::{amount, MAX_EVENT_BYTES};
 use segmint_core::time::parse_rfc3339;
 use std::io::Read;
 
@@ -83,16 +83,17 @@ pub fn decode_body(raw: &[u8], gzip: bool) -> Result<String, Refusal> {
 }
 
 /// The value's order value: `total`, else `revenue`, else the sum of its
-/// products' price times quantity.
+/// products' price times quantity. Amounts may be numeric strings
+/// ("9.99"), as SDKs that do not check them send them.
 pub fn order_value(props: &Value) -> Option<f64> {
-    let num = |k: &str| props.get(k).and_then(Value::as_f64);
+    let num = |k: &str| props.get(k).and_then(amount);
     num("total").or_else(|| num("revenue")).or_else(|| {
         let products = props.get("products")?.as_array()?;
         let sum: f64 = products
             .iter()
             .filter_map(|p| {
-                let price = p.get("price")?.as_f64()?;
-                Some(price * p.get("quantity").and_then(Value::as_f64).unwrap_or(1.0))
+                let price = p.get("price").and_then(amount)?;
+                Some(price * p.get("quantity").and_then(amount).unwrap_or(1.0))
             })
             .sum();
         Some(sum)
@@ -222,6 +223,17 @@ mod tests {
         let received = parse_rfc3339("2026-11-23T10:00:01Z").unwrap();
         let e = &parse_batch(&one(""), received, None, None).unwrap()[0];
         assert_eq!(e.timestamp, parse_rfc3339("2026-11-23T10:00:00Z").unwrap());
+    }
+
+    #[test]
+    fn order_value_reads_amounts_given_as_text() {
+        let v = |t: &str| order_value(&Value::parse(t).unwrap());
+        assert_eq!(v(r#"{"total":"19.90"}"#), Some(19.9));
+        assert_eq!(v(r#"{"total":"$19.90","revenue":12}"#), Some(12.0));
+        assert_eq!(
+            v(r#"{"products":[{"price":"2.5","quantity":"4"},{"price":1},{"price":"n/a"}]}"#),
+            Some(11.0)
+        );
     }
 
     #[test]

@@ -282,25 +282,76 @@ fn is_id(v: Option<&Value>) -> bool {
     }
 }
 
-fn check_optional_number(
-    event: &'static str,
-    obj: &Value,
-    field: &str,
-    prefix: &str,
-) -> Result<(), Error> {
-    match obj.get(field) {
-        None | Some(Value::Number(_)) => Ok(()),
-        Some(_) => Err(missing(
-            event,
-            format!("{prefix}{field}"),
-            "must be a number",
-        )),
+/// A string that is a plain decimal number ("9.99", "-3", "12.50": what
+/// a template that prints a price gives), as that number. Not "1,234.56",
+/// "$9.99", "1e3" or "09": those stay errors rather than guesses.
+fn decimal_text(text: &str) -> Option<f64> {
+    let t = text.trim();
+    let unsigned = t.strip_prefix('-').unwrap_or(t);
+    let (whole, fraction) = match unsigned.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (unsigned, None),
+    };
+    let digits = |d: &str| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit());
+    let plain =
+        digits(whole) && (whole == "0" || !whole.starts_with('0')) && fraction.is_none_or(digits);
+    if plain {
+        json::parse_number(t)
+    } else {
+        None
     }
 }
 
+/// A commerce amount (price, quantity, total): a number, or a string that
+/// is one in plain decimal notation (see `decimal_text`). The collector
+/// reads other senders' events with it, as the SDK normalises its own.
+pub fn amount(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => Some(*n),
+        Value::String(s) => decimal_text(s),
+        _ => None,
+    }
+}
+
+/// Member `field` of `obj` as a number, a numeric string (see
+/// [`decimal_text`]) written back as the number it is. Err(()) when the
+/// member is there and is neither; Ok(true) when it was rewritten.
+fn number_field(obj: &mut Value, field: &str) -> Result<bool, ()> {
+    let Value::Object(members) = obj else {
+        return Ok(false);
+    };
+    let Some((_, value)) = members.iter_mut().find(|(k, _)| k == field) else {
+        return Ok(false);
+    };
+    match (amount(value), &value) {
+        (Some(_), Value::Number(_)) => Ok(false),
+        (Some(n), _) => {
+            *value = Value::Number(n);
+            Ok(true)
+        }
+        (None, _) => Err(()),
+    }
+}
+
+fn optional_number(
+    event: &'static str,
+    obj: &mut Value,
+    field: &str,
+    prefix: &str,
+) -> Result<bool, Error> {
+    number_field(obj, field).map_err(|()| {
+        missing(
+            event,
+            format!("{prefix}{field}"),
+            "must be a number (or a string such as \"9.99\")",
+        )
+    })
+}
+
 /// Checks `productClicked` properties: `product_id` is required; `price`
-/// must be a number when given.
-pub fn check_product_clicked(props: &Value) -> Result<(), Error> {
+/// must be a number when given (a numeric string becomes that number).
+/// Ok(true) when a value was rewritten.
+pub fn check_product_clicked(props: &mut Value) -> Result<bool, Error> {
     let event = commerce::PRODUCT_CLICKED;
     if !is_id(props.get("product_id")) {
         return Err(missing(
@@ -309,14 +360,16 @@ pub fn check_product_clicked(props: &Value) -> Result<(), Error> {
             "is required (a string or number)",
         ));
     }
-    check_optional_number(event, props, "price", "")
+    optional_number(event, props, "price", "")
 }
 
 /// Checks an `orderCompleted` order: `order_id` and a non-empty
 /// `products` array whose items have a `product_id`; `total`, `revenue`,
 /// `price` must be numbers and `quantity` a positive whole number when
-/// given; `currency` a three-letter code.
-pub fn check_order_completed(order: &Value) -> Result<(), Error> {
+/// given (numeric strings, as templates print prices, become those
+/// numbers); `currency` a three-letter code. Ok(true) when a value was
+/// rewritten.
+pub fn check_order_completed(order: &mut Value) -> Result<bool, Error> {
     let event = commerce::ORDER_COMPLETED;
     if !is_id(order.get("order_id")) {
         return Err(missing(
@@ -325,10 +378,11 @@ pub fn check_order_completed(order: &Value) -> Result<(), Error> {
             "is required (a string or number)",
         ));
     }
+    let mut rewritten = false;
     for field in [
         "total", "revenue", "subtotal", "tax", "shipping", "discount",
     ] {
-        check_optional_number(event, order, field, "")?;
+        rewritten |= optional_number(event, order, field, "")?;
     }
     if let Some(currency) = order.get("currency") {
         let ok = currency
@@ -342,7 +396,14 @@ pub fn check_order_completed(order: &Value) -> Result<(), Error> {
             ));
         }
     }
-    let products = match order.get("products") {
+    let products = match order {
+        Value::Object(members) => members
+            .iter_mut()
+            .find(|(k, _)| k == "products")
+            .map(|(_, v)| v),
+        _ => None,
+    };
+    let products = match products {
         Some(Value::Array(items)) if !items.is_empty() => items,
         _ => {
             return Err(missing(
@@ -352,7 +413,7 @@ pub fn check_order_completed(order: &Value) -> Result<(), Error> {
             ))
         }
     };
-    for (i, product) in products.iter().enumerate() {
+    for (i, product) in products.iter_mut().enumerate() {
         let prefix = format!("products[{i}].");
         if product.as_object().is_none() {
             return Err(missing(
@@ -368,19 +429,23 @@ pub fn check_order_completed(order: &Value) -> Result<(), Error> {
                 "is required (a string or number)",
             ));
         }
-        check_optional_number(event, product, "price", &prefix)?;
-        if let Some(q) = product.get("quantity") {
-            let ok = q.as_f64().is_some_and(|n| n >= 1.0 && n.fract() == 0.0);
-            if !ok {
+        rewritten |= optional_number(event, product, "price", &prefix)?;
+        let quantity = number_field(product, "quantity");
+        let whole = product
+            .get("quantity")
+            .is_none_or(|q| q.as_f64().is_some_and(|n| n >= 1.0 && n.fract() == 0.0));
+        match quantity {
+            Ok(changed) if whole => rewritten |= changed,
+            _ => {
                 return Err(missing(
                     event,
                     format!("{prefix}quantity"),
                     "must be a positive whole number",
-                ));
+                ))
             }
         }
     }
-    Ok(())
+    Ok(rewritten)
 }
 
 #[cfg(test)]
@@ -510,54 +575,91 @@ mod tests {
 
     #[test]
     fn commerce_helpers_name_the_missing_field() {
-        let field = |r: Result<(), Error>| match r {
+        let field = |r: Result<bool, Error>| match r {
             Err(Error::MissingField { field, .. }) => field,
             other => panic!("{other:?}"),
         };
         let p = |t: &str| Value::parse(t).unwrap();
-        assert!(check_product_clicked(&p(r#"{"product_id":"p1","price":3}"#)).is_ok());
         assert_eq!(
-            field(check_product_clicked(&p(r#"{"price":3}"#))),
+            check_product_clicked(&mut p(r#"{"product_id":"p1","price":3}"#)),
+            Ok(false)
+        );
+        assert_eq!(
+            field(check_product_clicked(&mut p(r#"{"price":3}"#))),
             "product_id"
         );
         assert_eq!(
-            field(check_product_clicked(&p(
-                r#"{"product_id":"p","price":"3"}"#
+            field(check_product_clicked(&mut p(
+                r#"{"product_id":"p","price":"$3"}"#
             ))),
             "price"
         );
         let order = r#"{"order_id":"o1","total":30,"currency":"USD","products":[{"product_id":"p1","price":10,"quantity":3}]}"#;
-        assert!(check_order_completed(&p(order)).is_ok());
+        assert_eq!(check_order_completed(&mut p(order)), Ok(false));
+        for (text, field_name) in [
+            (r#"{"products":[{"product_id":1}]}"#, "order_id"),
+            (r#"{"order_id":"o","products":[]}"#, "products"),
+            (
+                r#"{"order_id":"o","products":[{"product_id":1},{"price":2}]}"#,
+                "products[1].product_id",
+            ),
+            (
+                r#"{"order_id":"o","products":[{"product_id":1,"quantity":0}]}"#,
+                "products[0].quantity",
+            ),
+            (
+                r#"{"order_id":"o","products":[{"product_id":1,"quantity":"1.5"}]}"#,
+                "products[0].quantity",
+            ),
+            (
+                r#"{"order_id":"o","products":[{"product_id":1,"quantity":"two"}]}"#,
+                "products[0].quantity",
+            ),
+            (
+                r#"{"order_id":"o","products":[{"product_id":1,"price":"1,234.56"}]}"#,
+                "products[0].price",
+            ),
+            (
+                r#"{"order_id":"o","total":true,"products":[{"product_id":1}]}"#,
+                "total",
+            ),
+            (
+                r#"{"order_id":"o","currency":"dollars","products":[{"product_id":1}]}"#,
+                "currency",
+            ),
+        ] {
+            assert_eq!(
+                field(check_order_completed(&mut p(text))),
+                field_name,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn amounts_given_as_text_become_numbers() {
+        let mut order = Value::parse(
+            r#"{"order_id":"o","total":" 19.98 ","tax":"0","products":[{"product_id":"p","price":"9.99","quantity":"2"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(check_order_completed(&mut order), Ok(true));
         assert_eq!(
-            field(check_order_completed(&p(
-                r#"{"products":[{"product_id":1}]}"#
-            ))),
-            "order_id"
+            order.to_json(),
+            r#"{"order_id":"o","total":19.98,"tax":0,"products":[{"product_id":"p","price":9.99,"quantity":2}]}"#
         );
-        assert_eq!(
-            field(check_order_completed(&p(
-                r#"{"order_id":"o","products":[]}"#
-            ))),
-            "products"
-        );
-        assert_eq!(
-            field(check_order_completed(&p(
-                r#"{"order_id":"o","products":[{"product_id":1},{"price":2}]}"#
-            ))),
-            "products[1].product_id"
-        );
-        assert_eq!(
-            field(check_order_completed(&p(
-                r#"{"order_id":"o","products":[{"product_id":1,"quantity":0}]}"#
-            ))),
-            "products[0].quantity"
-        );
-        assert_eq!(
-            field(check_order_completed(&p(
-                r#"{"order_id":"o","currency":"dollars","products":[{"product_id":1}]}"#
-            ))),
-            "currency"
-        );
+        let mut clicked = Value::parse(r#"{"product_id":"p","price":"-0.5"}"#).unwrap();
+        assert_eq!(check_product_clicked(&mut clicked), Ok(true));
+        assert_eq!(clicked.get("price"), Some(&Value::Number(-0.5)));
+
+        for ok in ["0", "9", "9.99", "-3", "12.50", "0.5", " 7 "] {
+            assert!(decimal_text(ok).is_some(), "{ok}");
+        }
+        for not in [
+            "", "-", ".5", "5.", "09", "1e3", "1,234.56", "$9.99", "9.99 EUR", "NaN", "Infinity",
+            "0x10", "+1", "1.2.3",
+        ] {
+            assert_eq!(decimal_text(not), None, "{not}");
+        }
     }
 
     #[test]

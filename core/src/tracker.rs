@@ -9,6 +9,8 @@
 //! [`Notice`]s, drained after each call, so no callback into page code ever
 //! runs while the tracker is borrowed.
 
+use std::borrow::Cow;
+
 use crate::condition::Host;
 use crate::config::{Config, Consent};
 use crate::delivery::{Batch, Delivery, DeliveryConfig, FlushDone, Outcome};
@@ -347,15 +349,14 @@ impl<S: Store> Tracker<S> {
     /// `productClicked(properties)`
     pub fn product_clicked(&mut self, properties: &str, now: f64) -> Result<(), Error> {
         let argument = "productClicked(properties)";
-        let v = parse_object(properties, argument)?;
-        check_product_clicked(&v)?;
-        self.track_parsed(
-            commerce::PRODUCT_CLICKED,
-            properties,
-            Some(v),
-            argument,
-            now,
-        )
+        let mut v = parse_object(properties, argument)?;
+        // A price given as text ("9.99") is sent as the number it is.
+        let text = if check_product_clicked(&mut v)? {
+            Cow::Owned(v.to_json())
+        } else {
+            Cow::Borrowed(properties)
+        };
+        self.track_parsed(commerce::PRODUCT_CLICKED, &text, Some(v), argument, now)
     }
 
     /// `productsSearched(query, properties)`
@@ -382,9 +383,15 @@ impl<S: Store> Tracker<S> {
     /// `orderCompleted(order)`
     pub fn order_completed(&mut self, order: &str, now: f64) -> Result<(), Error> {
         let argument = "orderCompleted(order)";
-        let v = parse_object(order, argument)?;
-        check_order_completed(&v)?;
-        self.track_parsed(commerce::ORDER_COMPLETED, order, Some(v), argument, now)
+        let mut v = parse_object(order, argument)?;
+        // Amounts given as text ("9.99") are sent as the numbers they are,
+        // so totals and averages count them.
+        let text = if check_order_completed(&mut v)? {
+            Cow::Owned(v.to_json())
+        } else {
+            Cow::Borrowed(order)
+        };
+        self.track_parsed(commerce::ORDER_COMPLETED, &text, Some(v), argument, now)
     }
 
     /// `page(name, properties)`: the page's url, path, referrer, search

@@ -784,6 +784,47 @@ fn the_four_seed_segments_follow_behaviour() {
 }
 
 #[test]
+fn prices_given_as_text_count_and_are_sent_as_numbers() {
+    let store = Shared::default();
+    let mut t = tab(&store, &format!(r#","rules":{RULES}"#), T0, 1, None);
+    // As a template prints them: every amount a string.
+    t.order_completed(
+        r#"{"order_id":"o1","total":"10.50","currency":"EUR","products":[{"product_id":"p","price":"5.25","quantity":"2","category":"hats"}]}"#,
+        T0,
+    )
+    .unwrap();
+    assert!(t.segments().contains(&"bargain-hunter".to_string()));
+    let traits = Value::parse(&t.traits_json(T0)).unwrap();
+    assert_eq!(traits.get("avg_price_30d"), Some(&Value::Number(5.25)));
+    // "$5" is not a number segmint guesses at: the event is refused.
+    let err = t
+        .order_completed(
+            r#"{"order_id":"o2","products":[{"product_id":"p","price":"$5"}]}"#,
+            T0,
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), "missing_field");
+    t.flush().ok();
+    let b = t.poll(T0).unwrap();
+    let body = Value::parse(&b.body).unwrap();
+    let orders: Vec<Value> = body
+        .get("batch")
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m.get("event").and_then(Value::as_str) == Some("Order Completed"))
+        .map(|m| m.get("properties").unwrap().clone())
+        .collect();
+    assert_eq!(
+        orders.iter().map(Value::to_json).collect::<Vec<_>>(),
+        [
+            r#"{"order_id":"o1","total":10.5,"currency":"EUR","products":[{"product_id":"p","price":5.25,"quantity":2,"category":"hats"}]}"#
+        ]
+    );
+}
+
+#[test]
 fn computed_traits_override_the_users_own_only_while_they_have_a_value() {
     let rules = r#"{"version":"v","traits":{"avg_price_30d":{"event":"Order Completed","aggregate":"avg","property":"products.price","window_days":30}},
       "segments":[{"id":"cheap","condition":{"avg_price_30d":{"$lt":20}}},{"id":"page","condition":{"context.path":"/sale"}}]}"#;

@@ -22,6 +22,8 @@ async function run(): Promise<void> {
   await sm.productClicked({ product_id: "p1", price: 9.5 });
   await sm.productsSearched("red shoes");
   await sm.orderCompleted({ order_id: "o1", currency: "USD", products: [{ product_id: "p1", price: 9.5, quantity: 1 }] });
+  // Amounts as a template prints them.
+  await sm.orderCompleted({ order_id: "o2", total: "19.00", products: [{ product_id: "p1", price: "9.50", quantity: "2" }] });
   const { sent, pending }: { sent: number; pending: number } = await sm.flush();
   await sm.consent("granted");
   const state: "granted" | "pending" | "denied" = await sm.consent();
