@@ -243,6 +243,59 @@ test("personalize(): templates, template ids and functions; undo restores", asyn
   await context.close();
 });
 
+test("personalize() again for the same element takes the earlier call's place: one exposure, and undo gives back the page's content", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  const page = await open(context, { rules: rules(), flushIntervalMs: 100 });
+  const result = await page.evaluate(async () => {
+    const side = () => document.querySelector("#side").innerHTML.trim();
+    // As a component that calls it on every render would.
+    const first = window.sm.personalize("#side", { "new-user": "side-loyal" });
+    const second = window.sm.personalize("#side", { "new-user": "side-loyal" });
+    const shown = side();
+    first.undo(); // stale: the second call is in force
+    const afterStaleUndo = side();
+    second.undo();
+    const undone = side();
+    await window.sm.flush();
+    return { shown, afterStaleUndo, undone };
+  });
+  assert.deepEqual(result, {
+    shown: '<p data-banner="side-loyal">Side: loyal</p>',
+    afterStaleUndo: '<p data-banner="side-loyal">Side: loyal</p>',
+    undone: '<p id="side-original">original side content</p>',
+  });
+  const mine = await visitorMessages(rx, page);
+  assert.equal(promotions("Promotion Viewed", mine).filter((m) => m.properties.promotion_id === "side").length, 1);
+  await context.close();
+
+  // Called twice before the core is ready, on a first visit (no cached
+  // decision): the element is hidden until the decision and shown after
+  // it (the second call keeps the style to put back).
+  const fresh = await browser.newContext();
+  await fresh.route("**/segmint_wasm_bg.wasm", async (route) => {
+    await new Promise((r) => setTimeout(r, 500));
+    await route.continue();
+  });
+  const early = await fresh.newPage();
+  await early.goto(slotsUrl({ rules: rules(), flushIntervalMs: 100, antiFlickerTimeoutMs: 5000 }));
+  const waiting = await early.evaluate(() => {
+    window.sm.personalize("#side", { "new-user": "side-loyal" });
+    window.sm.personalize("#side", { "new-user": "side-loyal" });
+    return document.querySelector("#side").style.visibility;
+  });
+  assert.equal(waiting, "hidden");
+  await early.evaluate(() => window.smReady);
+  assert.deepEqual(
+    await early.evaluate(() => [document.querySelector("#side").style.visibility, document.querySelector("#side").textContent]),
+    ["", "Side: loyal"],
+  );
+  await early.evaluate(() => window.sm.flush());
+  const earlyMessages = await visitorMessages(rx, early);
+  assert.equal(promotions("Promotion Viewed", earlyMessages).filter((m) => m.properties.promotion_id === "side").length, 1);
+  await fresh.close();
+});
+
 test("no flicker: a returning visitor never sees the default banner first", async () => {
   const context = await browser.newContext();
   let page = await open(context, { rules: rules() });

@@ -185,7 +185,11 @@ export interface SegmintClient {
   inSegment(id: string): boolean;
   /** The user's traits: from identify, and computed from the rules. */
   traits(): Record<string, JsonValue>;
-  /** Shows the variant for the user's segment in an element. */
+  /**
+   * Shows the variant for the user's segment in an element. Called again
+   * for the same element, it replaces the earlier call (one exposure per
+   * page view); `undo()` of the latest handle restores the original content.
+   */
   personalize(target: string | Element, variants: Record<string, Variant>): { undo(): void };
   /** Listens for segment changes (after any call that changes them) and for errors. */
   on(type: "segments", listener: (change: SegmentChange) => void): this;

@@ -126,15 +126,29 @@ export class Slots {
         throw new TypeError(`personalize: variant "${id}" must be a <template>, a template id or a function`);
       }
     }
+    // A second personalize() for the same element (a component that runs
+    // it on every render) takes the earlier one's place: one slot per
+    // element, so a banner is counted as viewed once per page view, and
+    // undo() gives back what the page had before the first call.
+    const earlier = this.slots.find((s) => s.element === element && s.original !== null);
+    if (earlier) {
+      clearTimeout(earlier.timer);
+      earlier.undone = earlier.replaced = true;
+      this.slots = this.slots.filter((s) => s !== earlier);
+    }
     const slot = {
       element,
       name: element.getAttribute("data-segmint-slot") || element.id || "slot",
       variants: resolved,
-      original: [...element.childNodes],
+      original: earlier ? earlier.original : [...element.childNodes],
+      exposed: earlier ? earlier.exposed : undefined,
+      hiddenStyle: earlier ? earlier.hiddenStyle : undefined,
     };
     this.add(slot);
     return {
       undo: () => {
+        // A later personalize() of this element is in force now.
+        if (slot.replaced) return;
         slot.undone = true;
         this.slots = this.slots.filter((s) => s !== slot);
         element.replaceChildren(...slot.original);
@@ -146,7 +160,7 @@ export class Slots {
   add(slot) {
     slot.shown = null; // {template, segment, variation}
     slot.wasConnected = slot.element.isConnected;
-    slot.exposed = new Set();
+    slot.exposed = slot.exposed || new Set();
     if (this.stopped) return this.render(slot, FALLBACK);
     this.slots.push(slot);
     this.listenForClicks();
@@ -157,7 +171,7 @@ export class Slots {
     if (cached && cached.template in slot.variants) {
       this.render(slot, cached);
     } else {
-      slot.hiddenStyle = slot.element.style.visibility;
+      if (slot.hiddenStyle === undefined) slot.hiddenStyle = slot.element.style.visibility;
       slot.element.style.visibility = "hidden";
       slot.timer = setTimeout(() => {
         if (!slot.shown) this.render(slot, FALLBACK);
