@@ -261,6 +261,35 @@ test("script-tag embed: the stub's queue is replayed in order", async () => {
   await context.close();
 });
 
+test("the stub shown in README and the HTML example is the built one", () => {
+  const built = fs.readFileSync(path.join(ROOT, "pkg/stub.min.js"), "utf8").trim();
+  for (const file of ["README.md", "examples/html/index.html"]) {
+    assert.ok(fs.readFileSync(path.join(ROOT, file), "utf8").includes(`<script>${built}</script>`), `${file} shows pkg/stub.min.js`);
+  }
+  const bytes = fs.statSync(path.join(ROOT, "pkg/stub.min.js")).size;
+  assert.ok(fs.readFileSync(path.join(ROOT, "README.md"), "utf8").includes(`the stub (${bytes} bytes`), `README gives the stub's size, ${bytes} bytes`);
+});
+
+test("the stub on a page with an element whose id is segmint (also window.segmint): calls are queued and replayed", async () => {
+  const { context, page, problems } = await visit(rx, "/blank.html");
+  const stub = fs.readFileSync(path.join(ROOT, "pkg/stub.min.js"), "utf8");
+  await page.evaluate((stub) => {
+    document.body.insertAdjacentHTML("beforeend", '<div id="segmint">banners</div>');
+    const inline = document.createElement("script");
+    inline.textContent = stub;
+    document.head.append(inline);
+    window.segmint.track("Packaging Test", { bundler: "named element" });
+    const script = document.createElement("script");
+    script.src = "/pkg/embed.js";
+    script.dataset.endpoint = "/";
+    script.dataset.options = '{"flushIntervalMs":100}';
+    document.head.append(script);
+  }, stub);
+  await until(() => arrived(rx, "named element"), 10_000, "the queued event");
+  assert.deepEqual(problems.errors, []);
+  await context.close();
+});
+
 test("the embed loads the wasm even when the server sends the wrong MIME type", async () => {
   const wrong = await receiver({ statics: [{ prefix: "/html/", dir: path.join(EX, "html") }], wrongWasmType: true });
   try {

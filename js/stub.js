@@ -3,8 +3,11 @@
 // queue, so calls made before the SDK loads are kept (up to 1,000) and
 // replayed in order; if the SDK never loads, calls still never throw.
 !(function (w) {
-  var q = (w.segmint = w.segmint || []);
-  if (q.load) return;
+  var q = w.segmint;
+  // An element with id="segmint" is window.segmint too: keep only a queue
+  // or a loaded client (which has `ready`), else calls would go nowhere.
+  if (!Array.isArray(q) && !(q && q.ready)) q = w.segmint = [];
+  if (q.ready) return;
   "track page identify reset productClicked productsSearched orderCompleted flush consent on off personalize anonymousId userId segments inSegment traits"
     .split(" ")
     .forEach(function (m) {
