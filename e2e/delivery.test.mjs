@@ -244,6 +244,36 @@ test("server answering 500, 503 with Retry-After, 429 and 413", async () => {
   await context.close();
 });
 
+test("a collector that accepts the request and never answers: given up after 30 s, flush() settles, the events go again", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const aborted = [];
+  page.on("requestfailed", (r) => r.url().includes("/v1/batch") && aborted.push(r.failure()?.errorText));
+  await page.clock.install(); // the SDK's timers on a fake clock
+  await page.goto(url({ flushIntervalMs: 100, retry: { baseMs: 100, capMs: 1000 } }));
+  await page.evaluate(() => window.smReady);
+  rx.state.hang = 1;
+  const flushed = page.evaluate(() => {
+    window.trackMany("hang", 0, 5);
+    return window.sm.flush();
+  });
+  await until(() => rx.state.hung === 1, 5000, "the stalled request");
+  await page.clock.runFor(29_000);
+  assert.deepEqual(aborted, [], "still waiting before 30 s");
+  await page.clock.runFor(1_500);
+  const pendingAfter = new Promise((r) => setTimeout(() => r("flush() still pending"), 10_000));
+  assert.deepEqual(await Promise.race([flushed, pendingAfter]), { sent: 0, pending: 5 }, "flush() answered with what is left");
+  await until(() => aborted.length === 1, 5000, "the stalled request aborted");
+  assert.deepEqual(aborted, ["net::ERR_ABORTED"]);
+  await page.clock.runFor(2_000); // the backoff (at most 1 s here)
+  await allArrived("hang", 5);
+  const r = tallyRun("collector that never answers", "hang", 5);
+  assert.equal(r.lost, 0);
+  assert.equal(r.duplicates, 0);
+  await context.close();
+});
+
 test("two tabs tracking at once", async () => {
   rx.reset();
   const context = await browser.newContext();

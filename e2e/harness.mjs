@@ -76,7 +76,7 @@ export async function receiver(options = {}) {
   const port = await r.listen(0);
   r.origin = `http://127.0.0.1:${port}`;
   r.port = port;
-  r.reset = () => Object.assign(r.state, { batches: [], messages: [], faults: [], retryAfter: null, delayMs: 0, offline: false, requests: 0 });
+  r.reset = () => Object.assign(r.state, { batches: [], messages: [], faults: [], retryAfter: null, delayMs: 0, offline: false, requests: 0, hang: 0, hung: 0 });
   return r;
 }
 

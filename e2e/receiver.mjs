@@ -8,6 +8,9 @@
 // POST /__faults  {"statuses":[500,503],"retryAfter":"1","delayMs":0}
 // (each batch request takes the next status; 200 once they run out),
 // POST /__offline {"on":true} (drops connections without an answer).
+// state.hang = n: the next n batch requests are never answered (a
+// collector that accepts the connection and stalls); state.hung counts
+// the requests left hanging.
 
 import http from "node:http";
 import fs from "node:fs";
@@ -36,6 +39,8 @@ export function createReceiver({ statics = [], rulesFile = null, wrongWasmType =
     delayMs: 0,
     offline: false,
     requests: 0,
+    hang: 0,
+    hung: 0,
   };
 
   const cors = (req, res) => {
@@ -74,6 +79,11 @@ export function createReceiver({ statics = [], rulesFile = null, wrongWasmType =
         const raw = await readBody(req);
         if (state.offline) {
           req.socket.destroy();
+          return;
+        }
+        if (state.hang > 0) {
+          state.hang--;
+          state.hung++;
           return;
         }
         if (state.delayMs) await new Promise((r) => setTimeout(r, state.delayMs));
@@ -123,7 +133,7 @@ export function createReceiver({ statics = [], rulesFile = null, wrongWasmType =
         return json(res, 200, { messages: state.messages, batches: state.batches, ids, requests: state.requests });
       }
       if (url.pathname === "/__reset" && req.method === "POST") {
-        Object.assign(state, { batches: [], messages: [], faults: [], retryAfter: null, delayMs: 0, offline: false, requests: 0 });
+        Object.assign(state, { batches: [], messages: [], faults: [], retryAfter: null, delayMs: 0, offline: false, requests: 0, hang: 0, hung: 0 });
         return json(res, 200, { ok: true });
       }
       if (url.pathname === "/__faults" && req.method === "POST") {

@@ -168,7 +168,11 @@ export interface SegmintClient {
   productsSearched(query: string, properties?: Properties): Promise<void>;
   /** Segment e-commerce `Order Completed`; `order_id` and `products[].product_id` are required. */
   orderCompleted(order: Order): Promise<void>;
-  /** Sends what is queued; resolves once every event queued now was answered. */
+  /**
+   * Sends what is queued; resolves once every event queued now was answered,
+   * or its request failed or went unanswered for 30 s (`pending` counts
+   * those, which are retried).
+   */
   flush(): Promise<{ sent: number; pending: number }>;
   /** New anonymous id; user id, traits, profile and segments forgotten. */
   reset(): void;

@@ -41,6 +41,8 @@ pub struct State {
     timer: Option<(i32, f64)>,
     microtask_queued: bool,
     flushes: Vec<(u32, Function)>,
+    /// Batches under way, with what aborts each (see `give_up_overdue`).
+    requests: Vec<(u64, web_sys::AbortController)>,
     /// The `compress` option: gzip once the endpoint says it accepts it.
     compress: bool,
     cookie_domain_option: Option<String>,
@@ -51,6 +53,8 @@ pub struct State {
 #[derive(Default)]
 struct Outbox {
     batches: Vec<Batch>,
+    /// Requests given up unanswered: to abort.
+    abandoned: Vec<web_sys::AbortController>,
     microtask: bool,
     /// `Some(Some(t))`: (re)arm the timer for `t`; `Some(None)`: disarm.
     timer: Option<Option<f64>>,
@@ -80,6 +84,11 @@ impl State {
     fn outbox(&mut self, now: f64, pump: bool) -> Outbox {
         let mut out = Outbox::default();
         if pump {
+            for id in self.tracker.give_up_overdue(now) {
+                if let Some(i) = self.requests.iter().position(|(r, _)| *r == id) {
+                    out.abandoned.push(self.requests.swap_remove(i).1);
+                }
+            }
             while let Some(batch) = self.tracker.poll(now) {
                 out.batches.push(batch);
             }
@@ -202,6 +211,7 @@ impl Runtime {
                 timer: None,
                 microtask_queued: false,
                 flushes: Vec::new(),
+                requests: Vec::new(),
                 compress,
                 cookie_domain_option,
                 cookie_max_age_days,
@@ -235,6 +245,10 @@ impl Runtime {
     }
 
     fn carry_out(self: &Rc<Self>, out: Outbox, now: f64) {
+        // Frees the connection and its share of the keepalive budget.
+        for request in out.abandoned {
+            request.abort();
+        }
         for batch in out.batches {
             self.send(batch);
         }
@@ -497,12 +511,17 @@ impl Runtime {
         };
         let (id, keepalive) = (batch.id, batch.keepalive);
         let (target, bytes) = wire(&url, &batch);
-        let request = post(&target, bytes, keepalive);
+        let abort = web_sys::AbortController::new().ok();
+        let request = post(&target, bytes, keepalive, abort.as_ref());
         drop(batch);
+        if let (Some(abort), Ok(mut state)) = (abort, self.state.try_borrow_mut()) {
+            state.requests.push((id, abort));
+        }
         browser::on_settled(&request, move |answered| {
             let (outcome, accepts_gzip) = answer(answered);
             if let Some(rt) = weak.upgrade() {
                 rt.run(true, |s, now| {
+                    s.requests.retain(|(r, _)| *r != id);
                     if accepts_gzip && s.compress && !s.tracker.gzip() {
                         s.tracker.set_gzip(true);
                         let endpoint = url.strip_suffix("/v1/batch").unwrap_or(&url).to_string();
@@ -572,7 +591,7 @@ fn beacon(url: &str, batch: &Batch) -> bool {
         Ok(taken) => taken,
         Err(_) => {
             // The page is going: nobody is left to hear the answer.
-            browser::on_settled(&post(&target, bytes, true), |_| {});
+            browser::on_settled(&post(&target, bytes, true, None), |_| {});
             true
         }
     }
@@ -591,8 +610,13 @@ fn wire<'a>(url: &str, batch: &'a Batch) -> (String, &'a [u8]) {
 /// (a CORS-simple request, no preflight an unloading page could lose),
 /// copied out of wasm memory as they are (no UTF-16 round trip, and no
 /// Blob, which costs the page an IPC round of its own). The promise of its
-/// `Response`.
-fn post(target: &str, bytes: &[u8], keepalive: bool) -> Promise {
+/// `Response`; `abort` can cancel it.
+fn post(
+    target: &str,
+    bytes: &[u8],
+    keepalive: bool,
+    abort: Option<&web_sys::AbortController>,
+) -> Promise {
     let Some(w) = browser::window() else {
         return Promise::reject(&JsValue::UNDEFINED);
     };
@@ -601,6 +625,9 @@ fn post(target: &str, bytes: &[u8], keepalive: bool) -> Promise {
     init.set_body(&js_sys::Uint8Array::from(bytes));
     browser::set_text_plain(&init);
     browser::set_keepalive(&init, keepalive);
+    if let Some(abort) = abort {
+        init.set_signal(Some(&abort.signal()));
+    }
     w.fetch_with_str_and_init(target, &init)
 }
 

@@ -79,9 +79,17 @@ pub struct Settled {
     pub status: u16,
 }
 
+/// How long a request may go unanswered before it counts as failed (and
+/// is retried with backoff): a collector that accepts the connection and
+/// never answers must not hold up delivery, or `flush()`, for the rest of
+/// the page view. Long enough for a full batch over a slow mobile link.
+pub const REQUEST_TIMEOUT_MS: f64 = 30_000.0;
+
 #[derive(Clone, Debug)]
 struct InFlight {
     id: u64,
+    /// When it was sent (ms).
+    sent_at: f64,
     seqs: Vec<u64>,
     /// Body bytes, counted against the keepalive budget.
     bytes: usize,
@@ -362,6 +370,7 @@ impl Delivery {
             && (!ordinary || bytes <= KEEPALIVE_BUDGET / 2);
         self.in_flight.push(InFlight {
             id,
+            sent_at: now,
             seqs: seqs.clone(),
             bytes,
             keepalive,
@@ -441,14 +450,43 @@ impl Delivery {
         }
     }
 
-    /// When [`poll`](Self::poll) may next have a batch, if nothing else
+    /// When [`poll`](Self::poll) may next have a batch, or a request
+    /// under way becomes [`overdue`](Self::overdue), if nothing else
     /// happens first.
     pub fn next_wake(&self, queue: &Queue) -> Option<f64> {
-        if !self.online || self.busy() {
-            return None;
+        let deadline = self
+            .in_flight
+            .iter()
+            .map(|f| f.sent_at + REQUEST_TIMEOUT_MS)
+            .reduce(f64::min);
+        let send = if !self.online || self.busy() {
+            None
+        } else {
+            queue
+                .iter()
+                .find(|e| !e.in_flight)
+                .map(|first| self.not_before.max(first.queued_at + self.interval_ms))
+        };
+        match (deadline, send) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
-        let first = queue.iter().find(|e| !e.in_flight)?;
-        Some(self.not_before.max(first.queued_at + self.interval_ms))
+    }
+
+    /// Whether request `id` is under way (not answered, given up or
+    /// forgotten).
+    pub fn awaits(&self, id: u64) -> bool {
+        self.in_flight.iter().any(|f| f.id == id)
+    }
+
+    /// Requests unanswered for [`REQUEST_TIMEOUT_MS`]: settle each as a
+    /// network error (and abort it).
+    pub fn overdue(&self, now: f64) -> Vec<u64> {
+        self.in_flight
+            .iter()
+            .filter(|f| now >= f.sent_at + REQUEST_TIMEOUT_MS)
+            .map(|f| f.id)
+            .collect()
     }
 
     /// Applies the answer to batch `id`. `random` in `[0, 1)` draws the
@@ -645,6 +683,31 @@ mod tests {
         let s = d.settle(q, b.id, ok(), now, 0.5);
         q.remove(&s.removed);
         s
+    }
+
+    #[test]
+    fn a_request_never_answered_is_given_up_at_the_timeout_and_retried() {
+        let mut d = Delivery::new(config(100, 60_000));
+        let mut q = Queue::default();
+        push(&mut q, 2, 0.0);
+        let b = d.poll(&mut q, 2000.0).unwrap();
+        let deadline = 2000.0 + REQUEST_TIMEOUT_MS;
+        assert_eq!(d.next_wake(&q), Some(deadline), "woken at the deadline");
+        assert!(d.overdue(deadline - 1.0).is_empty());
+        assert_eq!(d.overdue(deadline), vec![b.id]);
+        let s = d.settle(&mut q, b.id, Outcome::NetworkError, deadline, 0.5);
+        let wait = s.retry_in_ms.unwrap();
+        assert!(d.overdue(deadline).is_empty());
+        // The late answer to the given-up request changes nothing...
+        assert_eq!(
+            d.settle(&mut q, b.id, ok(), deadline + 100.0, 0.5),
+            Settled::default()
+        );
+        assert_eq!(q.len(), 2);
+        // ...and the same events go again after the backoff.
+        assert_eq!(d.next_wake(&q), Some(deadline + wait));
+        let retry = d.poll(&mut q, deadline + wait).unwrap();
+        assert_eq!(retry.seqs, b.seqs);
     }
 
     #[test]

@@ -889,6 +889,24 @@ impl<S: Store> Tracker<S> {
         Some(batch)
     }
 
+    /// Requests unanswered too long (see
+    /// [`REQUEST_TIMEOUT_MS`](crate::delivery::REQUEST_TIMEOUT_MS)) are
+    /// settled as network errors, so their events are retried; their ids,
+    /// for the caller to abort them. A late answer is then ignored.
+    pub fn give_up_overdue(&mut self, now: f64) -> Vec<u64> {
+        let overdue = self.delivery.overdue(now);
+        for &id in &overdue {
+            self.debug(|| {
+                format!(
+                    "batch unanswered for {} s: given up",
+                    (crate::delivery::REQUEST_TIMEOUT_MS / 1000.0) as i64
+                )
+            });
+            self.settle(id, Outcome::NetworkError, now);
+        }
+        overdue
+    }
+
     /// When to call [`poll`](Self::poll) again, if nothing else happens.
     pub fn next_wake(&self) -> Option<f64> {
         if !self.granted() || self.released {
@@ -912,8 +930,12 @@ impl<S: Store> Tracker<S> {
         self.delivery.gzip()
     }
 
-    /// Applies the answer to batch `id`.
+    /// Applies the answer to batch `id` (nothing for a request given up
+    /// or forgotten meanwhile: its events went, or will go, again).
     pub fn settle(&mut self, id: u64, outcome: Outcome, now: f64) {
+        if !self.delivery.awaits(id) {
+            return;
+        }
         let random = self.rng.next_f64();
         let settled = self
             .delivery

@@ -11,7 +11,7 @@
 
 use segmint_core::condition::Native;
 use segmint_core::config::{Config, Consent};
-use segmint_core::delivery::{Batch, Outcome};
+use segmint_core::delivery::{Batch, FlushDone, Outcome, REQUEST_TIMEOUT_MS};
 use segmint_core::json::Value;
 use segmint_core::message::PageInfo;
 use segmint_core::queue::STALE_TAB_MS;
@@ -296,6 +296,52 @@ fn two_tabs_tracking_at_once_send_each_event_once() {
     assert_eq!(rx.ids.len(), 20 * 12);
     assert_eq!(rx.duplicates(), 0);
     assert!(queue_keys(&store).is_empty());
+}
+
+#[test]
+fn a_collector_that_never_answers_does_not_hold_up_delivery_or_flush() {
+    let store = Shared::default();
+    let mut t = tab(&store, "", T0, 1, None);
+    track_n(&mut t, 3, T0);
+    let Ok(flush) = t.flush() else {
+        panic!("a flush is under way")
+    };
+    let hung = t.poll(T0).unwrap();
+    assert!(t.give_up_overdue(T0 + 29_999.0).is_empty());
+    assert_eq!(t.next_wake(), Some(T0 + REQUEST_TIMEOUT_MS));
+    // No answer in 30 s: given up, and the flush answered with what is left.
+    assert_eq!(t.give_up_overdue(T0 + REQUEST_TIMEOUT_MS), vec![hung.id]);
+    let flushed: Vec<FlushDone> = t
+        .drain_notices()
+        .into_iter()
+        .filter_map(|n| match n {
+            Notice::Flushed(done) => Some(done),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        flushed,
+        [FlushDone {
+            id: flush,
+            sent: 0,
+            pending: 3
+        }]
+    );
+    // The events go again after the backoff, with the same ids.
+    let wake = t.next_wake().unwrap();
+    let retry = t.poll(wake).unwrap();
+    assert_eq!(retry.seqs, hung.seqs);
+    let mut rx = Receiver::default();
+    rx.take(&retry);
+    let ok = |status| Outcome::Status {
+        status,
+        retry_after: None,
+    };
+    t.settle(retry.id, ok(200), wake);
+    // The hung request's late answer changes nothing.
+    t.settle(hung.id, ok(200), wake + 1.0);
+    assert_eq!((rx.ids.len(), rx.duplicates()), (3, 0));
+    assert_eq!(t.queued(), 0);
 }
 
 #[test]
