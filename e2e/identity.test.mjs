@@ -76,6 +76,7 @@ test("options are validated and errors name the option", async () => {
       { endpoint: "collector.example" },
       { endpoint, flushIntervalMs: -1 },
       { endpoint, cookie: { domian: "x" } },
+      { endpoint: `${endpoint}/collect?key=1` },
     ]) {
       const sm = window.segmintModule.load(options);
       const heard = [];
@@ -86,7 +87,8 @@ test("options are validated and errors name the option", async () => {
     }
     return out;
   }, rx.origin);
-  assert.deepEqual(results.map((r) => r.option), ["flushInterval", "endpoint", "flushIntervalMs", "cookie.domian"]);
+  assert.deepEqual(results.map((r) => r.option), ["flushInterval", "endpoint", "flushIntervalMs", "cookie.domian", "endpoint"]);
+  assert.match(results[4].message, /without \?query or #fragment/);
   for (const r of results) {
     assert.equal(r.code, "invalid_option");
     assert.deepEqual(r.heard, ["invalid_option"], "on('error') hears it too");

@@ -208,7 +208,18 @@ impl Config {
                 continue;
             }
             match key.as_str() {
-                "endpoint" => endpoint = Some(url("endpoint", v)?),
+                "endpoint" => {
+                    let base = url("endpoint", v)?;
+                    // `/v1/batch` is appended to it: a query or fragment
+                    // would swallow that path.
+                    if base.contains(['?', '#']) {
+                        return Err(invalid(
+                            "endpoint",
+                            format!("expected a base URL without ?query or #fragment (batches go to {{endpoint}}/v1/batch), got \"{base}\""),
+                        ));
+                    }
+                    endpoint = Some(base);
+                }
                 "writeKey" => c.write_key = Some(string("writeKey", v)?.to_string()),
                 "rulesUrl" => c.rules_url = Some(url("rulesUrl", v)?),
                 "rules" => {
@@ -368,6 +379,11 @@ mod tests {
             "flushInterval"
         );
         assert_eq!(code_and_option(r#"{"endpoint":"collector"}"#).1, "endpoint");
+        for with_query in ["https://c.example/in?key=1", "https://c.example/#x"] {
+            let json = format!(r#"{{"endpoint":"{with_query}"}}"#);
+            assert_eq!(code_and_option(&json).1, "endpoint", "{with_query}");
+        }
+        assert!(Config::from_json(r#"{"endpoint":"https://c.example/collect/"}"#).is_ok());
         assert_eq!(code_and_option(r#"{}"#).1, "endpoint");
         assert_eq!(
             code_and_option(r#"{"endpoint":"https://c.example","flushIntervalMs":-1}"#).1,
