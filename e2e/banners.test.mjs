@@ -243,6 +243,37 @@ test("personalize(): templates, template ids and functions; undo restores", asyn
   await context.close();
 });
 
+test("personalize() with a missing element or a bad variant reports invalid_argument and never throws", async () => {
+  const context = await browser.newContext();
+  const page = await open(context, { rules: rules() });
+  const result = await page.evaluate(() => {
+    const outcomes = [];
+    for (const [target, variants] of [
+      ["#not-on-this-page", { default: "side-loyal" }],
+      ["#side", { "new-user": 42 }],
+    ]) {
+      try {
+        const handle = window.sm.personalize(target, variants);
+        handle.undo();
+        outcomes.push("returned");
+      } catch (e) {
+        outcomes.push(`threw ${e}`);
+      }
+    }
+    return { outcomes, errors: window.smErrors, side: document.querySelector("#side").innerHTML.trim() };
+  });
+  assert.deepEqual(result.outcomes, ["returned", "returned"]);
+  assert.deepEqual(
+    result.errors.map((e) => [e.code, e.message]),
+    [
+      ["invalid_argument", "personalize(target): no element for #not-on-this-page"],
+      ["invalid_argument", 'personalize(variants): variant "new-user" must be a <template>, a template id or a function'],
+    ],
+  );
+  assert.equal(result.side, '<p id="side-original">original side content</p>', "the page is left as it was");
+  await context.close();
+});
+
 test("personalize() again for the same element takes the earlier call's place: one exposure, and undo gives back the page's content", async () => {
   rx.reset();
   const context = await browser.newContext();

@@ -305,11 +305,20 @@ export class Client {
   /**
    * Shows the variant for the user's segment in an element: variants map
    * segment ids (and "default") to a <template>, a template id, or a
-   * function (element, {segment, variation}). Returns {undo()}.
+   * function (element, {segment, variation}). Returns {undo()}. A missing
+   * element or a bad variant is reported as `invalid_argument` (on
+   * "error"), never thrown; its handle does nothing.
    */
   personalize(target, variants) {
     if (!this._slots) return { undo() {} };
-    return this._slots.personalize(target, variants);
+    try {
+      return this._slots.personalize(target, variants);
+    } catch (e) {
+      // A page without the element (a layout that lacks it) keeps
+      // running: the error is reported, and the handle does nothing.
+      this._fail(e instanceof SegmintError ? e : invalid("personalize", String(e)));
+      return { undo() {} };
+    }
   }
 
   /** on("segments" | "error", listener) */

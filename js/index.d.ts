@@ -193,6 +193,8 @@ export interface SegmintClient {
    * Shows the variant for the user's segment in an element. Called again
    * for the same element, it replaces the earlier call (one exposure per
    * page view); `undo()` of the latest handle restores the original content.
+   * A missing element or a bad variant is reported as `invalid_argument`
+   * through `on("error")`, never thrown; that handle's `undo()` does nothing.
    */
   personalize(target: string | Element, variants: Record<string, Variant>): { undo(): void };
   /** Listens for segment changes (after any call that changes them) and for errors. */
