@@ -77,6 +77,7 @@ test("options are validated and errors name the option", async () => {
       { endpoint, flushIntervalMs: -1 },
       { endpoint, cookie: { domian: "x" } },
       { endpoint: `${endpoint}/collect?key=1` },
+      endpoint, // the URL alone, not in an object
     ]) {
       const sm = window.segmintModule.load(options);
       const heard = [];
@@ -87,8 +88,9 @@ test("options are validated and errors name the option", async () => {
     }
     return out;
   }, rx.origin);
-  assert.deepEqual(results.map((r) => r.option), ["flushInterval", "endpoint", "flushIntervalMs", "cookie.domian", "endpoint"]);
+  assert.deepEqual(results.map((r) => r.option), ["flushInterval", "endpoint", "flushIntervalMs", "cookie.domian", "endpoint", "options"]);
   assert.match(results[4].message, /without \?query or #fragment/);
+  assert.match(results[5].message, /expected an object, such as load\(\{ endpoint/);
   for (const r of results) {
     assert.equal(r.code, "invalid_option");
     assert.deepEqual(r.heard, ["invalid_option"], "on('error') hears it too");

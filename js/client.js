@@ -54,7 +54,10 @@ export class Client {
     this._recorder = null;
     this._hooks = [];
     this._options = options;
-    const { wasmUrl, ...coreOptions } = options || {};
+    // load("https://…") instead of load({ endpoint: "https://…" }): said
+    // plainly, not as a string spread into options "0", "1", ...
+    const plain = options == null || (typeof options === "object" && !Array.isArray(options));
+    const { wasmUrl, ...coreOptions } = plain ? options || {} : {};
     // A path ("/", "/collect") means this site; anything else must be an
     // absolute URL (the core says so, naming the option).
     for (const key of ["endpoint", "rulesUrl"]) {
@@ -72,7 +75,12 @@ export class Client {
       this._slots.watchDocument();
       this._hooks.push(() => this._slots.start());
     }
-    this.ready = start(wasmUrl).then(
+    const notObject = new SegmintError({
+      code: "invalid_option",
+      message: 'option `options`: expected an object, such as load({ endpoint: "https://collector.example" })',
+      option: "options",
+    });
+    this.ready = (plain ? start(wasmUrl) : Promise.reject(notObject)).then(
       (wasm) => {
         let text;
         try {
