@@ -99,6 +99,13 @@ struct InFlight {
     ordinary: bool,
 }
 
+impl InFlight {
+    /// When it is given up if still unanswered.
+    fn deadline(&self) -> f64 {
+        self.sent_at + REQUEST_TIMEOUT_MS
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Flush {
     id: u32,
@@ -457,7 +464,7 @@ impl Delivery {
         let deadline = self
             .in_flight
             .iter()
-            .map(|f| f.sent_at + REQUEST_TIMEOUT_MS)
+            .map(InFlight::deadline)
             .reduce(f64::min);
         let send = if !self.online || self.busy() {
             None
@@ -484,7 +491,7 @@ impl Delivery {
     pub fn overdue(&self, now: f64) -> Vec<u64> {
         self.in_flight
             .iter()
-            .filter(|f| now >= f.sent_at + REQUEST_TIMEOUT_MS)
+            .filter(|f| now >= f.deadline())
             .map(|f| f.id)
             .collect()
     }

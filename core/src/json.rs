@@ -163,6 +163,15 @@ impl Value {
         }
     }
 
+    /// The member `key` of an object, to change, if this is an object
+    /// that has it.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+        match self {
+            Value::Object(members) => members.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
     /// The string inside, if this is a string.
     pub fn as_str(&self) -> Option<&str> {
         match self {

@@ -317,10 +317,7 @@ pub fn amount(v: &Value) -> Option<f64> {
 /// [`decimal_text`]) written back as the number it is. Err(()) when the
 /// member is there and is neither; Ok(true) when it was rewritten.
 fn number_field(obj: &mut Value, field: &str) -> Result<bool, ()> {
-    let Value::Object(members) = obj else {
-        return Ok(false);
-    };
-    let Some((_, value)) = members.iter_mut().find(|(k, _)| k == field) else {
+    let Some(value) = obj.get_mut(field) else {
         return Ok(false);
     };
     match (amount(value), &value) {
@@ -396,14 +393,7 @@ pub fn check_order_completed(order: &mut Value) -> Result<bool, Error> {
             ));
         }
     }
-    let products = match order {
-        Value::Object(members) => members
-            .iter_mut()
-            .find(|(k, _)| k == "products")
-            .map(|(_, v)| v),
-        _ => None,
-    };
-    let products = match products {
+    let products = match order.get_mut("products") {
         Some(Value::Array(items)) if !items.is_empty() => items,
         _ => {
             return Err(missing(

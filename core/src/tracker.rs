@@ -346,17 +346,36 @@ impl<S: Store> Tracker<S> {
         )
     }
 
-    /// `productClicked(properties)`
-    pub fn product_clicked(&mut self, properties: &str, now: f64) -> Result<(), Error> {
-        let argument = "productClicked(properties)";
+    /// A commerce event whose properties `check` validates. Amounts
+    /// given as text ("9.99") are sent as the numbers they are, so totals
+    /// and averages count them: the check rewrites them, and the
+    /// properties then go out as rewritten.
+    fn track_checked(
+        &mut self,
+        event: &str,
+        properties: &str,
+        argument: &str,
+        check: fn(&mut Value) -> Result<bool, Error>,
+        now: f64,
+    ) -> Result<(), Error> {
         let mut v = parse_object(properties, argument)?;
-        // A price given as text ("9.99") is sent as the number it is.
-        let text = if check_product_clicked(&mut v)? {
+        let text = if check(&mut v)? {
             Cow::Owned(v.to_json())
         } else {
             Cow::Borrowed(properties)
         };
-        self.track_parsed(commerce::PRODUCT_CLICKED, &text, Some(v), argument, now)
+        self.track_parsed(event, &text, Some(v), argument, now)
+    }
+
+    /// `productClicked(properties)`
+    pub fn product_clicked(&mut self, properties: &str, now: f64) -> Result<(), Error> {
+        self.track_checked(
+            commerce::PRODUCT_CLICKED,
+            properties,
+            "productClicked(properties)",
+            check_product_clicked,
+            now,
+        )
     }
 
     /// `productsSearched(query, properties)`
@@ -382,16 +401,13 @@ impl<S: Store> Tracker<S> {
 
     /// `orderCompleted(order)`
     pub fn order_completed(&mut self, order: &str, now: f64) -> Result<(), Error> {
-        let argument = "orderCompleted(order)";
-        let mut v = parse_object(order, argument)?;
-        // Amounts given as text ("9.99") are sent as the numbers they are,
-        // so totals and averages count them.
-        let text = if check_order_completed(&mut v)? {
-            Cow::Owned(v.to_json())
-        } else {
-            Cow::Borrowed(order)
-        };
-        self.track_parsed(commerce::ORDER_COMPLETED, &text, Some(v), argument, now)
+        self.track_checked(
+            commerce::ORDER_COMPLETED,
+            order,
+            "orderCompleted(order)",
+            check_order_completed,
+            now,
+        )
     }
 
     /// `page(name, properties)`: the page's url, path, referrer, search
