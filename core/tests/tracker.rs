@@ -62,6 +62,12 @@ fn tab(
     )
 }
 
+/// The messages of a batch's body.
+fn messages(batch: &Batch) -> Vec<Value> {
+    let body = Value::parse(&batch.body).unwrap();
+    body.get("batch").unwrap().as_array().unwrap().to_vec()
+}
+
 /// A receiver that records message ids and answers with a status.
 #[derive(Default)]
 struct Receiver {
@@ -72,8 +78,7 @@ struct Receiver {
 impl Receiver {
     fn take(&mut self, batch: &Batch) {
         self.requests += 1;
-        let body = Value::parse(&batch.body).unwrap();
-        for m in body.get("batch").unwrap().as_array().unwrap() {
+        for m in messages(batch) {
             *self
                 .ids
                 .entry(m.get("messageId").unwrap().as_str().unwrap().to_string())
@@ -136,8 +141,7 @@ fn events_are_batched_delivered_and_leave_storage() {
     );
     assert!(t.poll(T0 + 1999.0).is_none(), "waits for flushIntervalMs");
     let b = t.poll(T0 + 2000.0).unwrap();
-    let body = Value::parse(&b.body).unwrap();
-    let msgs = body.get("batch").unwrap().as_array().unwrap();
+    let msgs = messages(&b);
     assert_eq!(msgs.len(), 3);
     assert_eq!(
         msgs[0].get("anonymousId").and_then(Value::as_str),
@@ -542,14 +546,9 @@ fn a_choice_made_in_another_tab_holds_here() {
     // The events B held while pending go out under the visitor's id.
     b.flush().ok();
     let batch = b.poll(T0 + 1e6).expect("B's held events");
-    let body = Value::parse(&batch.body).unwrap();
-    let ids: Vec<&str> = body
-        .get("batch")
-        .unwrap()
-        .as_array()
-        .unwrap()
+    let ids: Vec<String> = messages(&batch)
         .iter()
-        .map(|m| m.get("anonymousId").unwrap().as_str().unwrap())
+        .map(|m| m.get("anonymousId").unwrap().as_str().unwrap().to_string())
         .collect();
     assert_eq!(ids, vec![a.anonymous_id(); 3]);
     b.settle(
@@ -663,12 +662,7 @@ fn identity_restores_from_cookie_or_storage_and_reset_rotates_it() {
     assert_eq!(a.user_id(), None);
     track_n(&mut a, 1, T0 + 2.0);
     let b = a.poll(T0 + 5000.0).unwrap();
-    let body = Value::parse(&b.body).unwrap();
-    let ids: Vec<_> = body
-        .get("batch")
-        .unwrap()
-        .as_array()
-        .unwrap()
+    let ids: Vec<_> = messages(&b)
         .iter()
         .map(|m| m.get("anonymousId").unwrap().as_str().unwrap().to_string())
         .collect();
@@ -795,15 +789,7 @@ fn the_four_seed_segments_follow_behaviour() {
     // The event that made the change carries the new segments.
     t.flush().ok();
     let b = t.poll(T0).unwrap();
-    let body = Value::parse(&b.body).unwrap();
-    let last = body
-        .get("batch")
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .last()
-        .unwrap()
-        .clone();
+    let last = messages(&b).pop().unwrap();
     assert_eq!(
         last.get("context")
             .unwrap()
@@ -852,12 +838,7 @@ fn prices_given_as_text_count_and_are_sent_as_numbers() {
     assert_eq!(err.code(), "missing_field");
     t.flush().ok();
     let b = t.poll(T0).unwrap();
-    let body = Value::parse(&b.body).unwrap();
-    let orders: Vec<Value> = body
-        .get("batch")
-        .unwrap()
-        .as_array()
-        .unwrap()
+    let orders: Vec<Value> = messages(&b)
         .iter()
         .filter(|m| m.get("event").and_then(Value::as_str) == Some("Order Completed"))
         .map(|m| m.get("properties").unwrap().clone())
@@ -997,7 +978,7 @@ fn replaying_the_delivered_messages_gives_the_segments_the_tracker_computed() {
     let rules_doc = format!(r#","rules":{RULES}"#);
     let mut t = tab(&store, &rules_doc, T0, 1, None);
     let mut rx = Receiver::default();
-    let mut messages = Vec::new();
+    let mut delivered = Vec::new();
     let mut now = T0;
     for (i, price) in [50.0, 4.0, 5.0, 5.0, 12.0].iter().enumerate() {
         now += 3_600_000.0 * (i as f64 + 1.0);
@@ -1012,15 +993,7 @@ fn replaying_the_delivered_messages_gives_the_segments_the_tracker_computed() {
         t.flush().ok();
         while let Some(b) = t.poll(now) {
             rx.take(&b);
-            let body = Value::parse(&b.body).unwrap();
-            messages.extend(
-                body.get("batch")
-                    .unwrap()
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .cloned(),
-            );
+            delivered.extend(messages(&b));
             t.settle(
                 b.id,
                 Outcome::Status {
@@ -1032,7 +1005,7 @@ fn replaying_the_delivered_messages_gives_the_segments_the_tracker_computed() {
         }
     }
     let rules = segmint_core::rules::Rules::parse(RULES).unwrap();
-    let r = replay(&rules, &messages, &Native::default(), 30.0 * 60_000.0).unwrap();
+    let r = replay(&rules, &delivered, &Native::default(), 30.0 * 60_000.0).unwrap();
     assert_eq!(r.segments, t.segments());
     assert_eq!(r.reported, t.segments());
     assert_eq!(r.traits.get("purchases_30d"), Some(&Value::Number(5.0)));
