@@ -2,7 +2,7 @@
 // buffers calls until the wasm core is ready, and keeps the hot path
 // (track) to one JSON.stringify and one call into wasm.
 
-import { SegmintError, encode } from "./json.js";
+import { SegmintError, encode, invalid } from "./json.js";
 import { installCapture } from "./capture.js";
 import { Slots } from "./slots.js";
 
@@ -15,10 +15,6 @@ function rejected(err) {
   const p = Promise.reject(err);
   p.catch(noop);
   return p;
-}
-
-function invalid(argument, reason) {
-  return new SegmintError({ code: "invalid_argument", message: `${argument}: ${reason}`, argument });
 }
 
 /** What a client does in Node or during server-side rendering: nothing. */
@@ -75,12 +71,16 @@ export class Client {
       this._slots.watchDocument();
       this._hooks.push(() => this._slots.start());
     }
-    const notObject = new SegmintError({
-      code: "invalid_option",
-      message: 'option `options`: expected an object, such as load({ endpoint: "https://collector.example" })',
-      option: "options",
-    });
-    this.ready = (plain ? start(wasmUrl) : Promise.reject(notObject)).then(
+    const started = plain
+      ? start(wasmUrl)
+      : Promise.reject(
+          new SegmintError({
+            code: "invalid_option",
+            message: 'option `options`: expected an object, such as load({ endpoint: "https://collector.example" })',
+            option: "options",
+          }),
+        );
+    this.ready = started.then(
       (wasm) => {
         let text;
         try {

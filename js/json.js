@@ -12,6 +12,11 @@ export class SegmintError extends Error {
   }
 }
 
+/** An `invalid_argument` error for `argument` (e.g. "track(event)"). */
+export function invalid(argument, reason) {
+  return new SegmintError({ code: "invalid_argument", message: `${argument}: ${reason}`, argument });
+}
+
 function describe(v) {
   const t = typeof v;
   if (t === "number") return String(v);
@@ -28,11 +33,7 @@ function describe(v) {
 export function encode(value, what) {
   if (value === undefined || value === null) return "{}";
   if (typeof value !== "object" || Array.isArray(value)) {
-    throw new SegmintError({
-      code: "invalid_argument",
-      message: `${what}: expected a plain object`,
-      argument: what,
-    });
+    throw invalid(what, "expected a plain object");
   }
   // Paths of nested objects, recorded as they are met, so an error can say
   // where the bad value was.

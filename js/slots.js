@@ -12,15 +12,11 @@
 // the default banner first. Templates are cloned, never assigned as HTML
 // strings, and scripts in them never run.
 
-import { SegmintError } from "./json.js";
+import { invalid } from "./json.js";
 
 const CACHE_KEY = "sgm_slots";
 /** What a slot shows without a decision: its default banner. */
 const FALLBACK = { template: "default", segment: null, variation: "default", fallback: true };
-
-function badArgument(argument, reason) {
-  return new SegmintError({ code: "invalid_argument", message: `${argument}: ${reason}`, argument });
-}
 
 // Reading `localStorage` itself throws where the browser refuses storage
 // (cookies blocked for the site, a sandboxed frame): inside the try.
@@ -124,12 +120,12 @@ export class Slots {
   /** personalize(selectorOrElement, variants) */
   personalize(target, variants) {
     const element = typeof target === "string" ? document.querySelector(target) : target;
-    if (!(element instanceof Element)) throw badArgument("personalize(target)", `no element for ${target}`);
+    if (!(element instanceof Element)) throw invalid("personalize(target)", `no element for ${target}`);
     const resolved = {};
     for (const [id, v] of Object.entries(variants || {})) {
       resolved[id] = typeof v === "string" ? document.getElementById(v) : v;
       if (!(resolved[id] instanceof HTMLTemplateElement) && typeof resolved[id] !== "function") {
-        throw badArgument("personalize(variants)", `variant "${id}" must be a <template>, a template id or a function`);
+        throw invalid("personalize(variants)", `variant "${id}" must be a <template>, a template id or a function`);
       }
     }
     // A second personalize() for the same element (a component that runs
