@@ -3,6 +3,7 @@
 // test pages and the demo, and helpers to load segmint in a page.
 
 import { chromium } from "playwright-core";
+import { readFileSync } from "node:fs";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -76,8 +77,31 @@ export async function receiver(options = {}) {
   const port = await r.listen(0);
   r.origin = `http://127.0.0.1:${port}`;
   r.port = port;
-  r.reset = () => Object.assign(r.state, { batches: [], messages: [], faults: [], retryAfter: null, delayMs: 0, offline: false, requests: 0, hang: 0, hung: 0 });
   return r;
+}
+
+/** The stub snippet README shows (pkg/stub.min.js). */
+export const stubSnippet = () => readFileSync(path.join(ROOT, "pkg/stub.min.js"), "utf8");
+
+/** Runs the stub snippet in `page`: window.segmint becomes a queue. */
+export async function addStub(page) {
+  await page.addScriptTag({ content: stubSnippet() });
+}
+
+/** Adds the script-tag embed to `page` (endpoint "/", batches after
+ * 100 ms), as a tag manager would; resolves once it has run. */
+export function addEmbed(page) {
+  return page.evaluate(
+    () =>
+      new Promise((resolve) => {
+        const script = document.createElement("script");
+        script.src = "/pkg/embed.js";
+        script.dataset.endpoint = "/";
+        script.dataset.options = '{"flushIntervalMs":100}';
+        script.onload = resolve;
+        document.head.append(script);
+      }),
+  );
 }
 
 /** Opens the blank test page and starts segmint with `options` in it;

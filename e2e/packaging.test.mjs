@@ -13,7 +13,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { launch, receiver, until, ROOT } from "./harness.mjs";
+import { addEmbed, addStub, launch, receiver, until, ROOT } from "./harness.mjs";
 
 const EX = path.join(ROOT, "examples");
 const bin = (name) => path.join(EX, "node_modules/.bin", name);
@@ -241,19 +241,12 @@ test("script-tag embed: the stub's queue is replayed in order", async () => {
   assert.equal(await page.evaluate(() => window.segmint._memory instanceof WebAssembly.Memory), true);
   // The tag inserted a second time (a tag manager firing twice): the page
   // keeps its one client, so nothing is recorded twice.
+  await page.evaluate(() => (window.firstClient = window.segmint));
+  await addEmbed(page);
   const same = await page.evaluate(async () => {
-    const first = window.segmint;
-    const script = document.createElement("script");
-    script.src = "/pkg/embed.js";
-    script.dataset.endpoint = "/";
-    script.dataset.options = '{"flushIntervalMs":100}';
-    await new Promise((resolve) => {
-      script.onload = resolve;
-      document.head.append(script);
-    });
     await window.segmint.track("Packaging Test", { bundler: "embed twice" });
     await window.segmint.flush();
-    return window.segmint === first;
+    return window.segmint === window.firstClient;
   });
   assert.equal(same, true, "window.segmint is still the first client");
   assert.equal(rx.state.messages.filter((m) => m.properties?.bundler === "embed twice").length, 1);
@@ -272,19 +265,10 @@ test("the stub shown in README and the HTML example is the built one", () => {
 
 test("the stub on a page with an element whose id is segmint (also window.segmint): calls are queued and replayed", async () => {
   const { context, page, problems } = await visit(rx, "/blank.html");
-  const stub = fs.readFileSync(path.join(ROOT, "pkg/stub.min.js"), "utf8");
-  await page.evaluate((stub) => {
-    document.body.insertAdjacentHTML("beforeend", '<div id="segmint">banners</div>');
-    const inline = document.createElement("script");
-    inline.textContent = stub;
-    document.head.append(inline);
-    window.segmint.track("Packaging Test", { bundler: "named element" });
-    const script = document.createElement("script");
-    script.src = "/pkg/embed.js";
-    script.dataset.endpoint = "/";
-    script.dataset.options = '{"flushIntervalMs":100}';
-    document.head.append(script);
-  }, stub);
+  await page.evaluate(() => document.body.insertAdjacentHTML("beforeend", '<div id="segmint">banners</div>'));
+  await addStub(page);
+  await page.evaluate(() => window.segmint.track("Packaging Test", { bundler: "named element" }));
+  await addEmbed(page);
   await until(() => arrived(rx, "named element"), 10_000, "the queued event");
   assert.deepEqual(problems.errors, []);
   await context.close();
@@ -317,9 +301,12 @@ test("a blocked embed: the stub never throws", async () => {
   await context.close();
 });
 
-test("a browser without WebAssembly (iOS Lockdown Mode): load_failed is reported, calls reject, slots show their default", async () => {
-  const noWasm = (ctx) => ctx.addInitScript(() => delete window.WebAssembly);
-  const { context, page, problems } = await visit(rx, "/blank.html", { route: noWasm });
+/** Starts the npm build (on a page with a default-only hero slot) and
+ * the embed where `route` keeps the wasm from starting: what `ready`, a
+ * later `track()` and `on("error")` gave, what the hero shows, and the
+ * pages' uncaught errors. */
+async function failedStart(route) {
+  const { context, page, problems } = await visit(rx, "/blank.html", { route });
   await page.waitForFunction(() => window.segmintModule);
   const npm = await page.evaluate(async (endpoint) => {
     document.body.insertAdjacentHTML(
@@ -329,47 +316,41 @@ test("a browser without WebAssembly (iOS Lockdown Mode): load_failed is reported
     const sm = window.segmintModule.load({ endpoint });
     const heard = [];
     sm.on("error", (e) => heard.push(e.code));
-    const ready = await sm.ready.then(() => "ready", (e) => e.code);
+    const ready = await sm.ready.then(() => null, (e) => ({ code: e.code, message: e.message }));
     const track = await sm.track("Lost").then(() => "ok", (e) => e.code);
     return { ready, track, heard, hero: document.getElementById("hero").textContent.trim() };
   }, rx.origin);
-  assert.deepEqual(npm, { ready: "load_failed", track: "load_failed", heard: ["load_failed"], hero: "Default hero" });
   await context.close();
 
-  const embed = await visit(rx, "/html/index.html", { route: noWasm });
+  const embed = await visit(rx, "/html/index.html", { route });
   await embed.page.waitForFunction(() => window.segmint && !Array.isArray(window.segmint));
-  assert.match(await embed.page.evaluate(() => window.segmint.ready.then(() => "ready", (e) => `${e.code}: ${e.message}`)), /^load_failed: .*WebAssembly/);
-  assert.deepEqual([...problems.errors, ...embed.problems.errors], []);
+  const embedReady = await embed.page.evaluate(() => window.segmint.ready.then(() => "ready", (e) => `${e.code}: ${e.message}`));
   await embed.context.close();
+  return { npm, embed: embedReady, errors: [...problems.errors, ...embed.problems.errors] };
+}
+
+test("a browser without WebAssembly (iOS Lockdown Mode): load_failed is reported, calls reject, slots show their default", async () => {
+  const { npm, embed, errors } = await failedStart((ctx) => ctx.addInitScript(() => delete window.WebAssembly));
+  assert.deepEqual(
+    { ready: npm.ready?.code, track: npm.track, heard: npm.heard, hero: npm.hero },
+    { ready: "load_failed", track: "load_failed", heard: ["load_failed"], hero: "Default hero" },
+  );
+  assert.match(embed, /^load_failed: .*WebAssembly/);
+  assert.deepEqual(errors, []);
 });
 
 test("a wasm the browser cannot compile (as in browsers older than Chrome 96, Firefox 79, Safari 15): load_failed says so, slots show their default", async () => {
   // The start of the real file: the browser fails to compile it with a
   // WebAssembly.CompileError, as an older engine fails on reference types.
   const wasm = fs.readFileSync(path.join(ROOT, "pkg/segmint_wasm_bg.wasm")).subarray(0, 4096);
-  const uncompilable = (ctx) => ctx.route("**/segmint_wasm_bg.wasm", (r) => r.fulfill({ status: 200, contentType: "application/wasm", body: wasm }));
-  const { context, page, problems } = await visit(rx, "/blank.html", { route: uncompilable });
-  await page.waitForFunction(() => window.segmintModule);
-  const npm = await page.evaluate(async (endpoint) => {
-    document.body.insertAdjacentHTML(
-      "beforeend",
-      '<div id="hero" data-segmint-slot="hero"><template data-segment="default"><p>Default hero</p></template></div>',
-    );
-    const sm = window.segmintModule.load({ endpoint });
-    const ready = await sm.ready.then(() => null, (e) => ({ code: e.code, message: e.message }));
-    const track = await sm.track("Lost").then(() => "ok", (e) => e.code);
-    return { ready, track, hero: document.getElementById("hero").textContent.trim() };
-  }, rx.origin);
+  const { npm, embed, errors } = await failedStart((ctx) =>
+    ctx.route("**/segmint_wasm_bg.wasm", (r) => r.fulfill({ status: 200, contentType: "application/wasm", body: wasm })),
+  );
   assert.equal(npm.ready?.code, "load_failed");
   assert.match(npm.ready.message, /could not compile segmint's WebAssembly: it needs Chrome or Edge 96, Firefox 79, Safari 15 or later/);
   assert.deepEqual({ track: npm.track, hero: npm.hero }, { track: "load_failed", hero: "Default hero" });
-  await context.close();
-
-  const embed = await visit(rx, "/html/index.html", { route: uncompilable });
-  await embed.page.waitForFunction(() => window.segmint && !Array.isArray(window.segmint));
-  assert.match(await embed.page.evaluate(() => window.segmint.ready.then(() => "ready", (e) => `${e.code}: ${e.message}`)), /^load_failed: .*Safari 15 or later/);
-  assert.deepEqual([...problems.errors, ...embed.problems.errors], []);
-  await embed.context.close();
+  assert.match(embed, /^load_failed: .*Safari 15 or later/);
+  assert.deepEqual(errors, []);
 });
 
 test("strict CSP (script-src 'self' 'wasm-unsafe-eval', Trusted Types): the npm build and the embed work, banners render", async () => {

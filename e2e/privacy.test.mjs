@@ -2,9 +2,7 @@
 // output, in real Chromium.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import fs from "node:fs";
-import path from "node:path";
-import { launch, launchBlockingCookies, receiver, until, visitorMessages, ROOT } from "./harness.mjs";
+import { addEmbed, addStub, launch, launchBlockingCookies, receiver, stubSnippet, until, visitorMessages } from "./harness.mjs";
 
 let browser, rx;
 before(async () => {
@@ -201,16 +199,9 @@ test("a shopper who blocks cookies in Chrome's settings: tracking, segments and 
   const embed = await context.newPage();
   embed.on("pageerror", (e) => problems.push(e.message));
   await embed.goto(`${rx.origin}/blank.html`);
-  await embed.addScriptTag({ content: fs.readFileSync(path.join(ROOT, "pkg/stub.min.js"), "utf8") });
-  await embed.evaluate(() => {
-    window.segmint.track("Test Event", { run: "no-cookies-embed" });
-    const script = document.createElement("script");
-    script.async = true;
-    script.src = "/pkg/embed.js";
-    script.dataset.endpoint = "/";
-    script.dataset.options = '{"flushIntervalMs":100}';
-    document.head.append(script);
-  });
+  await addStub(embed);
+  await embed.evaluate(() => window.segmint.track("Test Event", { run: "no-cookies-embed" }));
+  await addEmbed(embed);
   await until(() => eventsOf("no-cookies-embed").length === 1, 10_000, "the embed's event");
   assert.deepEqual(problems, []);
   await context.close();
@@ -225,7 +216,7 @@ test("in a sandboxed frame (reading document.cookie and localStorage throws), th
   const logged = [];
   page.on("console", (m) => logged.push(m.text()));
   await page.goto(`${rx.origin}/blank.html`);
-  const stub = fs.readFileSync(path.join(ROOT, "pkg/stub.min.js"), "utf8");
+  const stub = stubSnippet();
   await page.evaluate(({ origin, stub }) => {
     const frame = document.createElement("iframe");
     frame.sandbox = "allow-scripts"; // an opaque origin: no cookies, no storage

@@ -31,17 +31,21 @@ const TYPES = {
 };
 
 export function createReceiver({ statics = [], rulesFile = null, wrongWasmType = false, headers = {} } = {}) {
-  const state = {
-    batches: [], // {at, status, ids, bytes, gzip}
-    messages: [], // every message received with a 2xx answer
-    faults: [],
-    retryAfter: null,
-    delayMs: 0,
-    offline: false,
-    requests: 0,
-    hang: 0,
-    hung: 0,
-  };
+  const state = {};
+  // What the receiver got, and the faults it injects: all cleared.
+  const reset = () =>
+    Object.assign(state, {
+      batches: [], // {at, status, ids, bytes, gzip}
+      messages: [], // every message received with a 2xx answer
+      faults: [],
+      retryAfter: null,
+      delayMs: 0,
+      offline: false,
+      requests: 0,
+      hang: 0,
+      hung: 0,
+    });
+  reset();
 
   const cors = (req, res) => {
     res.setHeader("Access-Control-Allow-Origin", req.headers.origin || "*");
@@ -133,7 +137,7 @@ export function createReceiver({ statics = [], rulesFile = null, wrongWasmType =
         return json(res, 200, { messages: state.messages, batches: state.batches, ids, requests: state.requests });
       }
       if (url.pathname === "/__reset" && req.method === "POST") {
-        Object.assign(state, { batches: [], messages: [], faults: [], retryAfter: null, delayMs: 0, offline: false, requests: 0, hang: 0, hung: 0 });
+        reset();
         return json(res, 200, { ok: true });
       }
       if (url.pathname === "/__faults" && req.method === "POST") {
@@ -172,6 +176,7 @@ export function createReceiver({ statics = [], rulesFile = null, wrongWasmType =
 
   return {
     state,
+    reset,
     server,
     listen(port = 0, host = "127.0.0.1") {
       return new Promise((resolve) => server.listen(port, host, () => resolve(server.address().port)));
