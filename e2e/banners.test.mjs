@@ -327,6 +327,27 @@ test("personalize() again for the same element takes the earlier call's place: o
   await fresh.close();
 });
 
+test("personalize() on a declarative slot takes its place until undo, which gives the slot back", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  const page = await open(context, { rules: rules(), sticky: false, flushIntervalMs: 100 });
+  const banners = () => page.evaluate(() => [...document.querySelectorAll("#hero [data-banner]")].map((e) => e.dataset.banner));
+  assert.deepEqual(await banners(), ["new-user"]);
+  const handle = await page.evaluateHandle(() => window.sm.personalize("#hero", { "new-user": "side-loyal" }));
+  assert.deepEqual(await banners(), ["side-loyal"]);
+  // Now also a bargain hunter, which only the declarative slot offers: the
+  // personalize() call, in force, keeps its banner.
+  await buy(page, 5);
+  assert.deepEqual(await banners(), ["side-loyal"]);
+  await handle.evaluate((h) => h.undo());
+  assert.deepEqual(await banners(), ["bargain-hunter"], "the declarative slot decides again");
+  assert.equal(await page.evaluate(() => document.querySelectorAll("#hero > template").length), 4, "its templates are back");
+  await page.evaluate(() => window.sm.flush());
+  const viewed = promotions("Promotion Viewed", await visitorMessages(rx, page)).filter((m) => m.properties.promotion_id === "hero");
+  assert.deepEqual(viewed.map((m) => m.properties.creative), ["new-user", "bargain-hunter"], "one exposure per banner shown");
+  await context.close();
+});
+
 test("no flicker: a returning visitor never sees the default banner first", async () => {
   const context = await browser.newContext();
   let page = await open(context, { rules: rules() });

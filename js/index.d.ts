@@ -191,8 +191,9 @@ export interface SegmintClient {
   traits(): Record<string, JsonValue>;
   /**
    * Shows the variant for the user's segment in an element. Called again
-   * for the same element, it replaces the earlier call (one exposure per
-   * page view); `undo()` of the latest handle restores the original content.
+   * for the same element, or for a declarative slot's element, it replaces
+   * the earlier call or the slot (one exposure per page view); `undo()` of
+   * the latest handle restores the original content (and the slot).
    * A missing element or a bad variant is reported as `invalid_argument`
    * through `on("error")`, never thrown; that handle's `undo()` does nothing.
    */

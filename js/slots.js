@@ -128,11 +128,12 @@ export class Slots {
         throw invalid("personalize(variants)", `variant "${id}" must be a <template>, a template id or a function`);
       }
     }
-    // A second personalize() for the same element (a component that runs
-    // it on every render) takes the earlier one's place: one slot per
-    // element, so a banner is counted as viewed once per page view, and
-    // undo() gives back what the page had before the first call.
-    const earlier = this.slots.find((s) => s.element === element && s.original !== null);
+    // One slot per element, so a banner is counted as viewed once per page
+    // view: a second personalize() (a component that runs it on every
+    // render) takes the earlier one's place, and so does a personalize()
+    // of a declarative slot. undo() gives back what the page had before
+    // the first call, the declarative slot included.
+    const earlier = this.slots.find((s) => s.element === element);
     if (earlier) {
       clearTimeout(earlier.timer);
       earlier.undone = earlier.replaced = true;
@@ -142,9 +143,10 @@ export class Slots {
       element,
       name: element.getAttribute("data-segmint-slot") || element.id || "slot",
       variants: resolved,
-      original: earlier ? earlier.original : [...element.childNodes],
-      exposed: earlier ? earlier.exposed : undefined,
-      hiddenStyle: earlier ? earlier.hiddenStyle : undefined,
+      original: earlier?.original ?? [...element.childNodes],
+      declarative: earlier && (earlier.declarative || (earlier.original === null ? earlier : null)),
+      exposed: earlier?.exposed,
+      hiddenStyle: earlier?.hiddenStyle,
     };
     this.add(slot);
     return {
@@ -155,6 +157,12 @@ export class Slots {
         this.slots = this.slots.filter((s) => s !== slot);
         element.replaceChildren(...slot.original);
         element.style.visibility = slot.hiddenStyle ?? "";
+        const own = slot.declarative;
+        if (own && element.isConnected && !this.stopped) {
+          own.undone = own.replaced = false;
+          own.exposed = slot.exposed;
+          this.add(own);
+        }
       },
     };
   }
