@@ -14,6 +14,9 @@ import { launch, until, ROOT } from "./harness.mjs";
 let browser, collector, origin;
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "segmint-demo-"));
 const visitors = [];
+// Headless Chromium says "HeadlessChrome", which the collector counts as a
+// bot: the shoppers here present the user agent of the browser it is.
+const SHOPPER = { userAgent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36" };
 
 async function freePort() {
   return new Promise((resolve) => {
@@ -47,7 +50,7 @@ const BANNER = { "frequent-buyer": "loyal", "bargain-hunter": "bargain", "catego
  * what the hero slot shows once `segment` is the visitor's top segment. */
 async function become(segment, act) {
   for (let attempt = 0; attempt < 6; attempt++) {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const context = await browser.newContext({ ...SHOPPER, viewport: { width: 1280, height: 900 } });
     const page = await context.newPage();
     await page.goto(`${origin}/`);
     await page.waitForFunction(() => window.segmint && window.segmint.anonymousId());
@@ -111,8 +114,28 @@ test("server-side evaluation with segmint-core gives every visitor the browser's
   }
 });
 
+test("a headless browser's events are stored but left out of the dashboard's figures", async () => {
+  const summary = async () => (await fetch(`${origin}/api/summary`)).json();
+  const before = await summary();
+  const context = await browser.newContext(); // HeadlessChrome
+  const page = await context.newPage();
+  await page.goto(`${origin}/`);
+  await page.waitForFunction(() => window.segmint && window.segmint.anonymousId());
+  await buy(page, "Canvas sneakers");
+  await page.evaluate(() => window.segmint.flush());
+  const id = await page.evaluate(() => window.segmint.anonymousId());
+  await context.close();
+  const stored = await (await fetch(`${origin}/api/users/${id}/segments`)).json();
+  assert.ok(stored.events >= 2, "its page view and order are stored");
+  const after = await summary();
+  assert.equal(after.bots.users, before.bots.users + 1);
+  assert.ok(after.bots.events >= before.bots.events + stored.events);
+  assert.equal(after.users, before.users, "no user added");
+  assert.equal(after.events, before.events, "no event counted");
+});
+
 test("the dashboard shows events, segment sizes and conversion by segment", async () => {
-  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  const page = await browser.newPage({ ...SHOPPER, viewport: { width: 1400, height: 1000 } });
   await page.goto(`${origin}/dashboard`);
   await page.waitForFunction(() => Number(document.getElementById("events").textContent.replace(/\D/g, "")) > 0);
   await page.waitForFunction(() => [...document.images].every((i) => i.complete && i.naturalWidth > 0));

@@ -221,6 +221,7 @@ pub const PAGE: &str = r##"<!doctype html>
 <div class="cards">
   <div class="card">events<b id="events">…</b></div>
   <div class="card">users<b id="users">…</b></div>
+  <div class="card muted" title="Crawlers and headless browsers, by user agent: stored, but in no figure here">bots left out<b id="bots">…</b></div>
 </div>
 <main>
   <div class="panel"><img id="chart-events" src="/dashboard/charts/events.svg" alt="Events per minute"></div>
@@ -241,6 +242,7 @@ pub const PAGE: &str = r##"<!doctype html>
     const s = await (await fetch("/api/summary")).json();
     document.getElementById("events").textContent = s.events.toLocaleString();
     document.getElementById("users").textContent = s.users.toLocaleString();
+    document.getElementById("bots").textContent = `${s.bots.users.toLocaleString()} (${s.bots.events.toLocaleString()} events)`;
     document.getElementById("rules").textContent = s.rulesVersion ? "rules " + s.rulesVersion : "no rules";
     const rows = s.segments.map((g) => {
       const l = g.lift;

@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 pub type DbError = String;
 
 const COLUMNS: &str =
-    "message_id, received_at, timestamp, kind, event, anonymous_id, user_id, segments, promo_segment, promo_variation, order_total, body";
+    "message_id, received_at, timestamp, kind, event, anonymous_id, user_id, segments, promo_segment, promo_variation, order_total, bot, body";
 
 /// Where events are stored.
 #[derive(Clone)]
@@ -50,11 +50,15 @@ impl Db {
                        promo_segment TEXT,
                        promo_variation TEXT,
                        order_total DOUBLE PRECISION,
+                       bot BOOLEAN NOT NULL DEFAULT false,
                        body TEXT NOT NULL);
                      CREATE INDEX IF NOT EXISTS events_user ON events (anonymous_id, timestamp, seq);",
                 )
                 .await
                 .map_err(|e| format!("cannot create the schema: {e}"))?;
+            postgres_add_bot_column(&client)
+                .await
+                .map_err(|e| format!("cannot add the bot column: {e}"))?;
             return Ok(Db::Postgres(Arc::new(client)));
         }
         let path = url.strip_prefix("sqlite:").unwrap_or(url).to_string();
@@ -109,7 +113,7 @@ impl Db {
             "seq"
         };
         let sql = format!(
-            "SELECT message_id, received_at, timestamp, kind, event, anonymous_id, user_id, segments, promo_segment, promo_variation, order_total, {body} FROM events {filter} ORDER BY {order}"
+            "SELECT message_id, received_at, timestamp, kind, event, anonymous_id, user_id, segments, promo_segment, promo_variation, order_total, bot, {body} FROM events {filter} ORDER BY {order}"
         );
         match self {
             Db::Sqlite(s) => {
@@ -131,7 +135,8 @@ impl Db {
                             promo_segment: r.get(8)?,
                             promo_variation: r.get(9)?,
                             order_total: r.get(10)?,
-                            body: r.get(11)?,
+                            bot: r.get(11)?,
+                            body: r.get(12)?,
                         })
                     };
                     let rows = match &arg {
@@ -168,12 +173,43 @@ impl Db {
                         promo_segment: r.get(8),
                         promo_variation: r.get(9),
                         order_total: r.get(10),
-                        body: r.get(11),
+                        bot: r.get(11),
+                        body: r.get(12),
                     })
                     .collect())
             }
         }
     }
+}
+
+/// As [`add_bot_column`], for PostgreSQL.
+async fn postgres_add_bot_column(
+    client: &tokio_postgres::Client,
+) -> Result<(), tokio_postgres::Error> {
+    let has = client
+        .query_opt(
+            "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'events' AND column_name = 'bot'",
+            &[],
+        )
+        .await?
+        .is_some();
+    if has {
+        return Ok(());
+    }
+    client
+        .batch_execute("ALTER TABLE events ADD COLUMN bot BOOLEAN NOT NULL DEFAULT false")
+        .await?;
+    let bots: Vec<i64> = client
+        .query("SELECT seq, body FROM events", &[])
+        .await?
+        .iter()
+        .filter(|r| body_is_bot(r.get(1)))
+        .map(|r| r.get(0))
+        .collect();
+    client
+        .execute("UPDATE events SET bot = true WHERE seq = ANY($1)", &[&bots])
+        .await?;
+    Ok(())
 }
 
 async fn postgres_insert(
@@ -185,14 +221,14 @@ async fn postgres_insert(
     }
     let mut sql = format!("INSERT INTO events ({COLUMNS}) VALUES ");
     let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-        Vec::with_capacity(events.len() * 12);
+        Vec::with_capacity(events.len() * 13);
     for (i, e) in events.iter().enumerate() {
         if i > 0 {
             sql.push(',');
         }
-        let base = i * 12;
+        let base = i * 13;
         sql.push('(');
-        for k in 1..=12 {
+        for k in 1..=13 {
             if k > 1 {
                 sql.push(',');
             }
@@ -211,6 +247,7 @@ async fn postgres_insert(
             &e.promo_segment,
             &e.promo_variation,
             &e.order_total,
+            &e.bot,
             &e.body,
         ]);
     }
@@ -261,10 +298,12 @@ impl Sqlite {
                promo_segment TEXT,
                promo_variation TEXT,
                order_total REAL,
+               bot INTEGER NOT NULL DEFAULT 0,
                body TEXT NOT NULL);
              CREATE INDEX IF NOT EXISTS events_user ON events (anonymous_id, timestamp, seq);",
         )
         .map_err(|e| format!("cannot create the schema in {path}: {e}"))?;
+        add_bot_column(&conn).map_err(|e| format!("cannot add the bot column in {path}: {e}"))?;
         let (tx, rx) = mpsc::channel::<WriteRequest>();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -283,6 +322,45 @@ impl Sqlite {
     }
 }
 
+/// A database from before bot detection gets the column, and its stored
+/// events are classified by the user agent in their bodies.
+fn add_bot_column(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    let has = conn
+        .prepare("SELECT 1 FROM pragma_table_info('events') WHERE name = 'bot'")?
+        .exists([])?;
+    if has {
+        return Ok(());
+    }
+    conn.execute_batch("ALTER TABLE events ADD COLUMN bot INTEGER NOT NULL DEFAULT 0")?;
+    let mut bots = Vec::new();
+    {
+        let mut stmt = conn.prepare("SELECT seq, body FROM events")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let body: String = row.get(1)?;
+            if body_is_bot(&body) {
+                bots.push(row.get::<_, i64>(0)?);
+            }
+        }
+    }
+    let mut mark = conn.prepare("UPDATE events SET bot = 1 WHERE seq = ?1")?;
+    for seq in bots {
+        mark.execute([seq])?;
+    }
+    Ok(())
+}
+
+/// Whether a stored message's `context.userAgent` is a bot's.
+fn body_is_bot(body: &str) -> bool {
+    segmint_core::json::Value::parse(body)
+        .ok()
+        .as_ref()
+        .and_then(|m| m.get("context"))
+        .and_then(|c| c.get("userAgent"))
+        .and_then(segmint_core::json::Value::as_str)
+        .is_some_and(crate::ingest::is_bot)
+}
+
 fn writer(mut conn: rusqlite::Connection, rx: mpsc::Receiver<WriteRequest>) {
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
@@ -297,7 +375,7 @@ fn writer(mut conn: rusqlite::Connection, rx: mpsc::Receiver<WriteRequest>) {
             let mut out = Vec::with_capacity(group.len());
             {
                 let mut stmt = tx.prepare_cached(&format!(
-                    "INSERT OR IGNORE INTO events ({COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)"
+                    "INSERT OR IGNORE INTO events ({COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)"
                 ))?;
                 for (events, _) in &group {
                     let mut flags = Vec::with_capacity(events.len());
@@ -314,6 +392,7 @@ fn writer(mut conn: rusqlite::Connection, rx: mpsc::Receiver<WriteRequest>) {
                             e.promo_segment,
                             e.promo_variation,
                             e.order_total,
+                            e.bot,
                             e.body
                         ])?;
                         flags.push(changed == 1);

@@ -40,6 +40,9 @@ pub struct StoredEvent {
     pub promo_variation: Option<String>,
     /// For `Order Completed`: the order's value.
     pub order_total: Option<f64>,
+    /// Sent by a crawler or headless browser (its `context.userAgent`, see
+    /// [`is_bot`]): stored, but left out of the dashboard's figures.
+    pub bot: bool,
     /// The whole message.
     pub body: String,
 }
@@ -98,6 +101,67 @@ pub fn order_value(props: &Value) -> Option<f64> {
             .sum();
         Some(sum)
     })
+}
+
+/// User-agent fragments of crawlers, link previewers, SEO and uptime
+/// tools and headless browsers, lower case. Specific names rather than a
+/// bare "bot", which would also catch real phones (Cubot) and in-app
+/// browsers; "+http" is how crawlers link their documentation, which no
+/// browser's user agent does.
+const BOT_AGENTS: &[&str] = &[
+    "+http",
+    "crawler",
+    "spider",
+    "googlebot",
+    "adsbot-google",
+    "mediapartners-google",
+    "storebot-google",
+    "google-inspectiontool",
+    "googleother",
+    "bingbot",
+    "bingpreview",
+    "slurp",
+    "duckduckbot",
+    "yandexbot",
+    "applebot",
+    "facebookexternalhit",
+    "facebookcatalog",
+    "twitterbot",
+    "linkedinbot",
+    "pinterestbot",
+    "slackbot",
+    "discordbot",
+    "telegrambot",
+    "petalbot",
+    "ahrefsbot",
+    "semrushbot",
+    "mj12bot",
+    "dotbot",
+    "gptbot",
+    "chatgpt-user",
+    "oai-searchbot",
+    "claudebot",
+    "perplexitybot",
+    "bytespider",
+    "amazonbot",
+    "ccbot",
+    "ia_archiver",
+    "screaming frog",
+    "lighthouse",
+    "gtmetrix",
+    "pingdom",
+    "uptimerobot",
+    "datadogsynthetics",
+    "headlesschrome",
+    "phantomjs",
+    "cypress",
+];
+
+/// Whether a user agent is a crawler or a headless browser rather than a
+/// shopper: their events would count as new users that never buy.
+pub fn is_bot(user_agent: &str) -> bool {
+    let ua = user_agent.to_ascii_lowercase();
+    BOT_AGENTS.iter().any(|fragment| ua.contains(fragment))
 }
 
 fn text(v: &Value, key: &str) -> Option<String> {
@@ -175,6 +239,11 @@ pub fn parse_batch(
             .and_then(|c| c.get("segments"))
             .filter(|s| s.as_array().is_some())
             .map_or_else(|| "[]".to_string(), Value::to_json);
+        let bot = m
+            .get("context")
+            .and_then(|c| c.get("userAgent"))
+            .and_then(Value::as_str)
+            .is_some_and(is_bot);
         let props = m.get("properties").cloned().unwrap_or_default();
         let (promo_segment, promo_variation, order_total) = match event.as_deref() {
             Some("Promotion Viewed") => (text(&props, "segment"), text(&props, "variation"), None),
@@ -193,6 +262,7 @@ pub fn parse_batch(
             promo_segment,
             promo_variation,
             order_total,
+            bot,
             body,
         });
     }
@@ -223,6 +293,44 @@ mod tests {
         let received = parse_rfc3339("2026-11-23T10:00:01Z").unwrap();
         let e = &parse_batch(&one(""), received, None, None).unwrap()[0];
         assert_eq!(e.timestamp, parse_rfc3339("2026-11-23T10:00:00Z").unwrap());
+    }
+
+    #[test]
+    fn crawlers_and_headless_browsers_are_bots_and_shoppers_are_not() {
+        for bot in [
+            "Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.6778.139 Mobile Safari/537.36 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+            "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm) Chrome/116.0.1938.76 Safari/537.36",
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/13.1.1 Safari/605.1.15 (Applebot/0.1)",
+            "Mozilla/5.0 (compatible; AhrefsBot/7.0)",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/156.0.0.0 Safari/537.36",
+            "Mozilla/5.0 (Linux; Android 11; moto g power (2022)) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/119.0.0.0 Mobile Safari/537.36 Chrome-Lighthouse",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 DatadogSynthetics",
+            "Screaming Frog SEO Spider/20.0",
+        ] {
+            assert!(is_bot(bot), "{bot}");
+        }
+        for shopper in [
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36",
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+            "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+            // In-app browsers and a phone whose name ends in "bot".
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 [FBAN/FBIOS;FBAV/470.0.0.32.109;FBBV/601234567]",
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Pinterest for iOS/12.20",
+            "Mozilla/5.0 (Linux; Android 10; KINGKONG 7 Build/QP1A.190711.020; Cubot) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/119.0.6045.163 Mobile Safari/537.36",
+            "",
+        ] {
+            assert!(!is_bot(shopper), "{shopper}");
+        }
+        let with_agent = |ua: &str| {
+            one("").replace(
+                r#""context":{"segments":["x"]}"#,
+                &format!(r#""context":{{"segments":["x"],"userAgent":"{ua}"}}"#),
+            )
+        };
+        let parsed = |body: &str| parse_batch(body, 0.0, None, None).unwrap()[0].bot;
+        assert!(parsed(&with_agent("Mozilla/5.0 HeadlessChrome/156.0.0.0")));
+        assert!(!parsed(&with_agent("Mozilla/5.0 Chrome/156.0.0.0")));
+        assert!(!parsed(&one("")), "no user agent (a server-side source)");
     }
 
     #[test]

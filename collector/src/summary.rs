@@ -112,11 +112,22 @@ pub struct Summary {
     exposures: HashMap<(String, String), HashMap<String, f64>>,
     /// Per user: (time, value) of their orders.
     orders: HashMap<String, Vec<(f64, f64)>>,
+    /// Events from bots: stored, counted here, and in no other figure.
+    bot_events: u64,
+    /// Bots' anonymous (or user) ids.
+    bot_users: HashSet<String>,
 }
 
 impl Summary {
     /// Counts a newly stored event.
     pub fn add(&mut self, e: &StoredEvent) {
+        if e.bot {
+            self.bot_events += 1;
+            if let Some(id) = e.anonymous_id.as_ref().or(e.user_id.as_ref()) {
+                self.bot_users.insert(id.clone());
+            }
+            return;
+        }
         self.events += 1;
         let minute = (e.received_at / MINUTE).floor() as i64;
         *self.per_minute.entry(minute).or_default() += 1;
@@ -159,9 +170,9 @@ impl Summary {
         }
     }
 
-    /// Stored events counted.
+    /// Stored events counted (bots' included).
     pub fn events(&self) -> u64 {
-        self.events
+        self.events + self.bot_events
     }
 
     /// Users whose latest event puts them in `segment`.
@@ -253,6 +264,11 @@ impl Summary {
         write_number(&mut out, self.events as f64);
         out.push_str(",\"users\":");
         write_number(&mut out, self.users.len() as f64);
+        out.push_str(",\"bots\":{\"events\":");
+        write_number(&mut out, self.bot_events as f64);
+        out.push_str(",\"users\":");
+        write_number(&mut out, self.bot_users.len() as f64);
+        out.push('}');
         out.push_str(",\"rulesVersion\":");
         match rules_version {
             Some(v) => write_string(&mut out, v),
@@ -348,6 +364,7 @@ mod tests {
             promo_segment: None,
             promo_variation: None,
             order_total: None,
+            bot: false,
             body: String::new(),
         }
     }
@@ -388,6 +405,27 @@ mod tests {
             Value::parse(&s.to_json(&[("vip".into(), "VIPs".into())], Some("r1"), 10.0)).unwrap();
         assert_eq!(v.get("events").and_then(Value::as_f64), Some(7.0));
         assert_eq!(v.get("users").and_then(Value::as_f64), Some(3.0));
+    }
+
+    #[test]
+    fn bots_are_counted_apart_and_in_no_figure() {
+        let mut s = Summary::default();
+        s.add(&exposed("person", 1.0, "vip", "personalized"));
+        let bot = |e: StoredEvent| StoredEvent { bot: true, ..e };
+        s.add(&bot(exposed("crawler", 1.0, "vip", "personalized")));
+        s.add(&bot(ev("crawler", 2.0, "Page Viewed", r#"["new-user"]"#)));
+        s.add(&bot(order("crawler", 3.0, 10.0)));
+        assert_eq!(s.arm("vip", "personalized").exposed, 1);
+        assert_eq!(s.size("new-user"), 0);
+        assert_eq!(s.events(), 4, "stored events, bots' included");
+        let v = Value::parse(&s.to_json(&[], None, 10.0)).unwrap();
+        let n = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64);
+        assert_eq!((n(&v, "events"), n(&v, "users")), (Some(1.0), Some(1.0)));
+        let bots = v.get("bots").unwrap();
+        assert_eq!(
+            (n(bots, "events"), n(bots, "users")),
+            (Some(3.0), Some(1.0))
+        );
     }
 
     #[test]

@@ -214,3 +214,72 @@ fn the_write_key_is_checked_when_configured() {
     assert_eq!(r.status, 200);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The events table as it was before bot detection, with one headless
+/// browser's event and one shopper's.
+const OLD_SCHEMA: &str = r#"
+CREATE TABLE events (
+  seq INTEGER PRIMARY KEY, message_id TEXT NOT NULL UNIQUE, received_at REAL NOT NULL,
+  timestamp REAL NOT NULL, kind TEXT NOT NULL, event TEXT, anonymous_id TEXT, user_id TEXT,
+  segments TEXT NOT NULL, promo_segment TEXT, promo_variation TEXT, order_total REAL,
+  body TEXT NOT NULL);
+INSERT INTO events (message_id, received_at, timestamp, kind, event, anonymous_id, user_id,
+  segments, promo_segment, promo_variation, order_total, body) VALUES
+  ('old-1', 1, 1, 'page', NULL, 'headless', NULL, '[]', NULL, NULL, NULL,
+   '{"type":"page","context":{"userAgent":"Mozilla/5.0 HeadlessChrome/120.0.0.0"}}'),
+  ('old-2', 2, 2, 'page', NULL, 'shopper', NULL, '[]', NULL, NULL, NULL,
+   '{"type":"page","context":{"userAgent":"Mozilla/5.0 Chrome/120.0.0.0"}}');
+"#;
+
+/// `(events, users, bot events, bot users)` of the dashboard's summary.
+fn counts(c: &Collector) -> [f64; 4] {
+    let v = Value::parse(&c.get("/api/summary").body).unwrap();
+    let n = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64).unwrap();
+    let bots = v.get("bots").unwrap();
+    [
+        n(&v, "events"),
+        n(&v, "users"),
+        n(bots, "events"),
+        n(bots, "users"),
+    ]
+}
+
+/// Bots are stored but left out of the figures, also in a database
+/// written before bot detection (and after a restart).
+fn bots_are_left_out(database: &str) {
+    let c = Collector::start(database, &[]);
+    assert_eq!(counts(&c), [1.0, 1.0, 1.0, 1.0], "the old rows, classified");
+    let headless = batch("crawl", 3, None).replace(
+        r#""context":{"segments":["s"]}"#,
+        r#""context":{"segments":["s"],"userAgent":"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"}"#,
+    );
+    assert_eq!(c.post("/v1/batch", &headless).status, 200);
+    assert_eq!(c.post("/v1/batch", &batch("person", 2, None)).status, 200);
+    assert_eq!(counts(&c), [3.0, 2.0, 4.0, 2.0]);
+    drop(c);
+    let c = Collector::start(database, &[]);
+    assert_eq!(counts(&c), [3.0, 2.0, 4.0, 2.0], "rebuilt from storage");
+}
+
+#[test]
+fn sqlite_bots() {
+    let dir = common::temp_dir("bots");
+    let path = dir.join("old.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(OLD_SCHEMA)
+        .unwrap();
+    bots_are_left_out(&format!("sqlite:{}", path.display()));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn postgres_bots() {
+    let pg = Postgres::start();
+    pg.execute(
+        &OLD_SCHEMA
+            .replace("seq INTEGER PRIMARY KEY", "seq BIGSERIAL PRIMARY KEY")
+            .replace("REAL", "DOUBLE PRECISION"),
+    );
+    bots_are_left_out(&pg.url);
+}

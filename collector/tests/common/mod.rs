@@ -268,6 +268,21 @@ impl Postgres {
     }
 }
 
+impl Postgres {
+    /// Runs SQL with psql.
+    pub fn execute(&self, sql: &str) {
+        let out = Command::new(self.bin.join("psql"))
+            .args(["-v", "ON_ERROR_STOP=1", "-q", "-d", &self.url, "-c", sql])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "psql failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 impl Drop for Postgres {
     fn drop(&mut self) {
         let data = self.dir.join("data");
