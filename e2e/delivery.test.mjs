@@ -274,6 +274,35 @@ test("a collector that accepts the request and never answers: given up after 30 
   await context.close();
 });
 
+test("a stalled request too big for keepalive is aborted when the tab is hidden: its events go in keepalive batches", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const aborted = [];
+  page.on("requestfailed", (r) => r.url().includes("/v1/batch") && aborted.push(r.failure()?.errorText));
+  await page.goto(url({ flushIntervalMs: 60_000, compress: false }));
+  await page.evaluate(() => window.smReady);
+  rx.state.hang = 1;
+  // 40 KB: over the half of the keepalive budget an ordinary batch may use.
+  await page.evaluate(() => {
+    window.trackMany("stalled-hide", 0, 10, { pad: "x".repeat(4000) });
+    window.sm.flush();
+  });
+  await until(() => rx.state.hung === 1, 5000, "the stalled request");
+  await page.evaluate(() => {
+    Object.defineProperty(document, "visibilityState", { get: () => "hidden", configurable: true });
+    document.dispatchEvent(new Event("visibilitychange"));
+  });
+  await allArrived("stalled-hide", 10);
+  // Not kept open (holding one of the browser's six connections to the
+  // collector) for the rest of the page view.
+  await until(() => aborted.length === 1, 5000, "the stalled request aborted");
+  assert.deepEqual(aborted, ["net::ERR_ABORTED"]);
+  const r = tallyRun("stalled request, then tab hidden", "stalled-hide", 10);
+  assert.equal(r.lost, 0);
+  await context.close();
+});
+
 test("two tabs tracking at once", async () => {
   rx.reset();
   const context = await browser.newContext();

@@ -41,7 +41,7 @@ pub struct State {
     timer: Option<(i32, f64)>,
     microtask_queued: bool,
     flushes: Vec<(u32, Function)>,
-    /// Batches under way, with what aborts each (see `give_up_overdue`).
+    /// Batches under way, with what aborts each (see `outbox`).
     requests: Vec<(u64, web_sys::AbortController)>,
     /// The `compress` option: gzip once the endpoint says it accepts it.
     compress: bool,
@@ -84,11 +84,20 @@ impl State {
     fn outbox(&mut self, now: f64, pump: bool) -> Outbox {
         let mut out = Outbox::default();
         if pump {
-            for id in self.tracker.give_up_overdue(now) {
-                if let Some(i) = self.requests.iter().position(|(r, _)| *r == id) {
-                    out.abandoned.push(self.requests.swap_remove(i).1);
-                }
+            self.tracker.give_up_overdue(now);
+        }
+        // Requests the core no longer waits for (given up, or forgotten
+        // when the page was hidden or restored): aborted, so none holds a
+        // connection to the collector for the rest of the page view.
+        let mut i = 0;
+        while let Some((id, _)) = self.requests.get(i) {
+            if self.tracker.awaits(*id) {
+                i += 1;
+            } else {
+                out.abandoned.push(self.requests.swap_remove(i).1);
             }
+        }
+        if pump {
             while let Some(batch) = self.tracker.poll(now) {
                 out.batches.push(batch);
             }

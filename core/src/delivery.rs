@@ -1065,5 +1065,10 @@ mod tests {
             batches[0].seqs[0], 0,
             "its events go again within the budget"
         );
+        assert!(
+            !d.awaits(big.id),
+            "forgotten, for the caller to abort, and its answer ignored"
+        );
+        assert!(batches.iter().all(|b| d.awaits(b.id)));
     }
 }

@@ -946,6 +946,13 @@ impl<S: Store> Tracker<S> {
         self.delivery.gzip()
     }
 
+    /// Whether request `id` is still waited for: false once answered,
+    /// given up, or forgotten (the page was hidden while it was under way
+    /// without keepalive, or restored from the back/forward cache).
+    pub fn awaits(&self, id: u64) -> bool {
+        self.delivery.awaits(id)
+    }
+
     /// Applies the answer to batch `id` (nothing for a request given up
     /// or forgotten meanwhile: its events went, or will go, again).
     pub fn settle(&mut self, id: u64, outcome: Outcome, now: f64) {
