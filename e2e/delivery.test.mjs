@@ -179,6 +179,35 @@ test("navigation right after track()", async () => {
   await context.close();
 });
 
+test("a browser whose fetch ignores keepalive (Firefox before 133): what a request carries when the page goes is sent again by beacon", async () => {
+  /** Leaves the page while a batch of 20 is under way; returns the batch
+   * requests that arrived. */
+  async function leaveMidRequest(run, withoutKeepalive) {
+    rx.reset();
+    const context = await browser.newContext();
+    // Firefox before 133 has no Request.prototype.keepalive, and its fetch
+    // ignores the option: such requests die with the page.
+    if (withoutKeepalive) await context.addInitScript(() => delete Request.prototype.keepalive);
+    const page = await open(context, { flushIntervalMs: 60_000 });
+    rx.state.delayMs = 1500; // still unanswered when the page goes
+    await page.evaluate((run) => {
+      window.trackMany(run, 0, 20);
+      window.sm.flush();
+    }, run);
+    await until(() => rx.state.requests === 1, 5000, "the batch under way");
+    await page.goto(`${rx.origin}/blank.html`);
+    await allArrived(run, 20);
+    await new Promise((r) => setTimeout(r, 2000)); // anything else would be here by now
+    rx.state.delayMs = 0;
+    const r = tallyRun(withoutKeepalive ? "left mid-request, no keepalive" : "left mid-request", run, 20);
+    assert.equal(r.lost, 0);
+    await context.close();
+    return rx.state.requests;
+  }
+  assert.equal(await leaveMidRequest("keepalive", false), 1, "a keepalive request is trusted to finish");
+  assert.equal(await leaveMidRequest("no-keepalive", true), 2, "without keepalive, its events also go in the page-hide beacon");
+});
+
 test("tab closed", async () => {
   rx.reset();
   const context = await browser.newContext();

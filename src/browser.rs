@@ -360,6 +360,16 @@ pub fn install_number_codec() {
     segmint_core::json::set_number_codec(segmint_core::json::NumberCodec { format, parse });
 }
 
+/// Whether `fetch` honours `keepalive`: where it does, `Request` has the
+/// `keepalive` attribute (Firefox from 133; Chrome and Safari long
+/// before). Where it does not, the option is silently ignored.
+pub fn keepalive_fetch() -> bool {
+    Reflect::get(&js_sys::global(), &"Request".into())
+        .and_then(|request| Reflect::get(&request, &"prototype".into()))
+        .and_then(|prototype| Reflect::has(&prototype, &"keepalive".into()))
+        .unwrap_or(false)
+}
+
 /// Sets `init.keepalive` (web-sys has no setter for it yet).
 pub fn set_keepalive(init: &web_sys::RequestInit, keepalive: bool) {
     let _ = Reflect::set(init, &"keepalive".into(), &JsValue::from_bool(keepalive));

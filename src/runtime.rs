@@ -201,6 +201,7 @@ impl Runtime {
             start,
         );
         tracker.set_gzip(gzip);
+        tracker.set_keepalive_fetch(browser::keepalive_fetch());
         let allowed = tracker.consent() == Consent::Granted;
         let jar = CookieJar::for_page(
             &name,

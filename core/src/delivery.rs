@@ -137,6 +137,9 @@ pub struct Delivery {
     online: bool,
     /// The endpoint accepts gzip bodies.
     gzip: bool,
+    /// `fetch` keeps `keepalive` requests going after the page is gone
+    /// (not in Firefox before 133: there only `sendBeacon` does).
+    keepalive_fetch: bool,
 }
 
 /// Limits and destination of a [`Delivery`].
@@ -176,7 +179,15 @@ impl Delivery {
             next_flush: 1,
             online: true,
             gzip: false,
+            keepalive_fetch: true,
         }
+    }
+
+    /// Whether the browser's `fetch` honours `keepalive`. Without it, no
+    /// fetch outlives the page: what one carries when the page goes is
+    /// not counted as handed over, and goes again in the page-hide beacons.
+    pub fn set_keepalive_fetch(&mut self, supported: bool) {
+        self.keepalive_fetch = supported;
     }
 
     /// The endpoint said it accepts gzip bodies (or it is not known to):
@@ -292,20 +303,23 @@ impl Delivery {
             return None;
         }
         let through = self.split.last().map_or(u64::MAX, |&(_, hi)| hi);
-        self.build(queue, now, self.max_bytes, true, through)
+        let outlives = self.keepalive_fetch;
+        self.build(queue, now, self.max_bytes, true, outlives, through)
     }
 
     /// Fills a batch from the oldest events not in flight, up to sequence
     /// number `through`, at most `max_events` events and `max_bytes` of
     /// body on the wire (one event always goes, whatever its size, so
     /// nothing can stall the queue). A page-hide batch (`!ordinary`) that
-    /// cannot fit even one event in `max_bytes` is not made.
+    /// cannot fit even one event in `max_bytes` is not made. `outlives`:
+    /// the way it is sent can outlive the page (keepalive, a beacon).
     fn build(
         &mut self,
         queue: &mut Queue,
         now: f64,
         max_bytes: usize,
         ordinary: bool,
+        outlives: bool,
         through: u64,
     ) -> Option<Batch> {
         let tail = self.batch_tail(now);
@@ -373,7 +387,8 @@ impl Delivery {
         // Ordinary batches use keepalive only up to half the budget: the
         // browser releases a finished request's share some time after its
         // answer arrives, and two halves always fit.
-        let keepalive = self.keepalive_bytes() + bytes <= KEEPALIVE_BUDGET
+        let keepalive = outlives
+            && self.keepalive_bytes() + bytes <= KEEPALIVE_BUDGET
             && (!ordinary || bytes <= KEEPALIVE_BUDGET / 2);
         self.in_flight.push(InFlight {
             id,
@@ -398,11 +413,12 @@ impl Delivery {
     }
 
     /// Batches for a page that is being hidden or unloaded, sent with
-    /// `keepalive`: as many as fit the 64 KB budget beside the keepalive
-    /// bodies already under way. A request under way without keepalive
-    /// (too big for the budget) may be cancelled with the page: its events
-    /// go again.
-    pub fn unload_batches(&mut self, queue: &mut Queue, now: f64) -> Vec<Batch> {
+    /// `keepalive` (or, `beacon`, by `sendBeacon`): as many as fit the
+    /// 64 KB budget beside the keepalive bodies already under way. A
+    /// request under way without keepalive (too big for the budget, or a
+    /// browser without it) may be cancelled with the page: its events go
+    /// again.
+    pub fn unload_batches(&mut self, queue: &mut Queue, now: f64, beacon: bool) -> Vec<Batch> {
         if !self.online {
             return Vec::new();
         }
@@ -417,7 +433,8 @@ impl Delivery {
         let mut batches = Vec::new();
         while used < KEEPALIVE_BUDGET {
             let room = (KEEPALIVE_BUDGET - used).min(self.max_bytes);
-            match self.build(queue, now, room, false, u64::MAX) {
+            let outlives = beacon || self.keepalive_fetch;
+            match self.build(queue, now, room, false, outlives, u64::MAX) {
                 Some(b) => {
                     used += Delivery::wire_len(&b);
                     batches.push(b);
@@ -839,7 +856,7 @@ mod tests {
         d.set_gzip(true);
         let mut q = Queue::default();
         push_real(&mut q, 3000, 0.0);
-        let batches = d.unload_batches(&mut q, 0.0);
+        let batches = d.unload_batches(&mut q, 0.0, true);
         let wire: usize = batches.iter().map(Delivery::wire_len).sum();
         let events: usize = batches.iter().map(|b| b.seqs.len()).sum();
         assert!(wire <= KEEPALIVE_BUDGET);
@@ -957,7 +974,7 @@ mod tests {
         push(&mut q, 5, 0.0);
         d.set_online(false);
         assert!(d.poll(&mut q, 1e9).is_none());
-        assert!(d.unload_batches(&mut q, 1e9).is_empty());
+        assert!(d.unload_batches(&mut q, 1e9, true).is_empty());
         assert_eq!(
             d.flush(&q, true),
             Err(FlushDone {
@@ -1031,7 +1048,7 @@ mod tests {
             ordinary.keepalive,
             "a batch within half the budget outlives the page"
         );
-        let batches = d.unload_batches(&mut q, 1.0);
+        let batches = d.unload_batches(&mut q, 1.0, true);
         let total: usize =
             ordinary.body.len() + batches.iter().map(|b| b.body.len()).sum::<usize>();
         assert!(total <= KEEPALIVE_BUDGET, "{total}");
@@ -1042,7 +1059,31 @@ mod tests {
         );
         let carried: usize = batches.iter().map(|b| b.seqs.len()).sum();
         assert_eq!(d.keepalive_seqs().len(), carried + ordinary.seqs.len());
-        assert!(d.unload_batches(&mut q, 2.0).is_empty(), "budget is spent");
+        assert!(
+            d.unload_batches(&mut q, 2.0, true).is_empty(),
+            "budget is spent"
+        );
+    }
+
+    #[test]
+    fn without_keepalive_fetch_only_beacons_count_as_handed_over() {
+        let mut d = Delivery::new(config(100, 30 * 1024));
+        d.set_keepalive_fetch(false);
+        let mut q = Queue::default();
+        push(&mut q, 5, 0.0);
+        let ordinary = d.poll(&mut q, 5000.0).unwrap();
+        assert!(!ordinary.keepalive, "a fetch that dies with the page");
+        // Tab hidden: the batches go by fetch, which may die too.
+        push(&mut q, 3, 5000.0);
+        let hidden = d.unload_batches(&mut q, 5001.0, false);
+        assert!(!hidden.is_empty() && hidden.iter().all(|b| !b.keepalive));
+        assert!(d.keepalive_seqs().is_empty());
+        // Page hide: every event goes again, in beacons.
+        let beacons = d.unload_batches(&mut q, 5002.0, true);
+        assert!(beacons.iter().all(|b| b.keepalive));
+        let carried: Vec<u64> = beacons.iter().flat_map(|b| b.seqs.clone()).collect();
+        assert_eq!(carried, (0..8).collect::<Vec<u64>>());
+        assert_eq!(d.keepalive_seqs(), carried);
     }
 
     #[test]
@@ -1060,7 +1101,7 @@ mod tests {
         }
         let big = d.poll(&mut q, 0.0).unwrap();
         assert!(!big.keepalive && big.body.len() > KEEPALIVE_BUDGET / 2);
-        let batches = d.unload_batches(&mut q, 1.0);
+        let batches = d.unload_batches(&mut q, 1.0, true);
         assert_eq!(
             batches[0].seqs[0], 0,
             "its events go again within the budget"

@@ -941,6 +941,12 @@ impl<S: Store> Tracker<S> {
         self.delivery.set_gzip(gzip);
     }
 
+    /// Whether the browser's `fetch` honours `keepalive` (see
+    /// [`Delivery::set_keepalive_fetch`](crate::delivery::Delivery::set_keepalive_fetch)).
+    pub fn set_keepalive_fetch(&mut self, supported: bool) {
+        self.delivery.set_keepalive_fetch(supported);
+    }
+
     /// Whether batches are compressed.
     pub fn gzip(&self) -> bool {
         self.delivery.gzip()
@@ -1029,7 +1035,7 @@ impl<S: Store> Tracker<S> {
             return Vec::new();
         }
         self.persist(now);
-        self.delivery.unload_batches(&mut self.queue, now)
+        self.delivery.unload_batches(&mut self.queue, now, false)
     }
 
     /// The page is going away (`pagehide`): keepalive batches for what
@@ -1040,7 +1046,7 @@ impl<S: Store> Tracker<S> {
             return Vec::new();
         }
         self.persist(now);
-        self.delivery.unload_batches(&mut self.queue, now)
+        self.delivery.unload_batches(&mut self.queue, now, true)
     }
 
     /// Whether the browser took keepalive batch `id` at page hide. What it
