@@ -385,6 +385,26 @@ test("importing the package (and the embed) in Node (server-side rendering) does
   assert.equal(out.trim(), '[null,null,null,null,{"sent":0,"pending":0},null,[],false,{},null]');
 });
 
+test("in a Web Worker: load_failed says to load segmint in the page, and calls reject instead of vanishing", async () => {
+  const { context, page, problems } = await visit(rx, "/blank.html");
+  const result = await page.evaluate(async () => {
+    const source = `
+      import { load } from "${location.origin}/pkg/index.js";
+      const sm = load({ endpoint: "${location.origin}" });
+      const settle = (p) => p.then(() => "ok", (e) => e.code + ": " + e.message);
+      postMessage({ ready: await settle(sm.ready), track: await settle(sm.track("x")), flush: await settle(sm.flush()) });`;
+    const worker = new Worker(URL.createObjectURL(new Blob([source], { type: "text/javascript" })), { type: "module" });
+    return new Promise((resolve, reject) => {
+      worker.onmessage = (e) => resolve(e.data);
+      worker.onerror = (e) => reject(new Error(e.message));
+    });
+  });
+  const refused = /^load_failed: segmint could not start: segmint runs in a page, not in a Web Worker .*call load\(\) in the page$/;
+  for (const [call, outcome] of Object.entries(result)) assert.match(outcome, refused, call);
+  assert.deepEqual(problems.errors, []);
+  await context.close();
+});
+
 test("the TypeScript types describe the whole API, under each module resolution projects use", () => {
   // nodenext (Node ESM), bundler (Vite, Next.js), node10 (older projects).
   for (const [module, resolution] of [["nodenext", "nodenext"], ["esnext", "bundler"], ["commonjs", "node10"]]) {

@@ -206,7 +206,8 @@ export interface SegmintClient {
 }
 
 /**
- * Starts segmint; returns at once. In Node (server-side rendering) every call is a no-op.
+ * Starts segmint; returns at once. In Node (server-side rendering) every call is a no-op;
+ * in a browser's Web Worker `ready` rejects with `load_failed` (segmint runs in the page).
  * A page has one client: a later call returns the same one (and reports `already_loaded`
  * if its options differ), unless that client failed to start.
  */

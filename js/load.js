@@ -28,6 +28,19 @@ function inBrowser() {
   return typeof window !== "undefined" && typeof document !== "undefined";
 }
 
+/** A browser's Web Worker (a module bundled into one, a tag manager or a
+ * sandbox running scripts there): no cookie or localStorage holds the
+ * anonymous id and no document takes banners, so segmint refuses to
+ * start, loudly, rather than drop every call as it does on the server.
+ * Edge runtimes (Cloudflare Workers) define WorkerGlobalScope too, but no
+ * `location`: they stay server-side. */
+function inWorker() {
+  return typeof WorkerGlobalScope !== "undefined" && typeof location !== "undefined";
+}
+
+const IN_WORKER =
+  "segmint runs in a page, not in a Web Worker (no cookie or localStorage for the anonymous id, no document for banners): call load() in the page";
+
 /** A page without WebAssembly (iOS Lockdown Mode, hardened browsers)
  * cannot run segmint: it fails to start like any other load failure
  * (reported, slots show their default), rather than dropping calls
@@ -41,6 +54,7 @@ const NO_WASM = "this browser runs no WebAssembly (turned off, as in iOS Lockdow
  * @returns {import("./index").SegmintClient}
  */
 export function loadClient(options, instantiate) {
+  if (inWorker()) return new Client(options, () => Promise.reject(new Error(IN_WORKER)));
   if (!inBrowser()) {
     const inert = Object.assign(Object.create(null), inertMethods, {
       ready: Promise.resolve(),
