@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints (native and wasm32), the core's unit,
 # property and conformance tests, the wasm bindings in headless Chromium
-# and Firefox, and the end-to-end suites in Chromium.
+# and Firefox, and the end-to-end suites in Chromium (and Firefox).
 #
 #   scripts/test.sh            everything (runs scripts/setup.sh first)
-#   SEGMINT_SKIP_FIREFOX=1     skip the Firefox run
+#   SEGMINT_SKIP_FIREFOX=1     skip the Firefox runs (wasm tests and e2e)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -52,7 +52,7 @@ if [ -z "${SEGMINT_SKIP_FIREFOX:-}" ]; then
 fi
 
 mkdir -p target/artifacts
-step "end-to-end (Chromium, playwright-core)"
+step "end-to-end (Chromium with playwright-core; Firefox over geckodriver)"
 node --test --test-concurrency=1 e2e/
 
 printf '\n\033[1;32mall tests passed\033[0m\n'

@@ -1,0 +1,93 @@
+// The same SDK in Debian's Firefox ESR (Gecko), over geckodriver: the
+// identity cookie, batching, the pagehide beacon, a back/forward-cache
+// restore and a banner slot. Firefox's unload ordering, beacon budget and
+// page cache differ from Chromium's. SEGMINT_SKIP_FIREFOX=1 skips it, as it
+// does the Firefox wasm tests.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { receiver, until } from "./harness.mjs";
+import { firefox } from "./geckodriver.mjs";
+
+const skip = !!process.env.SEGMINT_SKIP_FIREFOX && "SEGMINT_SKIP_FIREFOX is set";
+let ff, rx, cached;
+
+before(async () => {
+  if (skip) return;
+  rx = await receiver();
+  // Pages the back/forward cache may keep: no `no-store`.
+  cached = await receiver({ headers: { "Cache-Control": "max-age=0" } });
+  ff = await firefox();
+  console.log(`Firefox ${ff.version}`);
+});
+after(async () => {
+  await ff?.close();
+  await rx?.close();
+  await cached?.close();
+});
+
+const url = (server, options, page = "auto.html", extra = "") =>
+  `${server.origin}/${page}?o=${encodeURIComponent(JSON.stringify({ endpoint: server.origin, ...options }))}${extra}`;
+const runOf = (server, run) => server.state.messages.filter((m) => m.properties && m.properties.run === run);
+const distinct = (server, run) => new Set(runOf(server, run).map((m) => m.properties.n)).size;
+/** Starts segmint on `address`; returns the anonymous id. */
+async function open(address) {
+  await ff.goto(address);
+  return ff.run("await window.smReady; return window.sm.anonymousId();");
+}
+
+test("Firefox: the anonymous-id cookie, mirrored in localStorage; events go in one batch", { skip }, async () => {
+  rx.reset();
+  const id = await open(url(rx, { flushIntervalMs: 60_000 }));
+  const stored = await ff.run(`
+    window.trackMany("ff-batch", 0, 30);
+    const flushed = await window.sm.flush();
+    return { cookie: document.cookie, mirror: localStorage.getItem("sgm_aid"), flushed };`);
+  assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  assert.ok(stored.cookie.split("; ").includes(`sgm_aid=${id}`), stored.cookie);
+  assert.match(stored.mirror, new RegExp(id));
+  assert.deepEqual(stored.flushed, { sent: 30, pending: 0 });
+  assert.equal(distinct(rx, "ff-batch"), 30);
+  assert.equal(rx.state.batches.length, 1, "one request for the 30 events");
+});
+
+test("Firefox: navigation right after track(): the pagehide beacon carries the events", { skip }, async () => {
+  rx.reset();
+  await open(url(rx, { flushIntervalMs: 60_000 }));
+  // Queue, then leave in the same task: no timer fires before the page goes.
+  await ff.run(`window.trackMany("ff-leave", 0, 40); location.href = args[0];`, `${rx.origin}/blank.html`).catch(() => {});
+  await until(() => distinct(rx, "ff-leave") === 40, 10_000, "40 events by beacon");
+});
+
+test("Firefox: leave with more than the unload budget queued, come back from the back/forward cache, keep tracking: none lost", { skip }, async () => {
+  cached.reset();
+  const hold = { flushIntervalMs: 60_000, maxEvents: 1000, maxBytes: 512_000 };
+  await open(url(cached, hold));
+  await ff.run(`
+    window.addEventListener("pageshow", (e) => (window.restored = e.persisted));
+    window.trackMany("ff-bfcache", 0, 150, { pad: "x".repeat(900) });`);
+  // About 150 KB queued: the beacons carry what fits, the rest stays
+  // stored for the next page view (here the next page, then the restored one).
+  await open(url(cached, { flushIntervalMs: 100 }, "auto.html", "&next=1"));
+  await ff.back();
+  await until(async () => (await ff.run("return window.restored === true;")), 10_000, "the back/forward-cache restore");
+  const flushed = await ff.run(`window.trackMany("ff-bfcache", 150, 170); return window.sm.flush();`);
+  assert.equal(flushed.pending, 0);
+  await until(() => distinct(cached, "ff-bfcache") === 170, 20_000, "all 170 events");
+  const ids = new Map();
+  for (const m of runOf(cached, "ff-bfcache")) ids.set(m.properties.n, (ids.get(m.properties.n) || new Set()).add(m.messageId));
+  assert.ok([...ids.values()].every((s) => s.size === 1), "a resent event keeps its messageId");
+  assert.deepEqual(await ff.run("return window.smErrors;"), []);
+});
+
+test("Firefox: a banner slot shows the user's segment's template", { skip }, async () => {
+  const rules = {
+    version: "ff-1",
+    traits: { days_since_first_seen: { builtin: "days_since_first_seen" } },
+    segments: [{ id: "new-user", priority: 10, condition: { days_since_first_seen: { $lte: 7 } } }],
+  };
+  await open(url(rx, { rules }, "slots.html"));
+  const hero = await ff.run(`
+    const slot = document.querySelector("#hero");
+    return { banners: [...slot.querySelectorAll("[data-banner]")].map((e) => e.dataset.banner), variation: slot.dataset.segmintVariation };`);
+  assert.deepEqual(hero, { banners: ["new-user"], variation: "personalized" });
+});
