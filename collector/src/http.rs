@@ -6,14 +6,16 @@ use crate::ingest::{decode_body, parse_batch, Refusal, StoredEvent};
 use crate::rules::RulesState;
 use crate::summary::Summary;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use segmint_core::condition::Native;
 use segmint_core::json::{write_number, write_string, Value};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::{Component, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -28,6 +30,10 @@ pub struct Settings {
     pub www: Option<PathBuf>,
     /// The built SDK package, served at `/pkg/`.
     pub pkg: Option<PathBuf>,
+    /// Unlocks the dashboard and the per-user API from other machines
+    /// (HTTP Basic, any user name). Without it they answer only requests
+    /// from this machine.
+    pub dashboard_password: Option<String>,
 }
 
 /// Shared state of the handlers.
@@ -50,17 +56,72 @@ fn now_ms() -> f64 {
 
 /// The router for `app`.
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route("/v1/batch", post(batch).options(preflight))
-        .route("/v1/rules", get(rules).options(preflight))
+    // What shoppers' data the dashboard reads: not for every visitor of
+    // the storefront the collector serves.
+    let private = Router::new()
         .route("/api/summary", get(summary))
-        .route("/api/recent", get(recent))
         .route("/api/users/{id}/segments", get(user_segments))
         .route("/dashboard", get(dashboard_page))
         .route("/dashboard/charts/{name}", get(chart))
+        .route_layer(middleware::from_fn_with_state(app.clone(), dashboard_guard));
+    Router::new()
+        .route("/v1/batch", post(batch).options(preflight))
+        .route("/v1/rules", get(rules).options(preflight))
+        // The storefront's own panel: a visitor's event names, by the
+        // anonymous id only that visitor has.
+        .route("/api/recent", get(recent))
+        .merge(private)
         .fallback(get(files))
         .layer(DefaultBodyLimit::max(1024 * 1024))
         .with_state(app)
+}
+
+/// Lets a request read the dashboard: with the dashboard password when one
+/// is set, else only from this machine (the demo's case).
+async fn dashboard_guard(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let password = app.settings.dashboard_password.as_deref();
+    match dashboard_refusal(password, request.headers(), peer.ip()) {
+        None => next.run(request).await,
+        Some(refusal) => refusal,
+    }
+}
+
+/// The answer to a request from `peer` that may not read the dashboard
+/// (see [`Settings::dashboard_password`]); `None` when it may.
+fn dashboard_refusal(
+    password: Option<&str>,
+    headers: &HeaderMap,
+    peer: std::net::IpAddr,
+) -> Option<Response> {
+    match password {
+        Some(password) => {
+            if basic_password(headers).is_some_and(|given| same_secret(&given, password)) {
+                return None;
+            }
+            let mut response = error(StatusCode::UNAUTHORIZED, "the dashboard password is required");
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"segmint dashboard\", charset=\"UTF-8\""),
+            );
+            Some(response)
+        }
+        None if peer.is_loopback() => None,
+        None => Some(error(
+            StatusCode::FORBIDDEN,
+            "the dashboard answers only on this machine: start the collector with --dashboard-password (or SEGMINT_DASHBOARD_PASSWORD) to read it from elsewhere",
+        ))
+    }
+}
+
+/// Compares secrets in time that does not depend on where they differ.
+fn same_secret(given: &str, expected: &str) -> bool {
+    let (a, b) = (given.as_bytes(), expected.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn json(status: StatusCode, body: String) -> Response {
@@ -145,14 +206,25 @@ async fn preflight(State(app): State<Arc<App>>, headers: HeaderMap) -> Response 
     with_cors(response, &app.settings, &headers)
 }
 
+/// `user:password` of `Authorization: Basic`.
+fn basic_credentials(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let encoded = value.strip_prefix("Basic ")?;
+    String::from_utf8(base64_decode(encoded.trim())?).ok()
+}
+
 /// The user name of `Authorization: Basic` (Segment's way to send the
 /// write key).
 fn basic_user(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let encoded = value.strip_prefix("Basic ")?;
-    let decoded = base64_decode(encoded.trim())?;
-    let text = String::from_utf8(decoded).ok()?;
+    let text = basic_credentials(headers)?;
     Some(text.split(':').next().unwrap_or_default().to_string())
+}
+
+/// The password of `Authorization: Basic`.
+fn basic_password(headers: &HeaderMap) -> Option<String> {
+    let text = basic_credentials(headers)?;
+    text.split_once(':')
+        .map(|(_, password)| password.to_string())
 }
 
 fn base64_decode(text: &str) -> Option<Vec<u8>> {
@@ -465,4 +537,62 @@ async fn files(State(app): State<Arc<App>>, method: Method, uri: axum::http::Uri
 
 fn percent_decode(text: &str) -> String {
     segmint_core::url::form_decode(&text.replace('+', "%2B"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(credentials: &str) -> HeaderMap {
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut encoded = String::new();
+        for chunk in credentials.as_bytes().chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    encoded.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+                } else {
+                    encoded.push('=');
+                }
+            }
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Basic {encoded}")).unwrap(),
+        );
+        headers
+    }
+
+    #[test]
+    fn the_dashboard_is_for_this_machine_or_the_password() {
+        let (local, remote) = ("127.0.0.1".parse().unwrap(), "203.0.113.9".parse().unwrap());
+        let none = HeaderMap::new();
+        assert!(dashboard_refusal(None, &none, local).is_none());
+        assert!(dashboard_refusal(None, &none, "::1".parse().unwrap()).is_none());
+        let refused = dashboard_refusal(None, &none, remote).unwrap();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        // With a password, the address does not matter.
+        for peer in [local, remote] {
+            let asked = dashboard_refusal(Some("s3cret"), &none, peer).unwrap();
+            assert_eq!(asked.status(), StatusCode::UNAUTHORIZED);
+            assert!(asked.headers().contains_key(header::WWW_AUTHENTICATE));
+            for wrong in ["admin:s3cre", "admin:s3cret!", "s3cret", ":"] {
+                assert!(
+                    dashboard_refusal(Some("s3cret"), &basic(wrong), peer).is_some(),
+                    "{wrong}"
+                );
+            }
+            assert!(dashboard_refusal(Some("s3cret"), &basic("admin:s3cret"), peer).is_none());
+            assert!(dashboard_refusal(Some("s3cret"), &basic(":s3cret"), peer).is_none());
+        }
+        assert_eq!(
+            basic("admin:s3cret").get(header::AUTHORIZATION).unwrap(),
+            "Basic YWRtaW46czNjcmV0"
+        );
+    }
 }

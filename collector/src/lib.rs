@@ -84,7 +84,8 @@ impl Server {
 
     /// Serves until the process ends.
     pub async fn run(self) -> Result<(), String> {
-        axum::serve(self.listener, http::router(self.app))
+        let app = http::router(self.app).into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, app)
             .await
             .map_err(|e| e.to_string())
     }

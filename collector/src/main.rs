@@ -4,14 +4,20 @@ use std::path::PathBuf;
 
 const USAGE: &str = "usage: segmint-collector [--listen 127.0.0.1:8080] [--database sqlite:segmint.db | postgres://...]
                          [--rules rules.json] [--www www] [--pkg pkg]
-                         [--allow-origin <origin>]... [--write-key <key>]";
+                         [--allow-origin <origin>]... [--write-key <key>]
+                         [--dashboard-password <password>]   (or SEGMINT_DASHBOARD_PASSWORD)";
 
 fn parse(args: &[String]) -> Result<Options, String> {
     let mut options = Options {
         listen: "127.0.0.1:8080".parse().map_err(|e| format!("{e}"))?,
         database: "sqlite:segmint.db".into(),
         rules: None,
-        settings: Settings::default(),
+        settings: Settings {
+            dashboard_password: std::env::var("SEGMINT_DASHBOARD_PASSWORD")
+                .ok()
+                .filter(|p| !p.is_empty()),
+            ..Settings::default()
+        },
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -33,6 +39,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--pkg" => options.settings.pkg = Some(PathBuf::from(value()?)),
             "--allow-origin" => options.settings.allow_origins.push(value()?),
             "--write-key" => options.settings.write_key = Some(value()?),
+            "--dashboard-password" => options.settings.dashboard_password = Some(value()?),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown flag {other}\n{USAGE}")),
         }
@@ -51,6 +58,7 @@ async fn main() {
         }
     };
     let database = options.database.clone();
+    let dashboard_locked = options.settings.dashboard_password.is_some();
     let server = match Server::start(options).await {
         Ok(s) => s,
         Err(e) => {
@@ -64,7 +72,12 @@ async fn main() {
         server.stored()
     );
     println!("  demo storefront: http://{address}/");
-    println!("  dashboard:       http://{address}/dashboard");
+    let access = if dashboard_locked {
+        "with the dashboard password"
+    } else {
+        "from this machine only; --dashboard-password opens it to others"
+    };
+    println!("  dashboard:       http://{address}/dashboard  ({access})");
     if let Err(e) = server.run().await {
         eprintln!("segmint-collector: {e}");
         std::process::exit(1);

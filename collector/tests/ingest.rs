@@ -283,3 +283,29 @@ fn postgres_bots() {
     );
     bots_are_left_out(&pg.url);
 }
+
+#[test]
+fn the_dashboard_password_guards_the_dashboard_and_not_ingest() {
+    let dir = common::temp_dir("dashpw");
+    let c = Collector::start(
+        &format!("sqlite:{}", dir.join("e.db").display()),
+        &["--dashboard-password", "s3cret"],
+    );
+    assert_eq!(c.post("/v1/batch", &batch("p", 2, None)).status, 200);
+    // "admin:s3cret" and "admin:wrong", base64.
+    let with = |auth: &str, path: &str| {
+        c.request("GET", path, &[("Authorization", auth)], b"")
+            .status
+    };
+    for path in ["/api/summary", "/dashboard", "/dashboard/charts/events.svg"] {
+        let r = c.get(path);
+        assert_eq!(r.status, 401, "{path}");
+        assert!(r.header("WWW-Authenticate").unwrap().starts_with("Basic "));
+        assert_eq!(with("Basic YWRtaW46d3Jvbmc=", path), 401, "{path}");
+        assert_eq!(with("Basic YWRtaW46czNjcmV0", path), 200, "{path}");
+    }
+    assert_eq!(c.get("/api/users/user-p/segments").status, 401);
+    // What the storefront itself reads stays open.
+    assert_eq!(c.get("/api/recent?anonymousId=user-p").status, 200);
+    let _ = std::fs::remove_dir_all(dir);
+}
