@@ -55,6 +55,71 @@ test("pending consent: no cookie, no storage, no request until granted", async (
   await context.close();
 });
 
+test("consent() called before segmint is ready (a consent banner's script, the stub's queue) holds from the start: nothing is written first", async () => {
+  /** A context that logs every cookie and localStorage write. */
+  async function logging() {
+    const context = await browser.newContext();
+    await context.addInitScript(() => {
+      window.writes = [];
+      const cookie = Object.getOwnPropertyDescriptor(Document.prototype, "cookie");
+      Object.defineProperty(Document.prototype, "cookie", {
+        configurable: true,
+        get() {
+          return cookie.get.call(this);
+        },
+        set(v) {
+          // Deletions (an empty value) are not writes.
+          const [name, value] = v.split(";")[0].split("=");
+          if (value) window.writes.push(name.trim());
+          cookie.set.call(this, v);
+        },
+      });
+      const setItem = Storage.prototype.setItem;
+      Storage.prototype.setItem = function (key, value) {
+        window.writes.push(`storage:${key}`);
+        return setItem.call(this, key, value);
+      };
+    });
+    return context;
+  }
+  for (const state of ["pending", "denied"]) {
+    const context = await logging();
+    const page = await context.newPage();
+    await page.goto(`${rx.origin}/blank.html`);
+    const writes = await page.evaluate(
+      async ([state, origin]) => {
+        const { load } = await import("/pkg/index.js");
+        const sm = load({ endpoint: origin, flushIntervalMs: 100 });
+        sm.consent(state);
+        sm.track("Held or dropped");
+        await sm.ready;
+        await new Promise((r) => setTimeout(r, 300));
+        return window.writes;
+      },
+      [state, rx.origin],
+    );
+    // Only the choice itself: its cookie (denied) and the signal to other tabs.
+    assert.deepEqual(
+      writes.filter((w) => w !== "storage:sgm_consent"),
+      state === "denied" ? ["sgm_consent"] : [],
+      `consent("${state}")`,
+    );
+    assert.equal(await page.evaluate(() => document.cookie.includes("sgm_aid")), false);
+    await context.close();
+  }
+  // The stub's queue, replayed by the embed.
+  const context = await logging();
+  const page = await context.newPage();
+  await page.goto(`${rx.origin}/blank.html`);
+  await addStub(page);
+  await page.evaluate(() => window.segmint.consent("pending"));
+  await addEmbed(page);
+  await page.evaluate(() => window.segmint.ready);
+  await page.waitForTimeout(300);
+  assert.deepEqual((await page.evaluate(() => window.writes)).filter((w) => w !== "storage:sgm_consent"), []);
+  await context.close();
+});
+
 test("pending then denied: held events are dropped, nothing is kept", async () => {
   rx.reset();
   const context = await browser.newContext();

@@ -82,6 +82,13 @@ export class Client {
         );
     this.ready = started.then(
       (wasm) => {
+        // consent() called before the core is ready (a consent banner's
+        // script, the stub's queue) holds from the start: starting as
+        // granted and then switching would write the id cookie and
+        // storage the shopper has not agreed to. The call is still
+        // replayed in its place, which remembers the choice.
+        const early = (this._pending || []).find(([method]) => method === "consent");
+        if (early && ["granted", "pending", "denied"].includes(early[1][0])) coreOptions.consent = early[1][0];
         let text;
         try {
           text = JSON.stringify(coreOptions);
