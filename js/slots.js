@@ -159,8 +159,8 @@ export class Slots {
         element.style.visibility = slot.hiddenStyle ?? "";
         const own = slot.declarative;
         if (own && element.isConnected && !this.stopped) {
+          // It shares this call's exposures: a banner already counted is not counted again.
           own.undone = own.replaced = false;
-          own.exposed = slot.exposed;
           this.add(own);
         }
       },
