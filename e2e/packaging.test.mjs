@@ -286,6 +286,36 @@ test("the embed loads the wasm even when the server sends the wrong MIME type", 
   }
 });
 
+test("the embed from another origin (a CDN): works where that server sends CORS headers; without them load_failed names the wasm and the header", async () => {
+  const withCors = await receiver();
+  const withoutCors = await receiver({ cors: false });
+  try {
+    for (const cdn of [withCors, withoutCors]) {
+      const { context, page, problems } = await visit(rx, "/blank.html");
+      const ready = await page.evaluate(async ([cdn, shop]) => {
+        await new Promise((resolve) => {
+          const script = document.createElement("script");
+          script.src = `${cdn}/pkg/embed.js`;
+          script.dataset.endpoint = shop;
+          script.onload = resolve;
+          document.head.append(script);
+        });
+        return window.segmint.ready.then(() => "ready", (e) => `${e.code}: ${e.message}`);
+      }, [cdn.origin, rx.origin]);
+      if (cdn === withCors) {
+        assert.equal(ready, "ready");
+      } else {
+        assert.match(ready, /^load_failed: .*could not fetch http:\/\/127\.0\.0\.1:\d+\/pkg\/segmint_wasm_bg\.wasm \(from another origin, its server must send Access-Control-Allow-Origin\)$/);
+      }
+      assert.deepEqual(problems.errors, []);
+      await context.close();
+    }
+  } finally {
+    await withCors.close();
+    await withoutCors.close();
+  }
+});
+
 test("a blocked embed: the stub never throws", async () => {
   const { context, page, problems } = await visit(rx, "/html/index.html", {
     route: (ctx) => ctx.route("**/embed.js", (r) => r.abort("blockedbyclient")),

@@ -30,7 +30,7 @@ const TYPES = {
   ".ts": "text/plain; charset=utf-8",
 };
 
-export function createReceiver({ statics = [], rulesFile = null, wrongWasmType = false, headers = {} } = {}) {
+export function createReceiver({ statics = [], rulesFile = null, wrongWasmType = false, headers = {}, cors: allowCors = true } = {}) {
   const state = {};
   // What the receiver got, and the faults it injects: all cleared.
   const reset = () =>
@@ -71,7 +71,7 @@ export function createReceiver({ statics = [], rulesFile = null, wrongWasmType =
 
   const server = http.createServer(async (req, res) => {
     const url = new URL(req.url, "http://x");
-    cors(req, res);
+    if (allowCors) cors(req, res);
     if (req.method === "OPTIONS") {
       res.writeHead(204);
       res.end();

@@ -8,7 +8,7 @@
 // falling back when the server sends the wrong MIME type), replays what
 // the stub queued, in order, and becomes window.segmint.
 import initWasm from "./segmint_wasm.js";
-import { loadClient } from "./load.js";
+import { fetchFailure, loadClient } from "./load.js";
 
 (function () {
   // Imported during server-side rendering: there is no page to load into.
@@ -29,7 +29,11 @@ import { loadClient } from "./load.js";
   const queued = Array.isArray(window.segmint) ? window.segmint : [];
   // The wasm is beside embed.js (or at data-options' wasmUrl): no bundler
   // moved it, so the npm entry's Vite fallback is not needed here.
-  const client = loadClient(options, (wasmUrl) => initWasm(wasmUrl ? { module_or_path: wasmUrl } : undefined));
+  const client = loadClient(options, (wasmUrl) =>
+    initWasm(wasmUrl ? { module_or_path: wasmUrl } : undefined).catch((e) => {
+      throw fetchFailure(e, wasmUrl);
+    }),
+  );
   window.segmint = client;
   for (const [method, ...args] of queued) {
     if (typeof client[method] === "function") {

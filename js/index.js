@@ -5,7 +5,7 @@
 import initWasm from "./segmint_wasm.js";
 import { Client } from "./client.js";
 import { SegmintError } from "./json.js";
-import { loadClient } from "./load.js";
+import { fetchFailure, loadClient } from "./load.js";
 
 export { SegmintError, Client };
 
@@ -35,7 +35,10 @@ const VITE_DEPS = /\/\.vite\/deps[^/]*\/.*$/;
  * to configure.
  */
 function startWasm(wasmUrl) {
-  const init = (path) => initWasm({ module_or_path: path });
+  const init = (path) =>
+    initWasm({ module_or_path: path }).catch((e) => {
+      throw fetchFailure(e, path);
+    });
   if (wasmUrl) return init(wasmUrl);
   // The one form bundlers resolve (and emit) as an asset: no other
   // reference to this module's URL, which webpack would inline as a path

@@ -41,6 +41,17 @@ function inWorker() {
 const IN_WORKER =
   "segmint runs in a page, not in a Web Worker (no cookie or localStorage for the anonymous id, no document for banners): call load() in the page";
 
+/** A wasm that could not be fetched (fetch rejects with a TypeError:
+ * offline, blocked, or from another origin without CORS) named in the
+ * error, with the usual cause of a cross-origin failure; other errors
+ * as they are. */
+export function fetchFailure(error, url) {
+  if (!(error instanceof TypeError) || !url) return error;
+  const href = new URL(url, location.href);
+  const cors = href.origin !== location.origin ? " (from another origin, its server must send Access-Control-Allow-Origin)" : "";
+  return new Error(`${error.message}: could not fetch ${href.href}${cors}`);
+}
+
 /** A page without WebAssembly (iOS Lockdown Mode, hardened browsers)
  * cannot run segmint: it fails to start like any other load failure
  * (reported, slots show their default), rather than dropping calls
