@@ -261,6 +261,7 @@ test("the stub shown in README and the HTML example is the built one", () => {
   }
   const bytes = fs.statSync(path.join(ROOT, "pkg/stub.min.js")).size;
   assert.ok(fs.readFileSync(path.join(ROOT, "README.md"), "utf8").includes(`the stub (${bytes} bytes`), `README gives the stub's size, ${bytes} bytes`);
+  assert.ok(fs.readFileSync(path.join(EX, "html/index.html"), "utf8").includes(`(pkg/stub.min.js, ${bytes} bytes)`), `the HTML example gives the stub's size, ${bytes} bytes`);
 });
 
 test("the stub on a page with an element whose id is segmint (also window.segmint): calls are queued and replayed", async () => {
@@ -323,10 +324,14 @@ test("a blocked embed: the stub never throws", async () => {
   await page.waitForTimeout(300);
   const state = await page.evaluate(() => {
     // Every stub method, including the ones that normally return values.
-    for (const m of ["track", "page", "identify", "reset", "flush", "consent", "on", "anonymousId", "segments", "personalize"]) window.segmint[m]("x", {});
-    return { isQueue: Array.isArray(window.segmint), queued: window.segmint.length };
+    for (const m of ["track", "page", "identify", "reset", "flush", "consent", "on", "personalize"]) window.segmint[m]("x", {});
+    const sm = window.segmint;
+    // Reads answer "nothing known yet" (not the truthy queue) and are not queued.
+    const reads = [sm.anonymousId(), sm.userId(), sm.segments(), sm.inSegment("vip"), sm.traits()];
+    sm.personalize("#hero", {}).undo();
+    return { isQueue: Array.isArray(sm), queued: sm.length, reads, chained: sm.on("error", () => {}) === sm };
   });
-  assert.deepEqual(state, { isQueue: true, queued: 12 });
+  assert.deepEqual(state, { isQueue: true, queued: 11, reads: [null, null, [], false, {}], chained: true });
   assert.deepEqual(problems.errors, []);
   await context.close();
 });

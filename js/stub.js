@@ -2,20 +2,25 @@
 // README) before the embed's <script async>. It makes window.segmint a
 // queue, so calls made before the SDK loads are kept (up to 1,000) and
 // replayed in order; if the SDK never loads, calls still never throw.
+// Reads answer what is known before the SDK (no ids, no segments), so
+// `if (segmint.inSegment("vip"))` is false rather than a truthy queue.
 !(function (w) {
   var q = w.segmint;
   // An element with id="segmint" is window.segmint too: keep only a queue
   // or a loaded client (which has `ready`), else calls would go nowhere.
   if (!Array.isArray(q) && !(q && q.ready)) q = w.segmint = [];
   if (q.ready) return;
+  var known = { anonymousId: null, userId: null, segments: [], inSegment: !1, traits: {} };
   "track page identify reset productClicked productsSearched orderCompleted flush consent on off personalize anonymousId userId segments inSegment traits"
     .split(" ")
     .forEach(function (m) {
       q[m] =
         q[m] ||
         function () {
+          if (m in known) return known[m];
           if (q.length < 1000) q.push([m].concat([].slice.call(arguments)));
-          return q;
+          // personalize() hands back something to undo.
+          return m == "personalize" ? { undo: function () {} } : q;
         };
     });
 })(window);
