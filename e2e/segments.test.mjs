@@ -110,6 +110,25 @@ test("the four seed segments follow a user's purchases on the device", async () 
   await context.close();
 });
 
+test("an order counts once: reloading the thank-you page does not make a Frequent Buyer, while the event is still sent", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  const thanks = { order_id: "o-1001", total: 34, products: [{ product_id: "sh-101", category: "shoes", price: 34, quantity: 1 }] };
+  const seen = [];
+  for (let view = 0; view < 5; view++) {
+    // The shop's thank-you page calls orderCompleted() on every view.
+    const page = await open(context, { rules: SEED, flushIntervalMs: 100 });
+    await page.evaluate((o) => window.sm.orderCompleted(o), thanks);
+    seen.push(await page.evaluate(() => [window.sm.traits().purchases_30d, window.sm.segments()]));
+    await page.evaluate(() => window.sm.flush());
+    await page.close();
+  }
+  assert.deepEqual(seen, Array(5).fill([1, ["category-enthusiast", "new-user"]]));
+  // The collector still gets each view's event (its messageIds differ).
+  await until(() => rx.state.messages.filter((m) => m.event === "Order Completed").length === 5, 5000, "five Order Completed");
+  await context.close();
+});
+
 test("the profile persists: a returning visitor is still in their segments", async () => {
   const context = await browser.newContext();
   const t0 = Date.parse("2026-11-23T10:00:00Z");

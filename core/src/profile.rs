@@ -8,8 +8,13 @@
 //! the event's own values, not the window's days. When the day changes,
 //! windows are rebuilt from the buckets (once a day) and days past the
 //! longest window expire.
+//!
+//! An order counts once: a shopper who reloads the thank-you page (or
+//! comes back to it), where the shop calls `orderCompleted()`, sends the
+//! same `order_id` again, which must not make a Frequent Buyer of them.
 
 use crate::json::{write_number, write_string, Value};
+use crate::message::commerce::ORDER_COMPLETED;
 use crate::rules::{Aggregate, Rules, TraitKind};
 use crate::time::{day_number, DAY_MS};
 
@@ -17,6 +22,9 @@ use crate::time::{day_number, DAY_MS};
 pub const PROFILE_KEY: &str = "sgm_profile";
 /// Format of the persisted profile; another format is reset, not misread.
 pub const PROFILE_FORMAT: u32 = 1;
+/// Order ids remembered to count each order once (the latest, within the
+/// longest window).
+const MAX_ORDERS: usize = 100;
 
 /// Aggregates of one day, or of a window of days.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -169,6 +177,21 @@ pub struct Profile {
     /// The day windows were last built for.
     today: i64,
     longest_window: u32,
+    /// `(day, order_id)` of the orders recorded, oldest first.
+    orders: Vec<(i64, String)>,
+}
+
+/// An `Order Completed`'s `order_id`, as text (Segment allows a number).
+fn order_id(props: &Value) -> Option<String> {
+    match props.get("order_id")? {
+        Value::String(id) if !id.is_empty() => Some(id.clone()),
+        Value::Number(n) => {
+            let mut id = String::new();
+            write_number(&mut id, *n);
+            Some(id)
+        }
+        _ => None,
+    }
 }
 
 /// Scalar values at `path` in `props`, fanning out through arrays
@@ -208,6 +231,7 @@ impl Profile {
             traits: Vec::new(),
             today: day_number(now),
             longest_window: 1,
+            orders: Vec::new(),
         }
     }
 
@@ -282,6 +306,7 @@ impl Profile {
             f.days.retain(|(d, _)| *d >= keep_from);
         }
         self.sessions.retain(|(d, _)| *d >= keep_from);
+        self.orders.retain(|(d, _)| *d >= keep_from);
     }
 
     /// Rebuilds every window total from the day buckets.
@@ -320,8 +345,9 @@ impl Profile {
     }
 
     /// Records an event (any event: it counts toward sessions). `props` is
-    /// parsed only when some trait reads this event. Returns whether any
-    /// trait may have changed.
+    /// parsed only when some trait reads this event. An `Order Completed`
+    /// whose `order_id` was recorded before counts only as activity.
+    /// Returns whether any trait may have changed.
     pub fn record(&mut self, event: &str, props: Option<&Value>, now: f64) -> bool {
         let mut changed = self.roll(now);
         let day = day_number(now);
@@ -334,6 +360,17 @@ impl Profile {
                 .any(|(_, t)| matches!(t, Computed::Sessions { .. }));
         }
         self.last_activity_ms = self.last_activity_ms.max(now);
+        if event == ORDER_COMPLETED {
+            if let Some(id) = props.and_then(order_id) {
+                if self.orders.iter().any(|(_, seen)| *seen == id) {
+                    return changed;
+                }
+                if self.orders.len() >= MAX_ORDERS {
+                    self.orders.remove(0);
+                }
+                self.orders.push((day, id));
+            }
+        }
         let null = Value::Null;
         for index in 0..self.features.len() {
             let Some(f) = self.features.get_mut(index) else {
@@ -489,7 +526,20 @@ impl Profile {
             }
             out.push_str("]}");
         }
-        out.push_str("]}");
+        out.push(']');
+        if !self.orders.is_empty() {
+            out.push_str(",\"orders\":[");
+            for (i, (day, id)) in self.orders.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&format!("[{day},"));
+                write_string(&mut out, id);
+                out.push(']');
+            }
+            out.push(']');
+        }
+        out.push('}');
         out
     }
 
@@ -533,6 +583,14 @@ impl Profile {
                 needs: Needs::default(),
                 days,
             });
+        }
+        // Absent from profiles written before orders were remembered.
+        if let Some(orders) = v.get("orders").and_then(Value::as_array) {
+            for pair in orders {
+                let pair = pair.as_array()?;
+                let day = pair.first()?.as_f64()? as i64;
+                p.orders.push((day, pair.get(1)?.as_str()?.to_string()));
+            }
         }
         p.apply_rules(rules, now);
         Some(p)
@@ -636,13 +694,20 @@ mod tests {
         "sessions_7d":{"builtin":"sessions","window_days":7}
       },"segments":[]}"#;
 
+    /// An order with an id of its own (an order counts once).
     fn order(products: &[(f64, &str)]) -> Value {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        order_with_id(&format!("o{id}"), products)
+    }
+
+    fn order_with_id(id: &str, products: &[(f64, &str)]) -> Value {
         let items: Vec<String> = products
             .iter()
             .map(|(p, c)| format!("{{\"product_id\":\"x\",\"price\":{p},\"category\":\"{c}\"}}"))
             .collect();
         Value::parse(&format!(
-            "{{\"order_id\":\"o\",\"products\":[{}]}}",
+            "{{\"order_id\":\"{id}\",\"products\":[{}]}}",
             items.join(",")
         ))
         .unwrap()
@@ -714,6 +779,48 @@ mod tests {
             Some(Value::Number(8.0))
         );
         assert_eq!(trait_of(&p, "sessions_7d", now), Some(Value::Number(1.0)));
+    }
+
+    #[test]
+    fn an_order_counts_once_and_the_ids_survive_storage() {
+        let t0 = 1000.0 * DAY_MS;
+        let mut p = profile(t0);
+        let first = order_with_id("o-1001", &[(34.0, "shoes")]);
+        assert!(p.record("Order Completed", Some(&first), t0));
+        // The thank-you page reloaded: the same order again, and again the
+        // next day (a number id is the same order as its text).
+        assert!(!p.record("Order Completed", Some(&first), t0 + 1000.0));
+        let rules = Rules::parse(RULES).unwrap();
+        let mut p = Profile::from_json(&p.to_json(), &rules, t0 + DAY_MS, 30.0 * 60_000.0).unwrap();
+        let day = t0 + DAY_MS;
+        let purchases = |p: &Profile| trait_of(p, "purchases_30d", day);
+        let again = Value::parse(r#"{"order_id":"o-1001","products":[{"price":34}]}"#).unwrap();
+        p.record("Order Completed", Some(&again), day);
+        assert_eq!(purchases(&p), Some(Value::Number(1.0)));
+        let numbered = Value::parse(r#"{"order_id":1002,"products":[{"price":10}]}"#).unwrap();
+        assert!(p.record("Order Completed", Some(&numbered), day));
+        let as_text = Value::parse(r#"{"order_id":"1002","products":[{"price":10}]}"#).unwrap();
+        assert!(!p.record("Order Completed", Some(&as_text), day));
+        assert_eq!(purchases(&p), Some(Value::Number(2.0)));
+        assert_eq!(
+            trait_of(&p, "avg_price_30d", day),
+            Some(Value::Number(22.0))
+        );
+        // Another order, and orders without an id, count as usual.
+        assert!(p.record("Order Completed", Some(&order(&[(5.0, "a")])), day));
+        let anonymous = Value::parse(r#"{"products":[{"price":1}]}"#).unwrap();
+        assert!(p.record("Order Completed", Some(&anonymous), day));
+        assert!(p.record("Order Completed", Some(&anonymous), day));
+        assert_eq!(purchases(&p), Some(Value::Number(5.0)));
+        // The ids expire with the longest window (90 days here), and the
+        // latest 100 are kept.
+        for i in 0..150 {
+            let o = order_with_id(&format!("bulk-{i}"), &[(1.0, "a")]);
+            p.record("Order Completed", Some(&o), t0 + 2.0 * DAY_MS);
+        }
+        assert_eq!(p.orders.len(), MAX_ORDERS);
+        p.roll(t0 + 200.0 * DAY_MS);
+        assert!(p.orders.is_empty());
     }
 
     #[test]

@@ -735,9 +735,12 @@ const RULES: &str = r#"{"version":"v1","traits":{
   {"id":"new-user","priority":10,"condition":{"days_since_first_seen":{"$lte":7}}},
   {"id":"category-enthusiast","priority":20,"condition":{"top_category_share":{"$gt":0.5}}}]}"#;
 
+/// An order with an id of its own (an order counts once).
 fn order(price: f64, category: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!(
-        r#"{{"order_id":"o","products":[{{"product_id":"p","price":{price},"category":"{category}"}}]}}"#
+        r#"{{"order_id":"o{id}","products":[{{"product_id":"p","price":{price},"category":"{category}"}}]}}"#
     )
 }
 
