@@ -177,18 +177,21 @@ pub struct Profile {
     /// The day windows were last built for.
     today: i64,
     longest_window: u32,
-    /// `(day, order_id)` of the orders recorded, oldest first.
-    orders: Vec<(i64, String)>,
+    /// `(day, FNV-1a of order_id)` of the orders recorded, oldest first:
+    /// a hash keeps the stored profile small (two ids of 100 collide with
+    /// a chance of about one in a million).
+    orders: Vec<(i64, u32)>,
 }
 
-/// An `Order Completed`'s `order_id`, as text (Segment allows a number).
-fn order_id(props: &Value) -> Option<String> {
+/// An `Order Completed`'s `order_id` (Segment allows a number: 1002 is
+/// the order "1002"), hashed.
+fn order_key(props: &Value) -> Option<u32> {
     match props.get("order_id")? {
-        Value::String(id) if !id.is_empty() => Some(id.clone()),
+        Value::String(id) if !id.is_empty() => Some(crate::hash::fnv1a32(id)),
         Value::Number(n) => {
             let mut id = String::new();
             write_number(&mut id, *n);
-            Some(id)
+            Some(crate::hash::fnv1a32(&id))
         }
         _ => None,
     }
@@ -361,7 +364,7 @@ impl Profile {
         }
         self.last_activity_ms = self.last_activity_ms.max(now);
         if event == ORDER_COMPLETED {
-            if let Some(id) = props.and_then(order_id) {
+            if let Some(id) = props.and_then(order_key) {
                 if self.orders.iter().any(|(_, seen)| *seen == id) {
                     return changed;
                 }
@@ -533,9 +536,7 @@ impl Profile {
                 if i > 0 {
                     out.push(',');
                 }
-                out.push_str(&format!("[{day},"));
-                write_string(&mut out, id);
-                out.push(']');
+                out.push_str(&format!("[{day},{id}]"));
             }
             out.push(']');
         }
@@ -589,7 +590,7 @@ impl Profile {
             for pair in orders {
                 let pair = pair.as_array()?;
                 let day = pair.first()?.as_f64()? as i64;
-                p.orders.push((day, pair.get(1)?.as_str()?.to_string()));
+                p.orders.push((day, pair.get(1)?.as_f64()? as u32));
             }
         }
         p.apply_rules(rules, now);
