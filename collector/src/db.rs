@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 pub type DbError = String;
 
 const COLUMNS: &str =
-    "message_id, received_at, timestamp, kind, event, anonymous_id, user_id, segments, promo_segment, promo_variation, order_total, bot, body";
+    "message_id, received_at, timestamp, kind, event, anonymous_id, user_id, segments, promo_segment, promo_variation, order_total, order_id, bot, body";
 
 /// Where events are stored.
 #[derive(Clone)]
@@ -50,15 +50,16 @@ impl Db {
                        promo_segment TEXT,
                        promo_variation TEXT,
                        order_total DOUBLE PRECISION,
+                       order_id TEXT,
                        bot BOOLEAN NOT NULL DEFAULT false,
                        body TEXT NOT NULL);
                      CREATE INDEX IF NOT EXISTS events_user ON events (anonymous_id, timestamp, seq);",
                 )
                 .await
                 .map_err(|e| format!("cannot create the schema: {e}"))?;
-            postgres_add_bot_column(&client)
+            postgres_migrate(&client)
                 .await
-                .map_err(|e| format!("cannot add the bot column: {e}"))?;
+                .map_err(|e| format!("cannot add the new columns: {e}"))?;
             return Ok(Db::Postgres(Arc::new(client)));
         }
         let path = url.strip_prefix("sqlite:").unwrap_or(url).to_string();
@@ -113,7 +114,7 @@ impl Db {
             "seq"
         };
         let sql = format!(
-            "SELECT message_id, received_at, timestamp, kind, event, anonymous_id, user_id, segments, promo_segment, promo_variation, order_total, bot, {body} FROM events {filter} ORDER BY {order}"
+            "SELECT message_id, received_at, timestamp, kind, event, anonymous_id, user_id, segments, promo_segment, promo_variation, order_total, order_id, bot, {body} FROM events {filter} ORDER BY {order}"
         );
         match self {
             Db::Sqlite(s) => {
@@ -135,8 +136,9 @@ impl Db {
                             promo_segment: r.get(8)?,
                             promo_variation: r.get(9)?,
                             order_total: r.get(10)?,
-                            bot: r.get(11)?,
-                            body: r.get(12)?,
+                            order_id: r.get(11)?,
+                            bot: r.get(12)?,
+                            body: r.get(13)?,
                         })
                     };
                     let rows = match &arg {
@@ -173,8 +175,9 @@ impl Db {
                         promo_segment: r.get(8),
                         promo_variation: r.get(9),
                         order_total: r.get(10),
-                        bot: r.get(11),
-                        body: r.get(12),
+                        order_id: r.get(11),
+                        bot: r.get(12),
+                        body: r.get(13),
                     })
                     .collect())
             }
@@ -182,33 +185,44 @@ impl Db {
     }
 }
 
-/// As [`add_bot_column`], for PostgreSQL.
-async fn postgres_add_bot_column(
-    client: &tokio_postgres::Client,
-) -> Result<(), tokio_postgres::Error> {
-    let has = client
-        .query_opt(
-            "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'events' AND column_name = 'bot'",
-            &[],
-        )
-        .await?
-        .is_some();
-    if has {
+/// As [`migrate`], for PostgreSQL.
+async fn postgres_migrate(client: &tokio_postgres::Client) -> Result<(), tokio_postgres::Error> {
+    let mut added = false;
+    for (column, kind) in NEW_COLUMNS {
+        let has = client
+            .query_opt(
+                "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'events' AND column_name = $1",
+                &[&column],
+            )
+            .await?
+            .is_some();
+        if !has {
+            let kind = kind.replace(
+                "INTEGER NOT NULL DEFAULT 0",
+                "BOOLEAN NOT NULL DEFAULT false",
+            );
+            client
+                .batch_execute(&format!("ALTER TABLE events ADD COLUMN {column} {kind}"))
+                .await?;
+            added = true;
+        }
+    }
+    if !added {
         return Ok(());
     }
-    client
-        .batch_execute("ALTER TABLE events ADD COLUMN bot BOOLEAN NOT NULL DEFAULT false")
-        .await?;
-    let bots: Vec<i64> = client
-        .query("SELECT seq, body FROM events", &[])
-        .await?
-        .iter()
-        .filter(|r| body_is_bot(r.get(1)))
-        .map(|r| r.get(0))
-        .collect();
-    client
-        .execute("UPDATE events SET bot = true WHERE seq = ANY($1)", &[&bots])
-        .await?;
+    let rows = client.query("SELECT seq, body FROM events", &[]).await?;
+    for row in rows {
+        let (bot, order_id) = derived(row.get(1));
+        if bot || order_id.is_some() {
+            let seq: i64 = row.get(0);
+            client
+                .execute(
+                    "UPDATE events SET bot = $1, order_id = $2 WHERE seq = $3",
+                    &[&bot, &order_id, &seq],
+                )
+                .await?;
+        }
+    }
     Ok(())
 }
 
@@ -221,14 +235,14 @@ async fn postgres_insert(
     }
     let mut sql = format!("INSERT INTO events ({COLUMNS}) VALUES ");
     let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-        Vec::with_capacity(events.len() * 13);
+        Vec::with_capacity(events.len() * 14);
     for (i, e) in events.iter().enumerate() {
         if i > 0 {
             sql.push(',');
         }
-        let base = i * 13;
+        let base = i * 14;
         sql.push('(');
-        for k in 1..=13 {
+        for k in 1..=14 {
             if k > 1 {
                 sql.push(',');
             }
@@ -247,6 +261,7 @@ async fn postgres_insert(
             &e.promo_segment,
             &e.promo_variation,
             &e.order_total,
+            &e.order_id,
             &e.bot,
             &e.body,
         ]);
@@ -298,12 +313,13 @@ impl Sqlite {
                promo_segment TEXT,
                promo_variation TEXT,
                order_total REAL,
+               order_id TEXT,
                bot INTEGER NOT NULL DEFAULT 0,
                body TEXT NOT NULL);
              CREATE INDEX IF NOT EXISTS events_user ON events (anonymous_id, timestamp, seq);",
         )
         .map_err(|e| format!("cannot create the schema in {path}: {e}"))?;
-        add_bot_column(&conn).map_err(|e| format!("cannot add the bot column in {path}: {e}"))?;
+        migrate(&conn).map_err(|e| format!("cannot add the new columns in {path}: {e}"))?;
         let (tx, rx) = mpsc::channel::<WriteRequest>();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -322,43 +338,56 @@ impl Sqlite {
     }
 }
 
-/// A database from before bot detection gets the column, and its stored
-/// events are classified by the user agent in their bodies.
-fn add_bot_column(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
-    let has = conn
-        .prepare("SELECT 1 FROM pragma_table_info('events') WHERE name = 'bot'")?
-        .exists([])?;
-    if has {
+/// Columns added since the first schema, as SQLite declares them.
+const NEW_COLUMNS: [(&str, &str); 2] =
+    [("bot", "INTEGER NOT NULL DEFAULT 0"), ("order_id", "TEXT")];
+
+/// A database an older collector wrote gets the columns added since, and
+/// its stored events their values, read from their bodies as ingest
+/// reads them.
+fn migrate(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    let mut added = false;
+    for (column, kind) in NEW_COLUMNS {
+        let has = conn
+            .prepare("SELECT 1 FROM pragma_table_info('events') WHERE name = ?1")?
+            .exists([column])?;
+        if !has {
+            conn.execute_batch(&format!("ALTER TABLE events ADD COLUMN {column} {kind}"))?;
+            added = true;
+        }
+    }
+    if !added {
         return Ok(());
     }
-    conn.execute_batch("ALTER TABLE events ADD COLUMN bot INTEGER NOT NULL DEFAULT 0")?;
-    let mut bots = Vec::new();
+    let mut updates = Vec::new();
     {
         let mut stmt = conn.prepare("SELECT seq, body FROM events")?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             let body: String = row.get(1)?;
-            if body_is_bot(&body) {
-                bots.push(row.get::<_, i64>(0)?);
+            let (bot, order_id) = derived(&body);
+            if bot || order_id.is_some() {
+                updates.push((row.get::<_, i64>(0)?, bot, order_id));
             }
         }
     }
-    let mut mark = conn.prepare("UPDATE events SET bot = 1 WHERE seq = ?1")?;
-    for seq in bots {
-        mark.execute([seq])?;
+    let mut update = conn.prepare("UPDATE events SET bot = ?1, order_id = ?2 WHERE seq = ?3")?;
+    for (seq, bot, order_id) in updates {
+        update.execute(rusqlite::params![bot, order_id, seq])?;
     }
     Ok(())
 }
 
-/// Whether a stored message's `context.userAgent` is a bot's.
-fn body_is_bot(body: &str) -> bool {
-    segmint_core::json::Value::parse(body)
-        .ok()
-        .as_ref()
-        .and_then(|m| m.get("context"))
-        .and_then(|c| c.get("userAgent"))
-        .and_then(segmint_core::json::Value::as_str)
-        .is_some_and(crate::ingest::is_bot)
+/// What ingest derives from a stored message for the columns added since
+/// the first schema: whether a bot sent it, and its order id.
+fn derived(body: &str) -> (bool, Option<String>) {
+    match segmint_core::json::Value::parse(body) {
+        Ok(message) => (
+            crate::ingest::sent_by_bot(&message),
+            crate::ingest::order_id(&message),
+        ),
+        Err(_) => (false, None),
+    }
 }
 
 fn writer(mut conn: rusqlite::Connection, rx: mpsc::Receiver<WriteRequest>) {
@@ -375,7 +404,7 @@ fn writer(mut conn: rusqlite::Connection, rx: mpsc::Receiver<WriteRequest>) {
             let mut out = Vec::with_capacity(group.len());
             {
                 let mut stmt = tx.prepare_cached(&format!(
-                    "INSERT OR IGNORE INTO events ({COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)"
+                    "INSERT OR IGNORE INTO events ({COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)"
                 ))?;
                 for (events, _) in &group {
                     let mut flags = Vec::with_capacity(events.len());
@@ -392,6 +421,7 @@ fn writer(mut conn: rusqlite::Connection, rx: mpsc::Receiver<WriteRequest>) {
                             e.promo_segment,
                             e.promo_variation,
                             e.order_total,
+                            e.order_id,
                             e.bot,
                             e.body
                         ])?;

@@ -40,6 +40,9 @@ pub struct StoredEvent {
     pub promo_variation: Option<String>,
     /// For `Order Completed`: the order's value.
     pub order_total: Option<f64>,
+    /// For `Order Completed`: its `order_id`, as text. A reloaded
+    /// thank-you page sends an order again: the dashboard counts it once.
+    pub order_id: Option<String>,
     /// Sent by a crawler or headless browser (its `context.userAgent`, see
     /// [`is_bot`]): stored, but left out of the dashboard's figures.
     pub bot: bool,
@@ -164,6 +167,28 @@ pub fn is_bot(user_agent: &str) -> bool {
     BOT_AGENTS.iter().any(|fragment| ua.contains(fragment))
 }
 
+/// Whether a message's `context.userAgent` is a bot's (see [`is_bot`]).
+pub fn sent_by_bot(message: &Value) -> bool {
+    message
+        .get("context")
+        .and_then(|c| c.get("userAgent"))
+        .and_then(Value::as_str)
+        .is_some_and(is_bot)
+}
+
+/// The `order_id` of an `Order Completed` message, as text (a number
+/// is the order of that name, as the SDK's profile reads it).
+pub fn order_id(message: &Value) -> Option<String> {
+    if message.get("event").and_then(Value::as_str) != Some("Order Completed") {
+        return None;
+    }
+    match message.get("properties")?.get("order_id")? {
+        Value::String(id) if !id.is_empty() => Some(id.clone()),
+        number @ Value::Number(_) => Some(number.to_json()),
+        _ => None,
+    }
+}
+
 fn text(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).map(str::to_string)
 }
@@ -239,11 +264,7 @@ pub fn parse_batch(
             .and_then(|c| c.get("segments"))
             .filter(|s| s.as_array().is_some())
             .map_or_else(|| "[]".to_string(), Value::to_json);
-        let bot = m
-            .get("context")
-            .and_then(|c| c.get("userAgent"))
-            .and_then(Value::as_str)
-            .is_some_and(is_bot);
+        let bot = sent_by_bot(m);
         let props = m.get("properties").cloned().unwrap_or_default();
         let (promo_segment, promo_variation, order_total) = match event.as_deref() {
             Some("Promotion Viewed") => (text(&props, "segment"), text(&props, "variation"), None),
@@ -262,6 +283,7 @@ pub fn parse_batch(
             promo_segment,
             promo_variation,
             order_total,
+            order_id: order_id(m),
             bot,
             body,
         });
@@ -288,6 +310,7 @@ mod tests {
         assert_eq!(e.message_id, "m1");
         assert_eq!(e.event.as_deref(), Some("Order Completed"));
         assert_eq!(e.order_total, Some(20.0));
+        assert_eq!(e.order_id.as_deref(), Some("o"));
         assert_eq!(e.segments, r#"["x"]"#);
         // Received when sent: 1 s after the event, by the device's clock.
         let received = parse_rfc3339("2026-11-23T10:00:01Z").unwrap();

@@ -112,6 +112,9 @@ pub struct Summary {
     exposures: HashMap<(String, String), HashMap<String, f64>>,
     /// Per user: (time, value) of their orders.
     orders: HashMap<String, Vec<(f64, f64)>>,
+    /// Per user: the order ids counted (an order sent again, from a
+    /// reloaded thank-you page, counts once).
+    order_ids: HashMap<String, HashSet<String>>,
     /// Events from bots: stored, counted here, and in no other figure.
     bot_events: u64,
     /// Bots' anonymous (or user) ids.
@@ -161,6 +164,16 @@ impl Summary {
                 .or_default();
             let t = first.entry(user.clone()).or_insert(e.timestamp);
             *t = t.min(e.timestamp);
+        }
+        if let Some(id) = &e.order_id {
+            if !self
+                .order_ids
+                .entry(user.clone())
+                .or_default()
+                .insert(id.clone())
+            {
+                return;
+            }
         }
         if let Some(total) = e.order_total {
             self.orders
@@ -364,6 +377,7 @@ mod tests {
             promo_segment: None,
             promo_variation: None,
             order_total: None,
+            order_id: None,
             bot: false,
             body: String::new(),
         }
@@ -405,6 +419,24 @@ mod tests {
             Value::parse(&s.to_json(&[("vip".into(), "VIPs".into())], Some("r1"), 10.0)).unwrap();
         assert_eq!(v.get("events").and_then(Value::as_f64), Some(7.0));
         assert_eq!(v.get("users").and_then(Value::as_f64), Some(3.0));
+    }
+
+    #[test]
+    fn an_order_sent_again_counts_once() {
+        let mut s = Summary::default();
+        s.add(&exposed("a", 1.0, "vip", "personalized"));
+        let again = |t: f64, id: &str| StoredEvent {
+            order_id: Some(id.into()),
+            message_id: format!("m{t}"),
+            ..order("a", t, 40.0)
+        };
+        s.add(&again(2.0, "o-1"));
+        s.add(&again(3.0, "o-1")); // the thank-you page reloaded
+        s.add(&again(4.0, "o-2"));
+        s.add(&order("a", 5.0, 10.0)); // no id: counted
+        let arm = s.arm("vip", "personalized");
+        assert_eq!((arm.orders, arm.revenue), (3, 90.0));
+        assert_eq!(s.events(), 5, "every event is still counted as received");
     }
 
     #[test]

@@ -215,8 +215,9 @@ fn the_write_key_is_checked_when_configured() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// The events table as it was before bot detection, with one headless
-/// browser's event and one shopper's.
+/// The events table as it was before bot detection and order ids, with
+/// one headless browser's event and a shopper's, whose one order arrived
+/// twice (a reloaded thank-you page).
 const OLD_SCHEMA: &str = r#"
 CREATE TABLE events (
   seq INTEGER PRIMARY KEY, message_id TEXT NOT NULL UNIQUE, received_at REAL NOT NULL,
@@ -228,60 +229,84 @@ INSERT INTO events (message_id, received_at, timestamp, kind, event, anonymous_i
   ('old-1', 1, 1, 'page', NULL, 'headless', NULL, '[]', NULL, NULL, NULL,
    '{"type":"page","context":{"userAgent":"Mozilla/5.0 HeadlessChrome/120.0.0.0"}}'),
   ('old-2', 2, 2, 'page', NULL, 'shopper', NULL, '[]', NULL, NULL, NULL,
-   '{"type":"page","context":{"userAgent":"Mozilla/5.0 Chrome/120.0.0.0"}}');
+   '{"type":"page","context":{"userAgent":"Mozilla/5.0 Chrome/120.0.0.0"}}'),
+  ('old-3', 3, 3, 'track', 'Promotion Viewed', 'shopper', NULL, '["vip"]', 'vip', 'personalized', NULL,
+   '{"type":"track","event":"Promotion Viewed","properties":{"segment":"vip","variation":"personalized"}}'),
+  ('old-4', 4, 4, 'track', 'Order Completed', 'shopper', NULL, '["vip"]', NULL, NULL, 40,
+   '{"type":"track","event":"Order Completed","properties":{"order_id":"o-1","total":40}}'),
+  ('old-5', 5, 5, 'track', 'Order Completed', 'shopper', NULL, '["vip"]', NULL, NULL, 40,
+   '{"type":"track","event":"Order Completed","properties":{"order_id":"o-1","total":40}}');
 "#;
 
-/// `(events, users, bot events, bot users)` of the dashboard's summary.
-fn counts(c: &Collector) -> [f64; 4] {
+/// `(events, users, bot events, bot users, the vip segment's personalized
+/// orders)` of the dashboard's summary.
+fn counts(c: &Collector) -> [f64; 5] {
     let v = Value::parse(&c.get("/api/summary").body).unwrap();
     let n = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64).unwrap();
     let bots = v.get("bots").unwrap();
+    let vip = v
+        .get("segments")
+        .and_then(Value::as_array)
+        .unwrap()
+        .iter()
+        .find(|s| s.get("id").and_then(Value::as_str) == Some("vip"))
+        .unwrap();
     [
         n(&v, "events"),
         n(&v, "users"),
         n(bots, "events"),
         n(bots, "users"),
+        n(vip.get("personalized").unwrap(), "orders"),
     ]
 }
 
-/// Bots are stored but left out of the figures, also in a database
-/// written before bot detection (and after a restart).
-fn bots_are_left_out(database: &str) {
+/// Bots are stored but left out of the figures, and an order sent twice
+/// counts once, also in a database written before either (and after a
+/// restart).
+fn old_rows_are_classified(database: &str) {
     let c = Collector::start(database, &[]);
-    assert_eq!(counts(&c), [1.0, 1.0, 1.0, 1.0], "the old rows, classified");
+    assert_eq!(
+        counts(&c),
+        [4.0, 1.0, 1.0, 1.0, 1.0],
+        "the old rows, classified"
+    );
     let headless = batch("crawl", 3, None).replace(
         r#""context":{"segments":["s"]}"#,
         r#""context":{"segments":["s"],"userAgent":"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"}"#,
     );
     assert_eq!(c.post("/v1/batch", &headless).status, 200);
     assert_eq!(c.post("/v1/batch", &batch("person", 2, None)).status, 200);
-    assert_eq!(counts(&c), [3.0, 2.0, 4.0, 2.0]);
+    assert_eq!(counts(&c), [6.0, 2.0, 4.0, 2.0, 1.0]);
     drop(c);
     let c = Collector::start(database, &[]);
-    assert_eq!(counts(&c), [3.0, 2.0, 4.0, 2.0], "rebuilt from storage");
+    assert_eq!(
+        counts(&c),
+        [6.0, 2.0, 4.0, 2.0, 1.0],
+        "rebuilt from storage"
+    );
 }
 
 #[test]
-fn sqlite_bots() {
+fn sqlite_from_an_older_collector() {
     let dir = common::temp_dir("bots");
     let path = dir.join("old.db");
     rusqlite::Connection::open(&path)
         .unwrap()
         .execute_batch(OLD_SCHEMA)
         .unwrap();
-    bots_are_left_out(&format!("sqlite:{}", path.display()));
+    old_rows_are_classified(&format!("sqlite:{}", path.display()));
     let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
-fn postgres_bots() {
+fn postgres_from_an_older_collector() {
     let pg = Postgres::start();
     pg.execute(
         &OLD_SCHEMA
             .replace("seq INTEGER PRIMARY KEY", "seq BIGSERIAL PRIMARY KEY")
             .replace("REAL", "DOUBLE PRECISION"),
     );
-    bots_are_left_out(&pg.url);
+    old_rows_are_classified(&pg.url);
 }
 
 #[test]
