@@ -245,6 +245,30 @@ test("offline then online", async () => {
   await context.close();
 });
 
+test("a queue that cannot drain takes at most 1 MB of the site's localStorage; every event still goes once the collector is reachable", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  const page = await open(context, { flushIntervalMs: 100 });
+  await context.setOffline(true); // as a blocked collector would: nothing drains
+  const used = await page.evaluate(async () => {
+    for (let i = 0; i < 50; i++) {
+      window.trackMany("undrained", i * 100, i * 100 + 100, { pad: "x".repeat(200) });
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    let chars = 0;
+    for (const k of Object.keys(localStorage)) if (k.startsWith("sgm_q.")) chars += k.length + localStorage.getItem(k).length;
+    return chars;
+  });
+  // 5,000 events of about 420 bytes: 2.1 MB queued, 1 MB of it stored.
+  assert.ok(used <= 1024 * 1024 + 1024, `${used} characters of queue in storage`);
+  assert.ok(used > 900 * 1024, `${used}: the newest events are stored`);
+  await context.setOffline(false);
+  await allArrived("undrained", 5000, 60_000);
+  const r = tallyRun("queue over the storage budget", "undrained", 5000);
+  assert.equal(r.lost, 0);
+  await context.close();
+});
+
 test("server answering 500, 503 with Retry-After, 429 and 413", async () => {
   rx.reset();
   const context = await browser.newContext();

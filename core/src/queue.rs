@@ -22,6 +22,13 @@ pub const STALE_TAB_MS: f64 = 10.0 * 60_000.0;
 pub const CHUNK_MAX_EVENTS: usize = 100;
 /// ...and at most about this many bytes of text.
 pub const CHUNK_MAX_BYTES: usize = 48 * 1024;
+/// The most queue text a page view keeps in storage. Beyond it the oldest
+/// chunks leave storage and their events wait in memory only (sent as
+/// usual while the page lives): a queue that cannot drain, as when an ad
+/// blocker blocks the collector, never takes more than this of the
+/// site's own localStorage quota (5 MB in most browsers), where the
+/// 10,000 events `maxQueueEvents` allows would take about 3 MB.
+pub const STORED_QUEUE_BUDGET: usize = 1024 * 1024;
 const CHUNK_MAGIC: &str = "sgm-q1";
 
 /// One queued message.
@@ -373,6 +380,8 @@ struct Chunk {
     /// Lowest and highest sequence number it was written with.
     lo: u64,
     hi: u64,
+    /// Length of its text in storage.
+    bytes: usize,
 }
 
 /// What adopting another page view's queue found.
@@ -448,10 +457,23 @@ impl Persister {
                 bytes = 0;
             }
         }
+        self.trim(store);
         result.map(|()| {
             self.persisted_upto = queue.next_seq();
             written
         })
+    }
+
+    /// Keeps the chunks in storage within [`STORED_QUEUE_BUDGET`]: the
+    /// oldest leave storage (never the newest chunk). Their events stay
+    /// queued in memory.
+    fn trim(&mut self, store: &mut dyn Store) {
+        let mut total: usize = self.chunks.iter().map(|c| c.bytes).sum();
+        while total > STORED_QUEUE_BUDGET && self.chunks.len() > 1 {
+            let oldest = self.chunks.remove(0);
+            store.remove(&self.chunk_key(oldest.no));
+            total -= oldest.bytes;
+        }
     }
 
     fn write_chunk(
@@ -464,15 +486,14 @@ impl Persister {
             return Ok(());
         };
         let no = self.next_chunk;
-        store.set(
-            &self.chunk_key(no),
-            &encode_chunk(queue, entries.iter().copied()),
-        )?;
+        let text = encode_chunk(queue, entries.iter().copied());
+        store.set(&self.chunk_key(no), &text)?;
         self.next_chunk += 1;
         self.chunks.push(Chunk {
             no,
             lo: first.seq,
             hi: last.seq,
+            bytes: text.len(),
         });
         self.persisted_upto = last.seq + 1;
         Ok(())
@@ -503,8 +524,13 @@ impl Persister {
                 // A failed rewrite leaves the old chunk: its delivered
                 // events may be sent again (the collector ignores known
                 // ids), never lost.
-                let _ = store.set(&key, &encode_chunk(queue, remaining.into_iter()));
-                kept.push(chunk);
+                let text = encode_chunk(queue, remaining.into_iter());
+                let bytes = if store.set(&key, &text).is_ok() {
+                    text.len()
+                } else {
+                    chunk.bytes
+                };
+                kept.push(Chunk { bytes, ..chunk });
             }
         }
         self.chunks = kept;
@@ -733,6 +759,55 @@ mod tests {
         p.forget(&some, &q, &mut store);
         let (left, _) = decode_chunk(&store.get("sgm_q.t1.1").unwrap());
         assert_eq!(left.len(), 40);
+    }
+
+    #[test]
+    fn a_queue_that_cannot_drain_keeps_only_its_newest_megabyte_in_storage() {
+        let mut store = MemoryStore::default();
+        let mut q = Queue::default();
+        let ctx = q.intern("{\"page\":{}}");
+        let mut p = Persister::new("t1");
+        let pad = "x".repeat(250); // about a typical event's size
+        for i in 0..6000 {
+            let h = format!("{{\"type\":\"track\",\"event\":\"E\",\"properties\":{{\"p\":\"{pad}\"}},\"messageId\":\"m{i}\"");
+            q.push(h, ctx, 0.0);
+            if i % 50 == 49 {
+                p.save_new(&q, &mut store).unwrap();
+            }
+        }
+        let stored = |store: &MemoryStore| -> usize {
+            store
+                .keys()
+                .iter()
+                .map(|k| store.get(k).map_or(0, |v| v.len()))
+                .sum()
+        };
+        let used = stored(&store);
+        assert!(
+            used <= STORED_QUEUE_BUDGET && used > STORED_QUEUE_BUDGET - CHUNK_MAX_BYTES,
+            "{used}"
+        );
+        assert_eq!(q.len(), 6000, "every event is still queued in memory");
+        assert!(p.is_clean(&q));
+        // Storage holds the newest events: what a reload would adopt.
+        let mut next = Queue::default();
+        let found = Persister::new("t2").adopt("t1", &mut next, &mut store, 1.0);
+        assert_eq!(found.skipped, 0);
+        assert!(
+            found.messages > 3000 && found.messages < 6000,
+            "{}",
+            found.messages
+        );
+        assert_eq!(next.iter().last().unwrap().message_id(), "m5999");
+        // Delivering events that left storage touches nothing stored.
+        let mut store = MemoryStore::default();
+        let mut p = Persister::new("t3");
+        p.save_new(&q, &mut store).unwrap();
+        let before = store.keys();
+        let oldest: Vec<u64> = (0..100).collect();
+        q.remove(&oldest);
+        p.forget(&oldest, &q, &mut store);
+        assert_eq!(store.keys(), before);
     }
 
     #[test]
