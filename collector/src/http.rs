@@ -110,7 +110,8 @@ fn dashboard_refusal(
             );
             Some(response)
         }
-        None if peer.is_loopback() => None,
+        // A dual-stack listener sees 127.0.0.1 as ::ffff:127.0.0.1.
+        None if peer.to_canonical().is_loopback() => None,
         None => Some(error(
             StatusCode::FORBIDDEN,
             "the dashboard answers only on this machine: start the collector with --dashboard-password (or SEGMINT_DASHBOARD_PASSWORD) to read it from elsewhere",
@@ -574,6 +575,8 @@ mod tests {
         let none = HeaderMap::new();
         assert!(dashboard_refusal(None, &none, local).is_none());
         assert!(dashboard_refusal(None, &none, "::1".parse().unwrap()).is_none());
+        assert!(dashboard_refusal(None, &none, "::ffff:127.0.0.1".parse().unwrap()).is_none());
+        assert!(dashboard_refusal(None, &none, "::ffff:203.0.113.9".parse().unwrap()).is_some());
         let refused = dashboard_refusal(None, &none, remote).unwrap();
         assert_eq!(refused.status(), StatusCode::FORBIDDEN);
         // With a password, the address does not matter.
