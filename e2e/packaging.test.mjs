@@ -306,7 +306,7 @@ test("the embed from another origin (a CDN): works where that server sends CORS 
       if (cdn === withCors) {
         assert.equal(ready, "ready");
       } else {
-        assert.match(ready, /^load_failed: .*could not fetch http:\/\/127\.0\.0\.1:\d+\/pkg\/segmint_wasm_bg\.wasm \(from another origin, its server must send Access-Control-Allow-Origin\)$/);
+        assert.match(ready, /^load_failed: .*could not fetch http:\/\/127\.0\.0\.1:\d+\/pkg\/segmint_wasm_bg\.wasm \(from another origin, its server must send Access-Control-Allow-Origin; /);
       }
       assert.deepEqual(problems.errors, []);
       await context.close();
@@ -314,6 +314,47 @@ test("the embed from another origin (a CDN): works where that server sends CORS 
   } finally {
     await withCors.close();
     await withoutCors.close();
+  }
+});
+
+test("the embed fetches its wasm with the hash built into it: a script tag's integrity covers both, and a tampered wasm never runs", async () => {
+  const integrity = JSON.parse(fs.readFileSync(path.join(ROOT, "pkg/integrity.json"), "utf8"));
+  // A copy of the package whose wasm lost its last byte.
+  const tampered = fs.mkdtempSync(path.join(os.tmpdir(), "segmint-tampered-"));
+  for (const f of ["embed.js", "segmint_wasm_bg.wasm"]) fs.copyFileSync(path.join(ROOT, "pkg", f), path.join(tampered, f));
+  const wasm = fs.readFileSync(path.join(tampered, "segmint_wasm_bg.wasm"));
+  fs.writeFileSync(path.join(tampered, "segmint_wasm_bg.wasm"), wasm.subarray(0, wasm.length - 1));
+  const server = await receiver({ statics: [{ prefix: "/tampered/", dir: tampered }] });
+  try {
+    const results = [];
+    for (const dir of ["pkg", "tampered"]) {
+      const { context, page, problems } = await visit(server, "/blank.html");
+      results.push(
+        await page.evaluate(
+          async ([src, integrity]) => {
+            await new Promise((resolve, reject) => {
+              const script = document.createElement("script");
+              script.src = src;
+              script.integrity = integrity;
+              script.crossOrigin = "anonymous";
+              script.dataset.endpoint = "/";
+              script.onload = resolve;
+              script.onerror = () => reject(new Error("the embed's integrity check failed"));
+              document.head.append(script);
+            });
+            return window.segmint.ready.then(() => "ready", (e) => `${e.code}: ${e.message}`);
+          },
+          [`/${dir}/embed.js`, integrity["embed.js"]],
+        ),
+      );
+      assert.deepEqual(problems.errors, []);
+      await context.close();
+    }
+    assert.equal(results[0], "ready");
+    assert.match(results[1], /^load_failed: .*could not fetch http:\/\/127\.0\.0\.1:\d+\/tampered\/segmint_wasm_bg\.wasm \(its content must be the wasm built with this embed\.js\)$/);
+  } finally {
+    await server.close();
+    fs.rmSync(tampered, { recursive: true, force: true });
   }
 });
 
@@ -375,11 +416,14 @@ test("a browser without WebAssembly (iOS Lockdown Mode): load_failed is reported
 });
 
 test("a wasm the browser cannot compile (as in browsers older than Chrome 96, Firefox 79, Safari 15): load_failed says so, slots show their default", async () => {
-  // The start of the real file: the browser fails to compile it with a
-  // WebAssembly.CompileError, as an older engine fails on reference types.
-  const wasm = fs.readFileSync(path.join(ROOT, "pkg/segmint_wasm_bg.wasm")).subarray(0, 4096);
+  // The engine refuses to compile the wasm with a WebAssembly.CompileError,
+  // as an older one fails on reference types. (A truncated file would
+  // not do for the embed: it checks the wasm's hash before compiling.)
   const { npm, embed, errors } = await failedStart((ctx) =>
-    ctx.route("**/segmint_wasm_bg.wasm", (r) => r.fulfill({ status: 200, contentType: "application/wasm", body: wasm })),
+    ctx.addInitScript(() => {
+      const refuse = () => Promise.reject(new WebAssembly.CompileError("WebAssembly.instantiate(): invalid value type 0x6f"));
+      for (const f of ["compile", "compileStreaming", "instantiate", "instantiateStreaming"]) WebAssembly[f] = refuse;
+    }),
   );
   assert.equal(npm.ready?.code, "load_failed");
   assert.match(npm.ready.message, /could not compile segmint's WebAssembly: it needs Chrome or Edge 96, Firefox 79, Safari 15 or later/);

@@ -24,14 +24,21 @@ import { fetchFailure, loadClient } from "./load.js";
   if (data.endpoint) options.endpoint = data.endpoint;
   if (data.writeKey) options.writeKey = data.writeKey;
   if (data.rulesUrl) options.rulesUrl = data.rulesUrl;
-  if (!options.wasmUrl && script && script.src) options.wasmUrl = new URL("segmint_wasm_bg.wasm", script.src).href;
+  // The sibling wasm is fetched with the hash the build put here (see
+  // scripts/build.sh), so the script tag's `integrity` covers it too. A
+  // wasmUrl from data-options may be another build: fetched as it is.
+  let integrity;
+  if (!options.wasmUrl && script && script.src) {
+    options.wasmUrl = new URL("segmint_wasm_bg.wasm", script.src).href;
+    integrity = typeof WASM_INTEGRITY === "string" ? WASM_INTEGRITY : undefined;
+  }
 
   const queued = Array.isArray(window.segmint) ? window.segmint : [];
   // The wasm is beside embed.js (or at data-options' wasmUrl): no bundler
   // moved it, so the npm entry's Vite fallback is not needed here.
   const client = loadClient(options, (wasmUrl) =>
-    initWasm(wasmUrl ? { module_or_path: wasmUrl } : undefined).catch((e) => {
-      throw fetchFailure(e, wasmUrl);
+    initWasm(wasmUrl ? { module_or_path: integrity ? new Request(wasmUrl, { integrity }) : wasmUrl } : undefined).catch((e) => {
+      throw fetchFailure(e, wasmUrl, integrity);
     }),
   );
   window.segmint = client;

@@ -42,14 +42,17 @@ const IN_WORKER =
   "segmint runs in a page, not in a Web Worker (no cookie or localStorage for the anonymous id, no document for banners): call load() in the page";
 
 /** A wasm that could not be fetched (fetch rejects with a TypeError:
- * offline, blocked, or from another origin without CORS) named in the
- * error, with the usual cause of a cross-origin failure; other errors
- * as they are. */
-export function fetchFailure(error, url) {
+ * offline, blocked, from another origin without CORS, or not matching
+ * the `integrity` it was fetched with) named in the error, with the
+ * usual causes; other errors as they are. */
+export function fetchFailure(error, url, integrity) {
   if (!(error instanceof TypeError) || !url) return error;
   const href = new URL(url, location.href);
-  const cors = href.origin !== location.origin ? " (from another origin, its server must send Access-Control-Allow-Origin)" : "";
-  return new Error(`${error.message}: could not fetch ${href.href}${cors}`);
+  const causes = [];
+  if (href.origin !== location.origin) causes.push("from another origin, its server must send Access-Control-Allow-Origin");
+  if (integrity) causes.push("its content must be the wasm built with this embed.js");
+  const why = causes.length ? ` (${causes.join("; ")})` : "";
+  return new Error(`${error.message}: could not fetch ${href.href}${why}`);
 }
 
 /** A page without WebAssembly (iOS Lockdown Mode, hardened browsers)

@@ -30,10 +30,16 @@ for f in index load client json capture slots; do cp "js/$f.js" pkg/; done
 cp js/index.d.ts LICENSE pkg/
 # The script-tag embed: one minified file, loader + facade + glue.
 # (Bundled from pkg/, where the wasm-bindgen glue is.)
+# The wasm's SHA-384 is built into the embed, which fetches its sibling wasm
+# with that integrity: an `integrity` attribute on the embed's script tag
+# then vouches for the wasm too.
+sri() { node -e 'const f = require("fs").readFileSync(process.argv[1]); console.log("sha384-" + require("crypto").createHash("sha384").update(f).digest("base64"))' "$1"; }
+WASM_SRI=$(sri pkg/segmint_wasm_bg.wasm)
 cp js/embed.js pkg/embed.src.js
 esbuild pkg/embed.src.js --bundle --format=iife --minify --target=es2020 --log-level=warning \
-  --log-override:empty-import-meta=silent --outfile=pkg/embed.js
+  --log-override:empty-import-meta=silent --define:WASM_INTEGRITY="\"$WASM_SRI\"" --outfile=pkg/embed.js
 rm pkg/embed.src.js
+printf '{\n  "embed.js": "%s",\n  "segmint_wasm_bg.wasm": "%s"\n}\n' "$(sri pkg/embed.js)" "$WASM_SRI" > pkg/integrity.json
 # The stub snippet shown in README.
 esbuild js/stub.js --minify --target=es2015 --log-level=warning --outfile=pkg/stub.min.js
 node scripts/package-json.mjs
