@@ -1,11 +1,13 @@
 // The same SDK in Debian's Firefox ESR (Gecko), over geckodriver: the
 // identity cookie, batching, the pagehide beacon, a back/forward-cache
-// restore and a banner slot. Firefox's unload ordering, beacon budget and
+// restore, a banner slot and the script-tag embed. Firefox's unload ordering, beacon budget and
 // page cache differ from Chromium's. SEGMINT_SKIP_FIREFOX=1 skips it, as it
 // does the Firefox wasm tests.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { receiver, until } from "./harness.mjs";
+import fs from "node:fs";
+import path from "node:path";
+import { receiver, stubSnippet, until, ROOT } from "./harness.mjs";
 import { firefox } from "./geckodriver.mjs";
 
 const skip = !!process.env.SEGMINT_SKIP_FIREFOX && "SEGMINT_SKIP_FIREFOX is set";
@@ -90,4 +92,31 @@ test("Firefox: a banner slot shows the user's segment's template", { skip }, asy
     const slot = document.querySelector("#hero");
     return { banners: [...slot.querySelectorAll("[data-banner]")].map((e) => e.dataset.banner), variation: slot.dataset.segmintVariation };`);
   assert.deepEqual(hero, { banners: ["new-user"], variation: "personalized" });
+});
+
+test("Firefox: the script-tag embed checks its wasm's hash, then replays the stub's queue in order", { skip }, async () => {
+  rx.reset();
+  const integrity = JSON.parse(fs.readFileSync(path.join(ROOT, "pkg/integrity.json"), "utf8"))["embed.js"];
+  await ff.goto(`${rx.origin}/blank.html`);
+  const ready = await ff.run(
+    `const [stub, integrity] = args;
+     const inline = document.createElement("script");
+     inline.textContent = stub;
+     document.head.append(inline);
+     window.segmint.track("Queued", { n: 1 });
+     window.segmint.track("Queued", { n: 2 });
+     await new Promise((resolve, reject) => {
+       const script = document.createElement("script");
+       Object.assign(script, { src: "/pkg/embed.js", integrity, crossOrigin: "anonymous", onload: resolve, onerror: reject });
+       script.dataset.endpoint = "/";
+       document.head.append(script);
+     });
+     await window.segmint.ready;
+     await window.segmint.flush();
+     return "ready";`,
+    stubSnippet(),
+    integrity,
+  );
+  assert.equal(ready, "ready");
+  assert.deepEqual(rx.state.messages.filter((m) => m.event === "Queued").map((m) => m.properties.n), [1, 2]);
 });
