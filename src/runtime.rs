@@ -53,7 +53,8 @@ pub struct State {
 #[derive(Default)]
 struct Outbox {
     batches: Vec<Batch>,
-    /// Requests given up unanswered: to abort.
+    /// Requests the core no longer waits for (given up, or forgotten at
+    /// page hide or restore): to abort.
     abandoned: Vec<web_sys::AbortController>,
     microtask: bool,
     /// `Some(Some(t))`: (re)arm the timer for `t`; `Some(None)`: disarm.

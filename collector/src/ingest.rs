@@ -4,6 +4,7 @@
 
 use flate2::read::GzDecoder;
 use segmint_core::json::Value;
+use segmint_core::message::commerce::ORDER_COMPLETED;
 use segmint_core::message::{amount, MAX_EVENT_BYTES};
 use segmint_core::time::parse_rfc3339;
 use std::io::Read;
@@ -176,17 +177,13 @@ pub fn sent_by_bot(message: &Value) -> bool {
         .is_some_and(is_bot)
 }
 
-/// The `order_id` of an `Order Completed` message, as text (a number
-/// is the order of that name, as the SDK's profile reads it).
+/// The `order_id` of an `Order Completed` message, as text, read as the
+/// SDK's profile reads it.
 pub fn order_id(message: &Value) -> Option<String> {
-    if message.get("event").and_then(Value::as_str) != Some("Order Completed") {
+    if message.get("event").and_then(Value::as_str) != Some(ORDER_COMPLETED) {
         return None;
     }
-    match message.get("properties")?.get("order_id")? {
-        Value::String(id) if !id.is_empty() => Some(id.clone()),
-        number @ Value::Number(_) => Some(number.to_json()),
-        _ => None,
-    }
+    segmint_core::message::order_id(message.get("properties")?)
 }
 
 fn text(v: &Value, key: &str) -> Option<String> {

@@ -8,7 +8,7 @@
 //! event (it is most of an event's bytes).
 
 use crate::error::Error;
-use crate::json::{self, write_string, Value};
+use crate::json::{self, write_number, write_string, Value};
 use crate::time::write_rfc3339;
 
 /// Segment's limit on one event, in bytes.
@@ -309,6 +309,21 @@ pub fn amount(v: &Value) -> Option<f64> {
     match v {
         Value::Number(n) => Some(*n),
         Value::String(s) => decimal_text(s),
+        _ => None,
+    }
+}
+
+/// An order's `order_id` (in `Order Completed`'s properties) as text:
+/// Segment allows a number, and 1002 is the order "1002". The profile
+/// counts an order once by it, and so does the collector.
+pub fn order_id(properties: &Value) -> Option<String> {
+    match properties.get("order_id")? {
+        Value::String(id) if !id.is_empty() => Some(id.clone()),
+        Value::Number(n) => {
+            let mut id = String::new();
+            write_number(&mut id, *n);
+            Some(id)
+        }
         _ => None,
     }
 }

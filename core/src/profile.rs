@@ -183,18 +183,35 @@ pub struct Profile {
     orders: Vec<(i64, u32)>,
 }
 
-/// An `Order Completed`'s `order_id` (Segment allows a number: 1002 is
-/// the order "1002"), hashed.
+/// An `Order Completed`'s [`order_id`](crate::message::order_id), hashed.
 fn order_key(props: &Value) -> Option<u32> {
-    match props.get("order_id")? {
-        Value::String(id) if !id.is_empty() => Some(crate::hash::fnv1a32(id)),
-        Value::Number(n) => {
-            let mut id = String::new();
-            write_number(&mut id, *n);
-            Some(crate::hash::fnv1a32(&id))
+    crate::message::order_id(props).map(|id| crate::hash::fnv1a32(&id))
+}
+
+/// `[[day, n], ...]`: the persisted form of sessions per day and of the
+/// remembered orders.
+fn write_day_pairs(out: &mut String, pairs: &[(i64, u32)]) {
+    out.push('[');
+    for (i, (day, n)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
         }
-        _ => None,
+        out.push_str(&format!("[{day},{n}]"));
     }
+    out.push(']');
+}
+
+/// Reads what [`write_day_pairs`] wrote; `None` if damaged.
+fn read_day_pairs(v: &Value) -> Option<Vec<(i64, u32)>> {
+    let mut pairs = Vec::new();
+    for pair in v.as_array()? {
+        let pair = pair.as_array()?;
+        pairs.push((
+            pair.first()?.as_f64()? as i64,
+            pair.get(1)?.as_f64()? as u32,
+        ));
+    }
+    Some(pairs)
 }
 
 /// Scalar values at `path` in `props`, fanning out through arrays
@@ -502,14 +519,9 @@ impl Profile {
         write_number(&mut out, self.last_activity_ms);
         out.push_str(",\"sessions\":");
         write_number(&mut out, f64::from(self.total_sessions));
-        out.push_str(",\"sessionDays\":[");
-        for (i, (d, c)) in self.sessions.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(&format!("[{d},{c}]"));
-        }
-        out.push_str("],\"features\":[");
+        out.push_str(",\"sessionDays\":");
+        write_day_pairs(&mut out, &self.sessions);
+        out.push_str(",\"features\":[");
         for (i, f) in self.features.iter().enumerate() {
             if i > 0 {
                 out.push(',');
@@ -531,14 +543,8 @@ impl Profile {
         }
         out.push(']');
         if !self.orders.is_empty() {
-            out.push_str(",\"orders\":[");
-            for (i, (day, id)) in self.orders.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&format!("[{day},{id}]"));
-            }
-            out.push(']');
+            out.push_str(",\"orders\":");
+            write_day_pairs(&mut out, &self.orders);
         }
         out.push('}');
         out
@@ -562,13 +568,7 @@ impl Profile {
             _ => f64::NEG_INFINITY,
         };
         p.total_sessions = v.get("sessions")?.as_f64()? as u32;
-        for pair in v.get("sessionDays")?.as_array()? {
-            let pair = pair.as_array()?;
-            p.sessions.push((
-                pair.first()?.as_f64()? as i64,
-                pair.get(1)?.as_f64()? as u32,
-            ));
-        }
+        p.sessions = read_day_pairs(v.get("sessionDays")?)?;
         for f in v.get("features")?.as_array()? {
             let mut days = Vec::new();
             for d in f.get("days")?.as_array()? {
@@ -586,12 +586,8 @@ impl Profile {
             });
         }
         // Absent from profiles written before orders were remembered.
-        if let Some(orders) = v.get("orders").and_then(Value::as_array) {
-            for pair in orders {
-                let pair = pair.as_array()?;
-                let day = pair.first()?.as_f64()? as i64;
-                p.orders.push((day, pair.get(1)?.as_f64()? as u32));
-            }
+        if let Some(orders) = v.get("orders").filter(|o| o.as_array().is_some()) {
+            p.orders = read_day_pairs(orders)?;
         }
         p.apply_rules(rules, now);
         Some(p)

@@ -1031,22 +1031,25 @@ impl<S: Store> Tracker<S> {
     /// of closing on mobile): keepalive batches for what is queued. The
     /// events stay queued until answered.
     pub fn hidden(&mut self, now: f64) -> Vec<Batch> {
-        if !self.granted() || self.released {
-            return Vec::new();
-        }
-        self.persist(now);
-        self.delivery.unload_batches(&mut self.queue, now, false)
+        self.unload_batches(now, false)
     }
 
     /// The page is going away (`pagehide`): keepalive batches for what
     /// fits the budget. Report each with [`unloaded`](Self::unloaded), then
     /// call [`release`](Self::release).
     pub fn pagehide(&mut self, now: f64) -> Vec<Batch> {
+        self.unload_batches(now, true)
+    }
+
+    /// What [`hidden`](Self::hidden) and [`pagehide`](Self::pagehide)
+    /// send: everything stored first, then batches within the keepalive
+    /// budget (`beacon`: sent with `sendBeacon`).
+    fn unload_batches(&mut self, now: f64, beacon: bool) -> Vec<Batch> {
         if !self.granted() || self.released {
             return Vec::new();
         }
         self.persist(now);
-        self.delivery.unload_batches(&mut self.queue, now, true)
+        self.delivery.unload_batches(&mut self.queue, now, beacon)
     }
 
     /// Whether the browser took keepalive batch `id` at page hide. What it
