@@ -56,6 +56,14 @@ function tallyRun(scenario, run, count, server = rx) {
   return { ...row, lostList: lost };
 }
 
+/** Why each batch request of `page` failed (net::ERR_ABORTED when the SDK
+ * aborted it), as they fail. */
+function abortedBatches(page) {
+  const failed = [];
+  page.on("requestfailed", (r) => r.url().includes("/v1/batch") && failed.push(r.failure()?.errorText));
+  return failed;
+}
+
 async function allArrived(run, count, ms = 20_000, server = rx) {
   await until(() => new Set(receivedOf(run, server).map((m) => m.properties.n)).size >= count, ms, `${count} events of ${run}`);
 }
@@ -301,8 +309,7 @@ test("a collector that accepts the request and never answers: given up after 30 
   rx.reset();
   const context = await browser.newContext();
   const page = await context.newPage();
-  const aborted = [];
-  page.on("requestfailed", (r) => r.url().includes("/v1/batch") && aborted.push(r.failure()?.errorText));
+  const aborted = abortedBatches(page);
   await page.clock.install(); // the SDK's timers on a fake clock
   await page.goto(url({ flushIntervalMs: 100, retry: { baseMs: 100, capMs: 1000 } }));
   await page.evaluate(() => window.smReady);
@@ -331,8 +338,7 @@ test("a stalled request too big for keepalive is aborted when the tab is hidden:
   rx.reset();
   const context = await browser.newContext();
   const page = await context.newPage();
-  const aborted = [];
-  page.on("requestfailed", (r) => r.url().includes("/v1/batch") && aborted.push(r.failure()?.errorText));
+  const aborted = abortedBatches(page);
   await page.goto(url({ flushIntervalMs: 60_000, compress: false }));
   await page.evaluate(() => window.smReady);
   rx.state.hang = 1;
