@@ -64,14 +64,23 @@ test("Firefox: leave with more than the unload budget queued, come back from the
   cached.reset();
   const hold = { flushIntervalMs: 60_000, maxEvents: 1000, maxBytes: 512_000 };
   await open(url(cached, hold));
-  await ff.run(`
-    window.addEventListener("pageshow", (e) => (window.restored = e.persisted));
-    window.trackMany("ff-bfcache", 0, 150, { pad: "x".repeat(900) });`);
+  await ff.run(`window.trackMany("ff-bfcache", 0, 150, { pad: "x".repeat(900) });`);
   // About 150 KB queued: the beacons carry what fits, the rest stays
-  // stored for the next page view (here the next page, then the restored one).
-  await open(url(cached, { flushIntervalMs: 100 }, "auto.html", "&next=1"));
-  await ff.back();
-  await until(async () => (await ff.run("return window.restored === true;")), 10_000, "the back/forward-cache restore");
+  // stored for the next page view (here the next page, then the restored
+  // one). Firefox may keep a page out of its cache on a busy machine (seen
+  // once in about 30 runs): it then loads afresh, which adopts the queue
+  // too, and the round trip is tried again, up to three times.
+  let restored = false;
+  for (let attempt = 0; attempt < 3 && !restored; attempt++) {
+    await ff.run(`await window.smReady; window.addEventListener("pageshow", (e) => (window.restored = e.persisted));`);
+    await open(url(cached, { flushIntervalMs: 100 }, "auto.html", `&next=${attempt + 1}`));
+    await ff.back();
+    restored = await until(async () => (await ff.run("return window.restored === true;")), 5_000, "the restore").then(
+      () => true,
+      () => false,
+    );
+  }
+  assert.ok(restored, "restored from the back/forward cache");
   const flushed = await ff.run(`window.trackMany("ff-bfcache", 150, 170); return window.sm.flush();`);
   assert.equal(flushed.pending, 0);
   await until(() => distinct(cached, "ff-bfcache") === 170, 20_000, "all 170 events");
