@@ -175,6 +175,41 @@ test("a shopper's open tabs share one profile and identity: a purchase in one co
   await context.close();
 });
 
+test("product pages opened at once, each counting a view on load, lose none of the views from the shared profile", async () => {
+  // A trait over page-load events: the shopper opens six product pages in
+  // new tabs at once, and each records its view within milliseconds of
+  // the others, before hearing of their writes.
+  const rules = {
+    version: "views.1",
+    traits: { views_30d: { event: "Product Viewed", aggregate: "count", window_days: 30 } },
+    segments: [{ id: "browser", condition: { views_30d: { $gte: 10 } } }],
+  };
+  const context = await browser.newContext();
+  const first = await open(context, { rules });
+  const tabs = await Promise.all(
+    Array.from({ length: 6 }, async () => {
+      const page = await context.newPage();
+      await page.goto(pageUrl({ rules }));
+      await page.evaluate(() => window.smReady);
+      await page.evaluate(() => window.sm.track("Product Viewed", {}));
+      return page;
+    }),
+  );
+  // Then bursts in every tab at once.
+  await Promise.all([first, ...tabs].map((p) => p.evaluate(() => {
+    for (let i = 0; i < 5; i++) window.sm.track("Product Viewed", { i });
+  })));
+  const views = () => Promise.all([first, ...tabs].map((p) => p.evaluate(() => window.sm.traits().views_30d)));
+  const total = 6 + 7 * 5;
+  await until(async () => (await views()).every((n) => n === total), 5000, `every tab to count ${total} views`).catch(async (e) => {
+    throw new Error(`${e.message}: ${JSON.stringify(await views())}`);
+  });
+  assert.ok(await first.evaluate(() => window.sm.inSegment("browser")));
+  const next = await open(context, { rules });
+  assert.equal(await next.evaluate(() => window.sm.traits().views_30d), total, "the next page");
+  await context.close();
+});
+
 test("a page that stays open revalidates its rules once per TTL and takes the new ones, and so do the shop's other open tabs", async () => {
   fs.writeFileSync(rulesFile, JSON.stringify(SEED));
   const context = await browser.newContext();

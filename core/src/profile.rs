@@ -25,6 +25,11 @@ pub const PROFILE_FORMAT: u32 = 1;
 /// Order ids remembered to count each order once (the latest, within the
 /// longest window).
 const MAX_ORDERS: usize = 100;
+/// How long a page view's record count stays in the profile after its
+/// latest record (see [`Profile::stamp`]). Longer than a tab keeps its own
+/// records to re-apply (`tracker::UNCONFIRMED_MS`), so a count is never
+/// forgotten while the records it vouches for might be needed.
+pub const WRITER_MEMORY_MS: f64 = 120_000.0;
 
 /// Aggregates of one day, or of a window of days.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -181,6 +186,10 @@ pub struct Profile {
     /// a hash keeps the stored profile small (two ids of 100 collide with
     /// a chance of about one in a million).
     orders: Vec<(i64, u32)>,
+    /// `(page view id, records, when last)` of the page views that
+    /// recorded lately: how a tab tells whether another tab's copy of the
+    /// profile holds its own latest events (see [`Profile::stamp`]).
+    writers: Vec<(String, u32, f64)>,
 }
 
 /// An `Order Completed`'s [`order_id`](crate::message::order_id), hashed.
@@ -252,7 +261,46 @@ impl Profile {
             today: day_number(now),
             longest_window: 1,
             orders: Vec::new(),
+            writers: Vec::new(),
         }
+    }
+
+    /// Notes that page view `tab` has recorded `records` events into this
+    /// profile so far, the latest at `now`. The site's tabs share one
+    /// stored profile, and two tabs recording within a few milliseconds
+    /// each write their own event over the other's copy: the tab that
+    /// finds its count missing (or lower) in another tab's copy records
+    /// its latest events into that copy again. Counts of page views idle
+    /// for [`WRITER_MEMORY_MS`] are forgotten.
+    pub fn stamp(&mut self, tab: &str, records: u32, now: f64) {
+        let mut found = false;
+        self.writers.retain_mut(|(t, n, at)| {
+            if t == tab {
+                (*n, *at, found) = (records, now, true);
+            }
+            t == tab || now - *at <= WRITER_MEMORY_MS
+        });
+        if !found {
+            self.writers.push((tab.to_string(), records, now));
+        }
+    }
+
+    /// Whether this profile holds every recent record `other` holds (by
+    /// the page views' counts): then `other` has nothing this one lacks.
+    pub fn covers(&self, other: &Profile) -> bool {
+        other
+            .writers
+            .iter()
+            .all(|(tab, n, _)| self.records_by(tab) >= *n)
+    }
+
+    /// How many events page view `tab` had recorded into this profile, as
+    /// far as it knows (0 if none lately).
+    pub fn records_by(&self, tab: &str) -> u32 {
+        self.writers
+            .iter()
+            .find(|(t, _, _)| t == tab)
+            .map_or(0, |(_, n, _)| *n)
     }
 
     /// When the user was first seen (ms).
@@ -546,6 +594,22 @@ impl Profile {
             out.push_str(",\"orders\":");
             write_day_pairs(&mut out, &self.orders);
         }
+        if !self.writers.is_empty() {
+            out.push_str(",\"writers\":[");
+            for (i, (tab, n, at)) in self.writers.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push('[');
+                write_string(&mut out, tab);
+                out.push(',');
+                write_number(&mut out, f64::from(*n));
+                out.push(',');
+                write_number(&mut out, *at);
+                out.push(']');
+            }
+            out.push(']');
+        }
         out.push('}');
         out
     }
@@ -588,6 +652,24 @@ impl Profile {
         // Absent from profiles written before orders were remembered.
         if let Some(orders) = v.get("orders").filter(|o| o.as_array().is_some()) {
             p.orders = read_day_pairs(orders)?;
+        }
+        // Absent from profiles no tab recorded into lately; a damaged
+        // entry only costs the re-apply it would have allowed.
+        for w in v
+            .get("writers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let w = w.as_array();
+            let field = |i: usize| w.and_then(|w| w.get(i));
+            if let (Some(tab), Some(n), Some(at)) = (
+                field(0).and_then(Value::as_str),
+                field(1).and_then(Value::as_f64),
+                field(2).and_then(Value::as_f64),
+            ) {
+                p.writers.push((tab.to_string(), n as u32, at));
+            }
         }
         p.apply_rules(rules, now);
         Some(p)
@@ -901,6 +983,36 @@ mod tests {
         assert_eq!(back.traits(6.0 * DAY_MS), p.traits(6.0 * DAY_MS));
         assert!(Profile::from_json("{\"v\":0}", &rules, 0.0, 1.0).is_none());
         assert!(Profile::from_json("garbage", &rules, 0.0, 1.0).is_none());
+    }
+
+    #[test]
+    fn record_counts_survive_storage_and_idle_page_views_are_forgotten() {
+        let rules = Rules::parse(RULES).unwrap();
+        let now = 5.0 * DAY_MS;
+        let mut p = profile(now);
+        p.stamp("tabA", 1, now);
+        p.stamp("tabB", 4, now + 10.0);
+        p.stamp("tabA", 2, now + 20.0);
+        let back = Profile::from_json(&p.to_json(), &rules, now + 30.0, 1.0).unwrap();
+        assert_eq!((back.records_by("tabA"), back.records_by("tabB")), (2, 4));
+        assert_eq!(back.records_by("tabC"), 0);
+        // B stays idle: gone once A records after B's memory ran out.
+        let mut later = back.clone();
+        later.stamp("tabA", 3, now + 10.0 + WRITER_MEMORY_MS + 1.0);
+        assert_eq!((later.records_by("tabA"), later.records_by("tabB")), (3, 0));
+        // A damaged entry is skipped; the profile still reads.
+        let damaged = p.to_json().replace("[\"tabB\",4,", "[\"tabB\",\"x\",");
+        let back = Profile::from_json(&damaged, &rules, now + 30.0, 1.0).unwrap();
+        assert_eq!((back.records_by("tabA"), back.records_by("tabB")), (2, 0));
+        // Written before record counts existed: none.
+        let old = profile(now).to_json();
+        assert!(!old.contains("writers"));
+        assert_eq!(
+            Profile::from_json(&old, &rules, now, 1.0)
+                .unwrap()
+                .records_by("tabA"),
+            0
+        );
     }
 
     #[test]

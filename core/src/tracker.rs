@@ -51,6 +51,27 @@ pub const PAGE_EVENT: &str = "Page Viewed";
 pub const IDENTIFY_EVENT: &str = "Identify";
 /// Events kept for the profile while no rules are loaded yet.
 const MAX_EARLY_EVENTS: usize = 500;
+/// How long a page view records its own events again into another tab's
+/// copy of the profile that lacks them (see [`Profile::stamp`]): far
+/// longer than the few milliseconds another tab takes to hear of a
+/// write. It keeps its latest [`MAX_UNCONFIRMED`] for that.
+const UNCONFIRMED_MS: f64 = 30_000.0;
+const MAX_UNCONFIRMED: usize = 100;
+/// A tab that must write its copy of the profile back over another tab's
+/// waits this long, plus up to as much again at random: meanwhile it
+/// hears the other tabs' writes of the same moment and folds them in,
+/// rather than each write setting off one in every other tab.
+const PROFILE_REWRITE_WAIT_MS: f64 = 40.0;
+
+/// An event this page view recorded into the profile: what recording it
+/// again takes.
+struct OwnRecord {
+    /// This page view's count of records, this one included.
+    n: u32,
+    event: String,
+    props: Option<Value>,
+    at: f64,
+}
 
 /// Something the page should hear about.
 #[derive(Clone, Debug, PartialEq)]
@@ -131,6 +152,13 @@ pub struct Tracker<S: Store> {
     /// A stored profile waiting for rules to read it with.
     stored_profile: Option<String>,
     profile_dirty: bool,
+    /// Events this page view recorded into the profile so far.
+    own_records: u32,
+    /// The latest of them, kept for [`Tracker::storage_changed`].
+    unconfirmed: Vec<OwnRecord>,
+    /// When a profile changed only by another tab's copy is written (see
+    /// [`PROFILE_REWRITE_WAIT_MS`]); minus infinity: at once.
+    profile_write_at: f64,
     early_events: Vec<(String, Option<Value>, f64)>,
     segments: Vec<String>,
     storage_failing: bool,
@@ -203,6 +231,9 @@ impl<S: Store> Tracker<S> {
             rules_wait_until: f64::NEG_INFINITY,
             stored_profile: None,
             profile_dirty: false,
+            own_records: 0,
+            unconfirmed: Vec::new(),
+            profile_write_at: f64::NEG_INFINITY,
             early_events: Vec::new(),
             segments: Vec::new(),
             storage_failing: false,
@@ -557,10 +588,64 @@ impl<S: Store> Tracker<S> {
         } else {
             None
         };
-        if self.profile.record(event, props.as_ref(), now) {
-            self.profile_dirty = true;
+        if self.record_own(event, props, now) {
             self.reevaluate(now);
         }
+    }
+
+    /// Records one of this page view's events into the profile and, if
+    /// any trait may have changed, notes it so that another tab's copy
+    /// lacking it gets it too. Whether any trait may have changed.
+    fn record_own(&mut self, event: &str, props: Option<Value>, at: f64) -> bool {
+        if !self.profile.record(event, props.as_ref(), at) {
+            return false;
+        }
+        self.own_records += 1;
+        self.profile
+            .stamp(self.persister.tab(), self.own_records, at);
+        self.profile_dirty = true;
+        self.profile_write_at = f64::NEG_INFINITY;
+        if self.unconfirmed.len() >= MAX_UNCONFIRMED {
+            self.unconfirmed.remove(0);
+        }
+        self.unconfirmed.push(OwnRecord {
+            n: self.own_records,
+            event: event.to_string(),
+            props,
+            at,
+        });
+        true
+    }
+
+    /// Writes this tab's copy of the profile over another tab's, after
+    /// [`PROFILE_REWRITE_WAIT_MS`] (unless something writes it sooner).
+    fn rewrite_profile_soon(&mut self, now: f64) {
+        if !self.profile_dirty {
+            self.profile_dirty = true;
+            self.profile_write_at = now + PROFILE_REWRITE_WAIT_MS * (1.0 + self.rng.next_f64());
+        }
+    }
+
+    /// Records into `p`, another tab's copy of the profile, this page
+    /// view's recent events that it lacks: two tabs that record at once
+    /// each write their copy over the other's, and each then finds its
+    /// own events missing from what the other wrote. Whether any were.
+    fn reapply_own(&self, p: &mut Profile, now: f64) -> bool {
+        let tab = self.persister.tab();
+        let seen = p.records_by(tab);
+        let mut missing = self
+            .unconfirmed
+            .iter()
+            .filter(|r| r.n > seen && now - r.at <= UNCONFIRMED_MS)
+            .peekable();
+        if missing.peek().is_none() {
+            return false;
+        }
+        for r in missing {
+            p.record(&r.event, r.props.as_ref(), r.at);
+        }
+        p.stamp(tab, self.own_records, now);
+        true
     }
 
     fn reevaluate(&mut self, now: f64) {
@@ -618,6 +703,7 @@ impl<S: Store> Tracker<S> {
             self.profile.apply_rules(rules, now);
         }
         self.early_events.clear();
+        self.unconfirmed.clear();
         self.stored_profile = None;
         self.profile_dirty = true;
         if self.granted() {
@@ -667,6 +753,7 @@ impl<S: Store> Tracker<S> {
                 self.user_traits = Value::Object(Vec::new());
                 self.attrs = None;
                 self.profile = Profile::new(now, self.config.session_timeout_ms);
+                self.unconfirmed.clear();
                 if let Some(change) = SegmentChange::between(&self.segments, &[]) {
                     self.notices.push(Notice::Segments(change));
                 }
@@ -704,14 +791,36 @@ impl<S: Store> Tracker<S> {
                 };
                 // Unwritten changes of this tab's own (storage failing)
                 // are not given up for the other tab's copy.
-                if self.profile_dirty {
+                if self.profile_dirty && self.profile_write_at == f64::NEG_INFINITY {
                     return;
                 }
-                if let Some(p) =
+                let Some(mut p) =
                     Profile::from_json(text, rules, now, self.config.session_timeout_ms)
-                {
-                    self.profile = p;
+                else {
+                    return;
+                };
+                if self.profile.covers(&p) && !p.covers(&self.profile) {
+                    // An older copy, written by a tab that had not yet
+                    // heard of the latest events: this tab's copy stays,
+                    // and goes back over it if it lacks this tab's own
+                    // events. (Each tab restores its own: were every tab
+                    // to write on hearing an older copy, each write would
+                    // set off one in every other tab.)
+                    if p.records_by(self.persister.tab()) < self.own_records {
+                        self.rewrite_profile_soon(now);
+                    }
+                    return;
                 }
+                // A newer copy, or one with events this tab's lacks (and
+                // maybe the other way round): taken, with this tab's own
+                // events it lacks, if any. The other tabs do the same with
+                // theirs.
+                if self.reapply_own(&mut p, now) {
+                    self.rewrite_profile_soon(now);
+                } else {
+                    self.profile_dirty = false;
+                }
+                self.profile = p;
             }
             // New rules another tab fetched: in force here too, over the
             // profile as stored (which holds this tab's events as well), so
@@ -731,7 +840,18 @@ impl<S: Store> Tracker<S> {
             // reset() in another tab (the events queued here keep the old
             // id, as after a reset here).
             AID_KEY => match value.filter(|id| is_uuid(id)) {
-                Some(id) => self.anonymous_id = id.to_string(),
+                Some(id) if id != self.anonymous_id => {
+                    self.anonymous_id = id.to_string();
+                    // reset() there: the profile goes with the old id, as
+                    // in that tab, whose fresh profile follows (and must
+                    // not look older than this tab's copy).
+                    self.profile = Profile::new(now, self.config.session_timeout_ms);
+                    if let Some(rules) = &self.rules {
+                        self.profile.apply_rules(rules, now);
+                    }
+                    self.unconfirmed.clear();
+                }
+                Some(_) => return,
                 None => return,
             },
             _ => return,
@@ -800,6 +920,7 @@ impl<S: Store> Tracker<S> {
         }
         if self.profile_dirty && self.rules.is_some() {
             self.profile_dirty = false;
+            self.profile_write_at = f64::NEG_INFINITY;
             let text = self.profile.to_json();
             self.write(PROFILE_KEY, &text);
         }
@@ -812,7 +933,7 @@ impl<S: Store> Tracker<S> {
         self.granted()
             && !self.storage_paused(now)
             && (!self.persister.is_clean(&self.queue)
-                || (self.profile_dirty && self.rules.is_some()))
+                || (self.profile_dirty && self.rules.is_some() && now >= self.profile_write_at))
     }
 
     fn storage_paused(&self, now: f64) -> bool {
@@ -928,7 +1049,11 @@ impl<S: Store> Tracker<S> {
         if !self.granted() || self.released {
             return None;
         }
-        self.delivery.next_wake(&self.queue)
+        let wake = self.delivery.next_wake(&self.queue);
+        if self.profile_dirty && self.profile_write_at > f64::NEG_INFINITY {
+            return Some(wake.map_or(self.profile_write_at, |w| w.min(self.profile_write_at)));
+        }
+        wake
     }
 
     /// Where batches go.
@@ -1094,6 +1219,9 @@ impl<S: Store> Tracker<S> {
         self.delivery.reset_in_flight(&mut self.queue);
         self.queue.clear();
         self.persister = Persister::new(&tab);
+        // Records are counted per page view id.
+        self.own_records = 0;
+        self.unconfirmed.clear();
         self.released = false;
         if self.granted() {
             self.beat(now);
@@ -1172,7 +1300,10 @@ impl<S: Store> Tracker<S> {
         let version = rules.version.clone();
         if let Some(text) = self.stored_profile.take() {
             match Profile::from_json(&text, &rules, now, self.config.session_timeout_ms) {
-                Some(p) => self.profile = p,
+                Some(mut p) => {
+                    self.reapply_own(&mut p, now);
+                    self.profile = p;
+                }
                 None => {
                     self.notices.push(Notice::Error(Error::StorageCorrupt {
                         what: "profile",
@@ -1185,7 +1316,7 @@ impl<S: Store> Tracker<S> {
             self.profile.apply_rules(&rules, now);
         }
         for (event, props, at) in std::mem::take(&mut self.early_events) {
-            self.profile.record(&event, props.as_ref(), at);
+            self.record_own(&event, props, at);
         }
         self.profile_dirty = true;
         self.rules = Some(rules);

@@ -1071,6 +1071,143 @@ fn tabs_share_the_profile_through_storage_changes() {
     assert_eq!(pending.anonymous_id(), own);
 }
 
+/// Records an order in `t` and writes the profile, as one task does;
+/// returns what it wrote, which the other tabs hear of only later.
+fn buy(store: &Shared, t: &mut Tracker<Shared>, at: f64) -> String {
+    t.order_completed(&order(50.0, "shoes"), at).unwrap();
+    t.persist(at);
+    store.borrow().get("sgm_profile").unwrap()
+}
+
+/// `t` hears that another tab wrote the profile `written`; what `t`
+/// then writes (its timer fires within 100 ms), if anything.
+fn hear(store: &Shared, t: &mut Tracker<Shared>, written: &str, at: f64) -> Option<String> {
+    t.storage_changed("sgm_profile", Some(written), at);
+    let later = at + 100.0;
+    let rewrites = t.needs_persist(later);
+    t.persist(later);
+    rewrites.then(|| store.borrow().get("sgm_profile").unwrap())
+}
+
+/// Three tabs each buy before hearing of the others' purchases. Then, in
+/// simulated time, the browser tells every other tab of each write after
+/// 1 to 10 ms (in the order written), and each tab writes when its
+/// tracker asks to (at once, or at its next wake). `schedule` seeds the
+/// delays. How many writes there were.
+fn three_tabs_buy_at_once(store: &Shared, tabs: &mut [Tracker<Shared>; 3], schedule: u64) -> usize {
+    let mut rng = schedule
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1);
+    let mut delay = move || {
+        rng = rng
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        1.0 + (rng >> 33) as f64 % 10.0
+    };
+    // (when, tab, what it hears: None for its own timer)
+    let mut pending: Vec<(f64, usize, Option<String>)> = Vec::new();
+    let mut last_arrival = [0.0f64; 3];
+    let mut writes = 0;
+    let mut written = |from: usize, text: String, at: f64, pending: &mut Vec<_>| {
+        writes += 1;
+        for to in (0..3).filter(|to| *to != from) {
+            // Each tab hears the writes in the order they were made.
+            let when = (at + delay()).max(last_arrival[to]);
+            last_arrival[to] = when;
+            pending.push((when, to, Some(text.clone())));
+        }
+    };
+    for i in 0..3 {
+        let at = T0 + 1.0 + i as f64;
+        let text = buy(store, &mut tabs[i], at);
+        written(i, text, at, &mut pending);
+    }
+    let mut steps = 0;
+    while let Some(next) = (0..pending.len()).min_by(|a, b| pending[*a].0.total_cmp(&pending[*b].0))
+    {
+        steps += 1;
+        assert!(steps < 500, "the tabs keep rewriting");
+        let (at, i, heard) = pending.swap_remove(next);
+        let t = &mut tabs[i];
+        if let Some(text) = heard {
+            t.storage_changed("sgm_profile", Some(&text), at);
+        }
+        if t.needs_persist(at) {
+            t.persist(at);
+            let text = store.borrow().get("sgm_profile").unwrap();
+            written(i, text, at, &mut pending);
+        } else if let Some(wake) = t.next_wake().filter(|w| *w < at + 1000.0) {
+            if !pending
+                .iter()
+                .any(|(w, j, h)| *j == i && h.is_none() && *w == wake)
+            {
+                pending.push((wake.max(at), i, None));
+            }
+        }
+    }
+    writes
+}
+
+#[test]
+fn tabs_recording_at_once_each_keep_their_events_in_the_shared_profile() {
+    let rules = format!(r#","rules":{RULES}"#);
+    let purchases = |t: &Tracker<Shared>| t.traits_json(T0 + 10.0);
+    for schedule in 0..50 {
+        let store = Shared::default();
+        let mut tabs = [1, 2, 3].map(|seed| tab(&store, &rules, T0, seed, None));
+        for t in &mut tabs {
+            t.persist(T0);
+        }
+        // The last write holds C's purchase only. A tab that finds its own
+        // purchase missing records it again and writes; a tab that hears
+        // an older copy than its own writes its own back.
+        let writes = three_tabs_buy_at_once(&store, &mut tabs, schedule);
+        assert!(writes > 3, "some tab wrote again");
+        for t in tabs
+            .iter()
+            .chain([&tab(&store, &rules, T0 + 10.0, 4, None)])
+        {
+            assert!(
+                purchases(t).contains(r#""purchases_30d":3"#),
+                "schedule {schedule}: {}",
+                purchases(t)
+            );
+        }
+    }
+    let store = Shared::default();
+    let mut tabs = [1, 2, 3].map(|seed| tab(&store, &rules, T0, seed, None));
+    three_tabs_buy_at_once(&store, &mut tabs, 7);
+    let [mut a, mut b, _] = tabs;
+    // A copy older than a tab's own (written before that tab's latest
+    // purchase) is written over; a copy that holds it all is taken.
+    let old = store.borrow().get("sgm_profile").unwrap();
+    let newer = buy(&store, &mut a, T0 + 6.0);
+    assert_eq!(hear(&store, &mut a, &old, T0 + 6.5), Some(newer.clone()));
+    assert_eq!(hear(&store, &mut b, &newer, T0 + 6.5), None);
+    assert!(
+        purchases(&b).contains(r#""purchases_30d":4"#),
+        "{}",
+        purchases(&b)
+    );
+
+    // A reset in another tab: the old profile's purchases are not carried
+    // into the new identity's.
+    let wa = buy(&store, &mut a, T0 + 8.0);
+    b.storage_changed("sgm_profile", Some(&wa), T0 + 8.0);
+    b.reset([9; 16], T0 + 9.0);
+    b.persist(T0 + 9.0);
+    for key in ["sgm_aid", "sgm_profile"] {
+        let value = store.borrow().get(key);
+        a.storage_changed(key, value.as_deref(), T0 + 9.0);
+    }
+    assert!(!a.needs_persist(T0 + 9.0));
+    assert!(
+        purchases(&a).contains(r#""purchases_30d":0"#),
+        "{}",
+        purchases(&a)
+    );
+}
+
 #[test]
 fn rules_one_tab_fetched_are_in_force_in_every_tab_over_the_shared_profile() {
     let store = Shared::default();
