@@ -1,7 +1,8 @@
 // The same SDK in Debian's Firefox ESR (Gecko), over geckodriver: the
 // identity cookie, batching, the pagehide beacon, a back/forward-cache
-// restore, a banner slot and the script-tag embed. Firefox's unload ordering, beacon budget and
-// page cache differ from Chromium's. SEGMINT_SKIP_FIREFOX=1 skips it, as it
+// restore, a banner slot, the script-tag embed and frames sharing the
+// profile. Firefox's unload ordering, beacon budget, page cache and
+// localStorage differ from Chromium's. SEGMINT_SKIP_FIREFOX=1 skips it, as it
 // does the Firefox wasm tests.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -129,4 +130,31 @@ test("Firefox: the script-tag embed checks its wasm's hash, then replays the stu
   assert.equal(ready, "ready");
   const queued = new Map(rx.state.messages.filter((m) => m.event === "Queued").map((m) => [m.messageId, m.properties.n]));
   assert.deepEqual([...queued.values()], [1, 2], "once each, in order");
+});
+
+test("Firefox: frames of the shop recording at once keep every frame's events in the shared profile", { skip }, async () => {
+  // Same-origin frames share localStorage and hear each other's writes by
+  // `storage` events, as tabs do: each writes its copy in the same task.
+  const rules = { version: "views.1", traits: { views: { event: "Product Viewed", aggregate: "count", window_days: 30 } }, segments: [] };
+  const address = url(rx, { rules });
+  await ff.goto(address);
+  const { views } = await ff.run(`
+    await window.smReady;
+    const frames = await Promise.all(Array.from({ length: 5 }, () => new Promise((resolve) => {
+      const f = document.createElement("iframe");
+      f.src = args[0];
+      f.onload = () => resolve(f.contentWindow);
+      document.body.append(f);
+    })));
+    await Promise.all(frames.map((w) => w.smReady));
+    const all = [window, ...frames];
+    for (const w of all) for (let i = 0; i < 5; i++) w.sm.track("Product Viewed", { i });
+    const end = Date.now() + 5000;
+    let views;
+    do {
+      await new Promise((r) => setTimeout(r, 50));
+      views = all.map((w) => w.sm.traits().views);
+    } while (!views.every((v) => v === 30) && Date.now() < end);
+    return { views };`, address);
+  assert.deepEqual(views, [30, 30, 30, 30, 30, 30], "every frame counts all 30 views");
 });
