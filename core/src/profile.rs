@@ -286,12 +286,21 @@ impl Profile {
     }
 
     /// Whether this profile holds every recent record `other` holds (by
-    /// the page views' counts): then `other` has nothing this one lacks.
-    pub fn covers(&self, other: &Profile) -> bool {
+    /// the page views' counts).
+    fn covers(&self, other: &Profile) -> bool {
         other
             .writers
             .iter()
             .all(|(tab, n, _)| self.records_by(tab) >= *n)
+    }
+
+    /// Whether this copy is older than `other`: `other` holds every recent
+    /// record this one holds, and more. A copy without record counts
+    /// (written by a segmint from before them, as in a tab left open over
+    /// a deploy, or with no recent records) is never older: it may hold
+    /// events no count vouches for.
+    pub fn is_older_than(&self, other: &Profile) -> bool {
+        !self.writers.is_empty() && other.covers(self) && !self.covers(other)
     }
 
     /// How many events page view `tab` had recorded into this profile, as
@@ -1007,12 +1016,26 @@ mod tests {
         // Written before record counts existed: none.
         let old = profile(now).to_json();
         assert!(!old.contains("writers"));
-        assert_eq!(
-            Profile::from_json(&old, &rules, now, 1.0)
-                .unwrap()
-                .records_by("tabA"),
-            0
+        let old = Profile::from_json(&old, &rules, now, 1.0).unwrap();
+        assert_eq!(old.records_by("tabA"), 0);
+
+        // Older and newer copies, by the counts.
+        let mut a1 = profile(now);
+        a1.stamp("tabA", 1, now);
+        let mut a2b1 = a1.clone();
+        a2b1.stamp("tabA", 2, now);
+        a2b1.stamp("tabB", 1, now);
+        let mut b2 = profile(now);
+        b2.stamp("tabB", 2, now);
+        assert!(a1.is_older_than(&a2b1));
+        assert!(!a2b1.is_older_than(&a1));
+        assert!(!a1.is_older_than(&a1.clone()), "the same");
+        assert!(
+            !a2b1.is_older_than(&b2) && !b2.is_older_than(&a2b1),
+            "each holds what the other lacks"
         );
+        // A copy without counts is never older, whatever it holds.
+        assert!(!old.is_older_than(&a2b1));
     }
 
     #[test]

@@ -799,7 +799,7 @@ impl<S: Store> Tracker<S> {
                 else {
                     return;
                 };
-                if self.profile.covers(&p) && !p.covers(&self.profile) {
+                if p.is_older_than(&self.profile) {
                     // An older copy, written by a tab that had not yet
                     // heard of the latest events: this tab's copy stays,
                     // and goes back over it if it lacks this tab's own

@@ -1209,6 +1209,29 @@ fn tabs_recording_at_once_each_keep_their_events_in_the_shared_profile() {
 }
 
 #[test]
+fn a_tab_of_an_older_segmint_still_shares_its_events() {
+    // A tab left open over a deploy runs the segmint from before record
+    // counts: its copies carry none, and are never taken for older ones.
+    let store = Shared::default();
+    let rules = format!(r#","rules":{RULES}"#);
+    let mut old = tab(&store, &rules, T0, 1, None);
+    let mut new = tab(&store, &rules, T0, 2, None);
+    buy(&store, &mut new, T0 + 1.0);
+    let written = buy(&store, &mut old, T0 + 2.0);
+    let at = written.find(",\"writers\":").unwrap();
+    let uncounted = format!("{}}}", &written[..at]);
+    assert!(
+        hear(&store, &mut new, &uncounted, T0 + 3.0).is_some(),
+        "its own purchase written back"
+    );
+    assert!(
+        new.traits_json(T0 + 4.0).contains(r#""purchases_30d":2"#),
+        "{}",
+        new.traits_json(T0 + 4.0)
+    );
+}
+
+#[test]
 fn rules_one_tab_fetched_are_in_force_in_every_tab_over_the_shared_profile() {
     let store = Shared::default();
     let extra = r#","rulesUrl":"https://c.example/v1/rules""#;
