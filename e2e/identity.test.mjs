@@ -182,6 +182,33 @@ test("a single-page app's events carry the page they happen on", async () => {
   await context.close();
 });
 
+test("stripUrlParams: the named URL parameters leave the page in no event, whatever their case", async () => {
+  const context = await browser.newContext();
+  rx.reset();
+  // A sign-in link's landing page, with the shopper's email and a token.
+  const page = await openWithSdk(context, `${rx.origin}/blank.html?Email=a%40b.example&utm_source=news&x=1#access_token=s3cr3t`, {
+    endpoint: rx.origin,
+    flushIntervalMs: 100,
+    stripUrlParams: ["email", "access_token", "token"],
+  });
+  await page.evaluate(async () => {
+    await window.sm.page();
+    // A client-side route change to a reset-password page.
+    history.pushState({}, "", "/account/reset?token=t0k3n&step=2");
+    await window.sm.track("Reset Viewed");
+    await window.sm.flush();
+  });
+  const [landing, reset] = await visitorMessages(rx, page);
+  assert.equal(landing.context.page.url, `${rx.origin}/blank.html?utm_source=news&x=1`);
+  assert.equal(landing.context.page.search, "?utm_source=news&x=1");
+  assert.equal(landing.properties.url, `${rx.origin}/blank.html?utm_source=news&x=1`);
+  assert.deepEqual(landing.context.campaign, { source: "news" });
+  assert.equal(reset.context.page.url, `${rx.origin}/account/reset?step=2`);
+  const sent = JSON.stringify(rx.state.batches);
+  for (const secret of ["a%40b.example", "a@b.example", "s3cr3t", "t0k3n"]) assert.ok(!sent.includes(secret), `${secret} was sent`);
+  await context.close();
+});
+
 test("values JSON cannot carry are refused with a code, and nothing else is lost", async () => {
   const context = await browser.newContext();
   rx.reset();

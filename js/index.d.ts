@@ -48,6 +48,14 @@ export interface LoadOptions {
   sticky?: boolean;
   /** A new session starts after this much inactivity. Default 30. */
   sessionTimeoutMinutes?: number;
+  /**
+   * URL parameters left out of the page's URL, query and referrer in every
+   * event (and in the context segments see), compared decoded and ignoring
+   * case: in the query, and in a fragment that holds parameters
+   * (`#access_token=…`, `#/cart?email=…`). Such as `["email", "token"]`.
+   * Default none.
+   */
+  stripUrlParams?: string[];
   /** Where the .wasm is, when a bundler does not resolve it. */
   wasmUrl?: string | URL;
 }

@@ -93,6 +93,9 @@ pub struct Config {
     pub sticky: bool,
     /// A new session starts after this much inactivity.
     pub session_timeout_ms: f64,
+    /// URL parameters (lower case) left out of the page's URL, query and
+    /// referrer in every event (see [`crate::url::strip_params`]).
+    pub strip_url_params: Vec<String>,
 }
 
 impl Default for Config {
@@ -122,6 +125,7 @@ impl Default for Config {
             anti_flicker_timeout_ms: 400.0,
             sticky: true,
             session_timeout_ms: 30.0 * 60_000.0,
+            strip_url_params: Vec::new(),
         }
     }
 }
@@ -320,6 +324,18 @@ impl Config {
                 "sessionTimeoutMinutes" => {
                     c.session_timeout_ms = number(key, v, 1.0, 1440.0)? * 60_000.0
                 }
+                "stripUrlParams" => {
+                    let bad = || {
+                        invalid(
+                            key,
+                            "expected an array of parameter names, such as [\"email\", \"token\"]",
+                        )
+                    };
+                    for name in v.as_array().ok_or_else(bad)? {
+                        let name = name.as_str().filter(|n| !n.is_empty()).ok_or_else(bad)?;
+                        c.strip_url_params.push(name.to_ascii_lowercase());
+                    }
+                }
                 _ => return Err(invalid(key, "unknown option")),
             }
         }
@@ -361,7 +377,8 @@ mod tests {
             "rulesTtlSeconds":60,"maxEvents":10,"maxBytes":2048,"flushIntervalMs":0,"maxQueueEvents":5,
             "retry":{"baseMs":10,"capMs":100},"cookie":{"name":"aid","domain":".Example.com","maxAgeDays":30},
             "consent":"pending","respectGpc":false,"autocapture":{"clicks":false},"debug":true,"compress":false,
-            "antiFlickerTimeoutMs":100,"sticky":false,"sessionTimeoutMinutes":10,"rules":{"segments":[]}}"#,
+            "antiFlickerTimeoutMs":100,"sticky":false,"sessionTimeoutMinutes":10,"rules":{"segments":[]},
+            "stripUrlParams":["Email","token"]}"#,
         )
         .unwrap();
         assert_eq!(c.cookie_domain.as_deref(), Some("example.com"));
@@ -370,6 +387,7 @@ mod tests {
         assert_eq!(c.retry_cap_ms, 100.0);
         assert_eq!(c.session_timeout_ms, 600_000.0);
         assert!(c.rules.is_some());
+        assert_eq!(c.strip_url_params, ["email", "token"]);
     }
 
     #[test]
@@ -406,6 +424,10 @@ mod tests {
                 .1,
             "retry.capMs"
         );
+        for bad in [r#""email""#, "[1]", r#"[""]"#, r#"{"email":true}"#] {
+            let json = format!(r#"{{"endpoint":"https://c.example","stripUrlParams":{bad}}}"#);
+            assert_eq!(code_and_option(&json).1, "stripUrlParams", "{bad}");
+        }
         assert_eq!(code_and_option("[]").1, "options");
         assert_eq!(code_and_option("{").1, "options");
     }

@@ -27,7 +27,7 @@ use crate::retry::Backoff;
 use crate::rules::Rules;
 use crate::segments::{attributes, decide, evaluate, Decision, SegmentChange, Variation};
 use crate::store::{MemoryStore, Store};
-use crate::url::join;
+use crate::url::{join, strip_params};
 
 /// localStorage mirror of the anonymous-id cookie.
 pub const AID_KEY: &str = "sgm_aid";
@@ -168,6 +168,17 @@ pub struct Tracker<S: Store> {
     notices: Vec<Notice>,
 }
 
+/// `page` without the site's private URL parameters, wherever segmint
+/// sends or evaluates its URL.
+fn strip_page(mut page: PageInfo, names: &[String]) -> PageInfo {
+    if !names.is_empty() {
+        for url in [&mut page.url, &mut page.search, &mut page.referrer] {
+            *url = strip_params(url, names);
+        }
+    }
+    page
+}
+
 /// A storage that refused a write is retried after this long.
 const STORAGE_RETRY_MS: f64 = 5000.0;
 
@@ -217,7 +228,7 @@ impl<S: Store> Tracker<S> {
             user_id: None,
             user_traits: Value::Object(Vec::new()),
             attrs: None,
-            page: start.page,
+            page: PageInfo::default(),
             context_json: String::new(),
             queue: Queue::default(),
             persister: Persister::new(&tab),
@@ -241,6 +252,7 @@ impl<S: Store> Tracker<S> {
             notices: Vec::new(),
         };
         t.delivery.set_online(start.online);
+        t.page = strip_page(start.page, &t.config.strip_url_params);
         t.context_json = t.page.context_json(&t.segments);
         t.restore_identity(start.cookie_id, start.fresh_id);
         if t.consent == Consent::Granted {
@@ -685,7 +697,7 @@ impl<S: Store> Tracker<S> {
 
     /// The page changed (single-page navigation): new context.
     pub fn set_page(&mut self, page: PageInfo, now: f64) {
-        self.page = page;
+        self.page = strip_page(page, &self.config.strip_url_params);
         self.attrs = None;
         self.context_json = self.page.context_json(&self.segments);
         self.reevaluate(now);

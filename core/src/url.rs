@@ -1,5 +1,6 @@
 //! The little URL handling the SDK needs: query strings (for UTM
-//! parameters) and checking that an endpoint is an absolute http(s) URL.
+//! parameters), leaving out parameters the site names as private, and
+//! checking that an endpoint is an absolute http(s) URL.
 
 /// Decodes `application/x-www-form-urlencoded` text: `+` is a space and
 /// `%XX` a byte; invalid escapes stay as written, invalid UTF-8 becomes
@@ -70,6 +71,70 @@ pub fn campaign(search: &str) -> Vec<(String, String)> {
     out
 }
 
+/// `query` (`a=1&b=2`, no `?`) without the parameters named in `names`
+/// (lower case), compared decoded and ignoring ASCII case; `None` if it
+/// has none of them.
+fn without_params(query: &str, names: &[String]) -> Option<String> {
+    let mut kept = String::with_capacity(query.len());
+    let (mut removed, mut first) = (false, true);
+    for part in query.split('&') {
+        let key = form_decode(part.split('=').next().unwrap_or_default());
+        if names.iter().any(|n| key.eq_ignore_ascii_case(n)) {
+            removed = true;
+        } else {
+            if !first {
+                kept.push('&');
+            }
+            first = false;
+            kept.push_str(part);
+        }
+    }
+    removed.then_some(kept)
+}
+
+/// `url` without the parameters named in `names` (lower case), compared
+/// decoded and ignoring ASCII case: in its query, and in its fragment
+/// where that holds parameters (`#access_token=…`, or a hash router's
+/// `#/cart?email=…`). The rest stays as written, and a URL without them
+/// comes back unchanged. Also takes a bare query (`?a=1`), as
+/// `location.search` is.
+pub fn strip_params(url: &str, names: &[String]) -> String {
+    let (main, fragment) = match url.split_once('#') {
+        Some((main, fragment)) => (main, Some(fragment)),
+        None => (url, None),
+    };
+    // `prefix` + `query` with the named parameters left out; no `sep`
+    // when none is left.
+    let push = |out: &mut String, prefix: &str, sep: char, query: &str| {
+        out.push_str(prefix);
+        let kept = without_params(query, names);
+        let kept = kept.as_deref().unwrap_or(query);
+        if !kept.is_empty() || kept.len() == query.len() {
+            out.push(sep);
+            out.push_str(kept);
+        }
+    };
+    let mut out = String::with_capacity(url.len());
+    match main.split_once('?') {
+        Some((base, query)) => push(&mut out, base, '?', query),
+        None => out.push_str(main),
+    }
+    if let Some(f) = fragment {
+        match f.split_once('?') {
+            Some((route, query)) => {
+                out.push('#');
+                push(&mut out, route, '?', query);
+            }
+            None if f.contains('=') => push(&mut out, "", '#', f),
+            None => {
+                out.push('#');
+                out.push_str(f);
+            }
+        }
+    }
+    out
+}
+
 /// Whether `text` is an absolute `http://` or `https://` URL with a host.
 pub fn is_http_url(text: &str) -> bool {
     let rest = text
@@ -129,6 +194,50 @@ mod tests {
         );
         assert!(campaign("").is_empty());
         assert!(campaign("?a=b&&c").is_empty());
+    }
+
+    #[test]
+    fn strips_the_named_parameters_and_nothing_else() {
+        let names = ["email", "token", "access_token"].map(String::from);
+        let strip = |url: &str| strip_params(url, &names);
+        assert_eq!(
+            strip("https://shop.example/p?email=a%40b.c&utm_source=news&x=1"),
+            "https://shop.example/p?utm_source=news&x=1"
+        );
+        // Decoded, any case, wherever they are, every occurrence.
+        assert_eq!(strip("/p?x=1&E%6Dail=a&EMAIL&token=t&y"), "/p?x=1&y");
+        assert_eq!(strip("/p?email=a&&y&"), "/p?&y&");
+        // Nothing left: no `?`.
+        assert_eq!(
+            strip("https://shop.example/p?email=a"),
+            "https://shop.example/p"
+        );
+        assert_eq!(strip("?token=1"), "");
+        // The fragment's parameters too; a plain anchor stays.
+        assert_eq!(
+            strip("https://a.example/cb?x=1#access_token=s&state=2"),
+            "https://a.example/cb?x=1#state=2"
+        );
+        assert_eq!(strip("https://a.example/#token=s"), "https://a.example/");
+        assert_eq!(
+            strip("https://a.example/#/cart?email=a&step=2"),
+            "https://a.example/#/cart?step=2"
+        );
+        assert_eq!(
+            strip("https://a.example/p?x=1#reviews"),
+            "https://a.example/p?x=1#reviews"
+        );
+        // Without them, exactly as written.
+        for same in [
+            "",
+            "?",
+            "https://a.example/?",
+            "/p?emails=1&x=%zz&#",
+            "https://a.example/p#",
+        ] {
+            assert_eq!(strip(same), same);
+        }
+        assert_eq!(strip_params("/p?email=a", &[]), "/p?email=a");
     }
 
     #[test]

@@ -90,6 +90,38 @@ proptest! {
         let _ = Config::from_json(&text);
     }
 
+    /// A stripped URL keeps no named parameter, stripping again changes
+    /// nothing, and a URL without them comes back as written.
+    #[test]
+    fn stripped_urls_keep_no_named_parameter(
+        url in "(https://s\\.example/p)?(\\?([a-zA-Z%0-9]{0,6}(=[a-z@%0-9]{0,4})?&?){0,4})?(#/?([a-z%0-9]{0,6}(=[a-z0-9]{0,3})?[&?]?){0,3})?",
+    ) {
+        let names = ["email".to_string(), "t".to_string()];
+        // The parameter keys of a URL: its query's, and its fragment's
+        // where that holds parameters (a bare `#t` is an anchor).
+        let keys = |u: &str| {
+            let (main, fragment) = u.split_once('#').map_or((u, None), |(m, f)| (m, Some(f)));
+            let mut sections: Vec<&str> = main.split_once('?').map(|(_, q)| q).into_iter().collect();
+            match fragment.map(|f| f.split_once('?').map_or(f, |(_, q)| q)) {
+                Some(f) if f.contains('=') || fragment.is_some_and(|f| f.contains('?')) => sections.push(f),
+                _ => {}
+            }
+            sections
+                .into_iter()
+                .flat_map(|q| q.split('&'))
+                .map(|p| url::form_decode(p.split('=').next().unwrap_or_default()).to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        };
+        let stripped = url::strip_params(&url, &names);
+        prop_assert_eq!(url::strip_params(&stripped, &names), stripped.clone());
+        for key in keys(&stripped) {
+            prop_assert!(!names.contains(&key), "{} kept {} in {}", url, key, stripped);
+        }
+        if !keys(&url).iter().any(|k| names.contains(k)) {
+            prop_assert_eq!(stripped, url);
+        }
+    }
+
     #[test]
     fn rules_and_conditions_never_panic_on_arbitrary_json(doc in json_value(), attrs in json_value()) {
         let text = format!("{}\u{0}{}", doc.to_json(), attrs.to_json());

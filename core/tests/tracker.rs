@@ -1272,3 +1272,69 @@ fn rules_one_tab_fetched_are_in_force_in_every_tab_over_the_shared_profile() {
     tell(&mut b, "sgm_rules");
     assert_eq!(b.traits_json(T0 + 2.0), before);
 }
+
+#[test]
+fn private_url_parameters_never_leave_the_page() {
+    let store = Shared::default();
+    let mut s = start(T0, 1, None);
+    s.page = PageInfo {
+        url: "https://shop.example/account?Email=a%40b.c&utm_source=news&ref=x#access_token=s"
+            .into(),
+        path: "/account".into(),
+        search: "?Email=a%40b.c&utm_source=news&ref=x".into(),
+        referrer: "https://mail.example/open?token=t&m=1".into(),
+        ..PageInfo::default()
+    };
+    let mut t = Tracker::new(
+        config(r#","stripUrlParams":["email","token","access_token"]"#),
+        store.clone(),
+        Box::new(Native::default()),
+        s,
+    );
+    t.track("Viewed", "{}", T0).unwrap();
+    t.page(None, "{}", T0).unwrap();
+    // A single-page app's next page.
+    t.set_page(
+        PageInfo {
+            url: "https://shop.example/#/cart?token=u".into(),
+            path: "/".into(),
+            ..PageInfo::default()
+        },
+        T0,
+    );
+    t.track("Cart Viewed", "{}", T0).unwrap();
+    t.flush().unwrap();
+    let sent = messages(&t.poll(T0).unwrap());
+    let page = |m: &Value| m.get("context").unwrap().get("page").unwrap().to_json();
+    assert_eq!(
+        page(&sent[0]),
+        r#"{"path":"/account","referrer":"https://mail.example/open?m=1","search":"?utm_source=news&ref=x","title":"","url":"https://shop.example/account?utm_source=news&ref=x"}"#
+    );
+    assert_eq!(
+        sent[0]
+            .get("context")
+            .unwrap()
+            .get("campaign")
+            .unwrap()
+            .to_json(),
+        r#"{"source":"news"}"#
+    );
+    let props = sent[1].get("properties").unwrap();
+    assert_eq!(
+        props.get("url").unwrap().as_str(),
+        Some("https://shop.example/account?utm_source=news&ref=x")
+    );
+    assert_eq!(
+        props.get("referrer").unwrap().as_str(),
+        Some("https://mail.example/open?m=1")
+    );
+    assert!(
+        page(&sent[2]).contains(r#""url":"https://shop.example/#/cart""#),
+        "{}",
+        page(&sent[2])
+    );
+    let all = sent.iter().map(Value::to_json).collect::<String>();
+    for private in ["a%40b.c", "token", "Email", "=s\""] {
+        assert!(!all.contains(private), "{private} in {all}");
+    }
+}
