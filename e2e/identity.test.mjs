@@ -209,6 +209,26 @@ test("stripUrlParams: the named URL parameters leave the page in no event, whate
   await context.close();
 });
 
+test("a page that keeps 20 KB of state in its query still records its events (URL cut to 2 KB)", async () => {
+  const context = await browser.newContext();
+  rx.reset();
+  const page = await openWithSdk(context, `${rx.origin}/blank.html`, { endpoint: rx.origin });
+  const errors = await page.evaluate(async () => {
+    // A single-page app writes its state into the URL (no request: a
+    // server would refuse a request line this long).
+    history.replaceState({}, "", `/configure?utm_source=news&state=${"x".repeat(20_000)}`);
+    await window.sm.orderCompleted({ order_id: "big-url", total: 20, products: [{ product_id: "p", price: 20 }] });
+    await window.sm.flush();
+    return window.smErrors;
+  });
+  assert.deepEqual(errors, []);
+  const [order] = await visitorMessages(rx, page);
+  assert.equal(order.event, "Order Completed");
+  assert.equal(order.context.page.url.length, 2048);
+  assert.deepEqual(order.context.campaign, { source: "news" });
+  await context.close();
+});
+
 test("values JSON cannot carry are refused with a code, and nothing else is lost", async () => {
   const context = await browser.newContext();
   rx.reset();

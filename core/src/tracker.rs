@@ -168,13 +168,29 @@ pub struct Tracker<S: Store> {
     notices: Vec<Notice>,
 }
 
-/// `page` without the site's private URL parameters, wherever segmint
-/// sends or evaluates its URL.
-fn strip_page(mut page: PageInfo, names: &[String]) -> PageInfo {
-    if !names.is_empty() {
-        for url in [&mut page.url, &mut page.search, &mut page.referrer] {
-            *url = strip_params(url, names);
+/// The longest page URL, query or referrer segmint sends, in bytes...
+const MAX_URL_BYTES: usize = 2048;
+/// ...and page title. A page that keeps its state in a 20 KB query would
+/// otherwise pass the 32 KB event limit with every event it records.
+const MAX_TITLE_BYTES: usize = 512;
+
+/// `page` as segmint sends and evaluates it: without the site's private
+/// URL parameters, and its texts cut to their caps.
+fn page_as_sent(mut page: PageInfo, names: &[String]) -> PageInfo {
+    for (text, cap) in [
+        (&mut page.url, MAX_URL_BYTES),
+        (&mut page.search, MAX_URL_BYTES),
+        (&mut page.referrer, MAX_URL_BYTES),
+        (&mut page.title, MAX_TITLE_BYTES),
+    ] {
+        if !names.is_empty() && cap == MAX_URL_BYTES {
+            *text = strip_params(text, names);
         }
+        let mut at = cap.min(text.len());
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        text.truncate(at);
     }
     page
 }
@@ -252,7 +268,7 @@ impl<S: Store> Tracker<S> {
             notices: Vec::new(),
         };
         t.delivery.set_online(start.online);
-        t.page = strip_page(start.page, &t.config.strip_url_params);
+        t.page = page_as_sent(start.page, &t.config.strip_url_params);
         t.context_json = t.page.context_json(&t.segments);
         t.restore_identity(start.cookie_id, start.fresh_id);
         if t.consent == Consent::Granted {
@@ -697,7 +713,7 @@ impl<S: Store> Tracker<S> {
 
     /// The page changed (single-page navigation): new context.
     pub fn set_page(&mut self, page: PageInfo, now: f64) {
-        self.page = strip_page(page, &self.config.strip_url_params);
+        self.page = page_as_sent(page, &self.config.strip_url_params);
         self.attrs = None;
         self.context_json = self.page.context_json(&self.segments);
         self.reevaluate(now);

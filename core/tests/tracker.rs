@@ -1338,3 +1338,50 @@ fn private_url_parameters_never_leave_the_page() {
         assert!(!all.contains(private), "{private} in {all}");
     }
 }
+
+#[test]
+fn a_page_with_a_huge_url_still_records_its_events() {
+    // State kept in the query (a configurator, a filter), 20 KB of it:
+    // the page's URL and query alone would pass the 32 KB event limit.
+    let store = Shared::default();
+    let mut s = start(T0, 1, None);
+    let query = format!("?utm_source=news&state={}", "\u{e9}".repeat(10_000));
+    s.page = PageInfo {
+        url: format!("https://shop.example/configure{query}"),
+        path: "/configure".into(),
+        search: query.clone(),
+        referrer: format!("https://shop.example/{query}"),
+        title: "T".repeat(5000),
+        ..PageInfo::default()
+    };
+    let mut t = Tracker::new(config(""), store.clone(), Box::new(Native::default()), s);
+    t.track("Viewed", "{}", T0).unwrap();
+    t.order_completed(&order(20.0, "shoes"), T0).unwrap();
+    t.flush().unwrap();
+    let sent = messages(&t.poll(T0).unwrap());
+    assert_eq!(sent.len(), 2);
+    let page = sent[0].get("context").unwrap().get("page").unwrap();
+    let text = |k: &str| page.get(k).unwrap().as_str().unwrap().to_string();
+    assert!(text("url").starts_with("https://shop.example/configure?utm_source=news&state=\u{e9}"));
+    for (k, cap) in [
+        ("url", 2048),
+        ("search", 2048),
+        ("referrer", 2048),
+        ("title", 512),
+    ] {
+        assert!(
+            text(k).len() <= cap && text(k).len() > cap - 4,
+            "{k}: {} bytes",
+            text(k).len()
+        );
+    }
+    assert_eq!(
+        sent[0]
+            .get("context")
+            .unwrap()
+            .get("campaign")
+            .unwrap()
+            .to_json(),
+        r#"{"source":"news"}"#
+    );
+}
