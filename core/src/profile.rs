@@ -25,6 +25,18 @@ pub const PROFILE_FORMAT: u32 = 1;
 /// Order ids remembered to count each order once (the latest, within the
 /// longest window).
 const MAX_ORDERS: usize = 100;
+/// The (day, value) pairs a feature keeps counts of, about: each day keeps
+/// its first `MAX_COUNTED_VALUES / longest window` values (at least
+/// [`MIN_VALUES_PER_DAY`]). A property with many values (product ids,
+/// search queries) would otherwise grow the stored profile, and the time
+/// every event takes, without bound: a shopper who viewed 220 products
+/// and searched 220 times a day had an 800 KB profile after 90 days.
+/// Further values of the day count in `values_seen` only: `distinct` is
+/// then a lower bound, and `top_value` looks at the values kept
+/// (`top_share` is of every value seen).
+pub const MAX_COUNTED_VALUES: usize = 2048;
+/// See [`MAX_COUNTED_VALUES`].
+pub const MIN_VALUES_PER_DAY: usize = 16;
 /// How long a page view's record count stays in the profile after its
 /// latest record (see [`Profile::stamp`]). Longer than a tab keeps its own
 /// records to re-apply (`tracker::UNCONFIRMED_MS`), so a count is never
@@ -116,7 +128,13 @@ impl Stats {
                 number(self.counts.iter().filter(|(_, c)| *c > 0).count() as f64)
             }
             Aggregate::TopShare => {
-                let total: u32 = self.counts.iter().map(|(_, c)| c).sum();
+                // Values past MAX_COUNTED_VALUES count in values_seen only.
+                let total = self
+                    .counts
+                    .iter()
+                    .map(|(_, c)| c)
+                    .sum::<u32>()
+                    .max(self.values_seen);
                 let top = self.top()?;
                 (total > 0).then(|| Value::Number(f64::from(top.1) / f64::from(total)))
             }
@@ -449,6 +467,8 @@ impl Profile {
             }
         }
         let null = Value::Null;
+        let values_per_day =
+            (MAX_COUNTED_VALUES / self.longest_window.max(1) as usize).max(MIN_VALUES_PER_DAY);
         for index in 0..self.features.len() {
             let Some(f) = self.features.get_mut(index) else {
                 continue;
@@ -475,6 +495,22 @@ impl Profile {
                         add.set_last(now, v);
                     }
                 }
+            }
+            if !add.counts.is_empty() {
+                let today = f
+                    .days
+                    .iter()
+                    .find(|(d, _)| *d == day)
+                    .map(|(_, s)| &s.counts);
+                let mut room = values_per_day.saturating_sub(today.map_or(0, Vec::len));
+                add.counts.retain(|(v, _)| {
+                    let known = today.is_some_and(|c| c.iter().any(|(k, _)| k == v));
+                    let kept = known || room > 0;
+                    if !known && kept {
+                        room -= 1;
+                    }
+                    kept
+                });
             }
             match f.days.iter_mut().find(|(d, _)| *d == day) {
                 Some((_, s)) => s.merge(&add),
@@ -909,6 +945,61 @@ mod tests {
         assert_eq!(p.orders.len(), MAX_ORDERS);
         p.roll(t0 + 200.0 * DAY_MS);
         assert!(p.orders.is_empty());
+    }
+
+    #[test]
+    fn a_property_with_many_values_keeps_its_first_counted_values() {
+        // A shopper who views 110 products and searches 110 times a day,
+        // for 29 days, among 5,000 products and 3,000 queries.
+        let rules = Rules::parse(
+            r#"{"version":"t","traits":{
+              "viewed_30d":{"event":"Product Viewed","aggregate":"distinct","property":"product_id","window_days":30},
+              "views_30d":{"event":"Product Viewed","aggregate":"count","property":"product_id","window_days":30},
+              "top_query":{"event":"Products Searched","aggregate":"top_value","property":"query","window_days":30},
+              "top_query_share":{"event":"Products Searched","aggregate":"top_share","property":"query","window_days":30}},"segments":[]}"#,
+        )
+        .unwrap();
+        let start = 5.0 * DAY_MS;
+        let mut p = Profile::new(start, 30.0 * 60_000.0);
+        p.apply_rules(&rules, start);
+        let mut now = start;
+        for i in 0..3_200u64 {
+            now += 29.0 * DAY_MS / 3_200.0;
+            let id = (i * 2_654_435_761) % 5000;
+            let viewed = Value::parse(&format!(r#"{{"product_id":"sku-{id:05}"}}"#)).unwrap();
+            p.record("Product Viewed", Some(&viewed), now);
+            // Every other search is the same query.
+            let query = if i % 2 == 0 {
+                "red shoes".to_string()
+            } else {
+                format!("q{}", id % 3000)
+            };
+            let searched = Value::parse(&format!(r#"{{"query":"{query}"}}"#)).unwrap();
+            p.record("Products Searched", Some(&searched), now);
+        }
+        // Without the cap: 72 KB, every one of the 3,200 views' values.
+        let text = p.to_json();
+        assert!(text.len() < 60 * 1024, "{} bytes", text.len());
+        // The first 2048 / 30 of each day: a lower bound.
+        let distinct = trait_of(&p, "viewed_30d", now)
+            .and_then(|v| v.as_f64())
+            .unwrap();
+        assert!(
+            distinct > 1000.0 && distinct <= MAX_COUNTED_VALUES as f64,
+            "{distinct}"
+        );
+        // Every view counts, kept or not; the share is of every search.
+        assert_eq!(trait_of(&p, "views_30d", now), Some(Value::Number(3_200.0)));
+        assert_eq!(
+            trait_of(&p, "top_query", now),
+            Some(Value::String("red shoes".into()))
+        );
+        assert_eq!(
+            trait_of(&p, "top_query_share", now),
+            Some(Value::Number(0.5))
+        );
+        // The running totals agree with the days.
+        assert_eq!(p.recomputed().traits(now), p.traits(now));
     }
 
     #[test]
