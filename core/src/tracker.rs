@@ -846,7 +846,9 @@ impl<S: Store> Tracker<S> {
                 if self.reapply_own(&mut p, now) {
                     self.rewrite_profile_soon(now);
                 } else {
+                    // Nothing of this tab's to write back (any more).
                     self.profile_dirty = false;
+                    self.profile_write_at = f64::NEG_INFINITY;
                 }
                 self.profile = p;
             }
@@ -879,8 +881,7 @@ impl<S: Store> Tracker<S> {
                     }
                     self.unconfirmed.clear();
                 }
-                Some(_) => return,
-                None => return,
+                _ => return,
             },
             _ => return,
         }
