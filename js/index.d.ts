@@ -167,7 +167,11 @@ export interface SegmintClient {
   /** Records a page view; url, path, referrer, search and title are added. */
   page(name?: string, properties?: Properties): Promise<void>;
   page(properties: Properties): Promise<void>;
-  /** Sets the user id (null keeps the anonymous id only); traits accumulate. */
+  /**
+   * Sets the user id (null keeps the anonymous id only); traits accumulate
+   * for that user. Another user id starts from its own traits alone: call
+   * reset() on logout.
+   */
   identify(userId?: string | null, traits?: Properties): Promise<void>;
   identify(traits: Properties): Promise<void>;
   /** Segment e-commerce `Product Clicked`; `product_id` is required. */

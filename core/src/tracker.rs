@@ -517,6 +517,14 @@ impl<S: Store> Tracker<S> {
             return Ok(());
         }
         if let Some(id) = user_id {
+            if self.user_id.as_deref().is_some_and(|current| current != id) {
+                // Another user signed in without reset() (a shared
+                // computer): the traits are the new user's alone, as in
+                // Segment's analytics.js, not merged into the last user's
+                // (whose email would otherwise go out with theirs).
+                self.user_traits = Value::Object(Vec::new());
+                self.attrs = None;
+            }
             self.user_id = Some(id.to_string());
             self.write(UID_KEY, id);
         }

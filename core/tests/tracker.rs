@@ -1385,3 +1385,40 @@ fn a_page_with_a_huge_url_still_records_its_events() {
         r#"{"source":"news"}"#
     );
 }
+
+#[test]
+fn identify_merges_one_user_s_traits_and_starts_afresh_for_another() {
+    let store = Shared::default();
+    let mut t = tab(&store, "", T0, 1, None);
+    t.identify(
+        Some("u1"),
+        r#"{"email":"a@shop.example","plan":"free"}"#,
+        T0,
+    )
+    .unwrap();
+    t.identify(None, r#"{"plan":"pro"}"#, T0).unwrap();
+    t.identify(Some("u1"), r#"{"visits":2}"#, T0).unwrap();
+    // A second shopper signs in on the same browser, without reset().
+    t.identify(Some("u2"), r#"{"plan":"free"}"#, T0).unwrap();
+    t.flush().unwrap();
+    let traits: Vec<String> = messages(&t.poll(T0).unwrap())
+        .iter()
+        .map(|m| m.get("traits").unwrap().to_json())
+        .collect();
+    assert_eq!(
+        traits,
+        [
+            r#"{"email":"a@shop.example","plan":"free"}"#,
+            r#"{"email":"a@shop.example","plan":"pro"}"#,
+            r#"{"email":"a@shop.example","plan":"pro","visits":2}"#,
+            r#"{"plan":"free"}"#,
+        ]
+    );
+    assert_eq!(
+        store.borrow().get("sgm_traits").as_deref(),
+        Some(r#"{"plan":"free"}"#)
+    );
+    // The next page view restores the new user's alone.
+    let next = tab(&store, "", T0, 2, None);
+    assert_eq!(next.user_id(), Some("u2"));
+}
