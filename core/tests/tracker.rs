@@ -1117,9 +1117,9 @@ fn three_tabs_buy_at_once(store: &Shared, tabs: &mut [Tracker<Shared>; 3], sched
             pending.push((when, to, Some(text.clone())));
         }
     };
-    for i in 0..3 {
+    for (i, t) in tabs.iter_mut().enumerate() {
         let at = T0 + 1.0 + i as f64;
-        let text = buy(store, &mut tabs[i], at);
+        let text = buy(store, t, at);
         written(i, text, at, &mut pending);
     }
     let mut steps = 0;
