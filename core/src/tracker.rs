@@ -871,9 +871,36 @@ impl<S: Store> Tracker<S> {
                 }
                 return;
             }
-            UID_KEY => self.user_id = value.filter(|u| !u.is_empty()).map(str::to_string),
+            UID_KEY => {
+                let user = value.filter(|u| !u.is_empty()).map(str::to_string);
+                if self.user_id.is_some() && user != self.user_id {
+                    // Another user (or none): the traits were the last
+                    // user's, as identify() treats them.
+                    self.user_traits = Value::Object(Vec::new());
+                }
+                self.user_id = user;
+            }
             TRAITS_KEY => {
-                self.user_traits = traits_object(value).unwrap_or(Value::Object(Vec::new()));
+                let mut traits = traits_object(value).unwrap_or(Value::Object(Vec::new()));
+                // identify() only adds and changes a user's traits (another
+                // user's come after the user id, which clears these): keys
+                // the other tab's copy lacks were set here meanwhile, by an
+                // identify() of the same few milliseconds. Kept, and
+                // written back for the tabs that follow.
+                if value.is_some() {
+                    let mut lacked = false;
+                    for (k, v) in self.user_traits.as_object().into_iter().flatten() {
+                        if traits.get(k).is_none() {
+                            traits.insert(k, v.clone());
+                            lacked = true;
+                        }
+                    }
+                    if lacked {
+                        let text = traits.to_json();
+                        self.write(TRAITS_KEY, &text);
+                    }
+                }
+                self.user_traits = traits;
             }
             // reset() in another tab (the events queued here keep the old
             // id, as after a reset here).

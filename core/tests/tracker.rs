@@ -1422,3 +1422,42 @@ fn identify_merges_one_user_s_traits_and_starts_afresh_for_another() {
     let next = tab(&store, "", T0, 2, None);
     assert_eq!(next.user_id(), Some("u2"));
 }
+
+#[test]
+fn tabs_identifying_at_once_keep_both_tabs_traits() {
+    let store = Shared::default();
+    let mut a = tab(&store, "", T0, 1, None);
+    let mut b = tab(&store, "", T0, 2, None);
+    a.identify(Some("u1"), r#"{"plan":"pro"}"#, T0).unwrap();
+    // B identifies before hearing of A's write: its copy lacks A's trait.
+    let from_a = store.borrow().get("sgm_traits");
+    b.identify(Some("u1"), r#"{"cart":3}"#, T0).unwrap();
+    let from_b = store.borrow().get("sgm_traits");
+    assert_eq!(from_b.as_deref(), Some(r#"{"cart":3}"#));
+    a.storage_changed("sgm_traits", from_b.as_deref(), T0);
+    b.storage_changed("sgm_traits", from_a.as_deref(), T0);
+    let both = r#""cart":3"#;
+    for t in [&a, &b] {
+        let traits = t.traits_json(T0);
+        assert!(
+            traits.contains(both) && traits.contains(r#""plan":"pro""#),
+            "{traits}"
+        );
+    }
+    let stored = store.borrow().get("sgm_traits").unwrap();
+    assert!(stored.contains(both) && stored.contains("plan"), "{stored}");
+
+    // Another user signs in in B: A takes their traits alone.
+    b.identify(Some("u2"), r#"{"email":"b@shop.example"}"#, T0)
+        .unwrap();
+    for key in ["sgm_uid", "sgm_traits"] {
+        let value = store.borrow().get(key);
+        a.storage_changed(key, value.as_deref(), T0);
+    }
+    assert_eq!(a.user_id(), Some("u2"));
+    assert!(!a.traits_json(T0).contains("plan"), "{}", a.traits_json(T0));
+    assert_eq!(
+        store.borrow().get("sgm_traits").as_deref(),
+        Some(r#"{"email":"b@shop.example"}"#)
+    );
+}
