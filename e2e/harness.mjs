@@ -90,17 +90,18 @@ export async function addStub(page) {
 
 /** Adds the script-tag embed to `page` (endpoint "/", batches after
  * 100 ms), as a tag manager would; resolves once it has run. */
-export function addEmbed(page) {
+export function addEmbed(page, options = { flushIntervalMs: 100 }) {
   return page.evaluate(
-    () =>
+    (options) =>
       new Promise((resolve) => {
         const script = document.createElement("script");
         script.src = "/pkg/embed.js";
         script.dataset.endpoint = "/";
-        script.dataset.options = '{"flushIntervalMs":100}';
+        script.dataset.options = JSON.stringify(options);
         script.onload = resolve;
         document.head.append(script);
       }),
+    options,
   );
 }
 

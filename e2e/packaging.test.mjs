@@ -254,6 +254,18 @@ test("script-tag embed: the stub's queue is replayed in order", async () => {
   await context.close();
 });
 
+test("script-tag embed: options in data-options hold, stripUrlParams among them", async () => {
+  const { context, page, problems } = await visit(rx, "/blank.html?email=a%40b.example&x=1");
+  await addStub(page);
+  await page.evaluate(() => window.segmint.track("Packaging Test", { bundler: "embed options" }));
+  await addEmbed(page, { flushIntervalMs: 100, stripUrlParams: ["email"] });
+  const event = await until(() => arrived(rx, "embed options"), 10_000, "the queued event");
+  assert.equal(event.context.page.url, `${rx.origin}/blank.html?x=1`);
+  assert.equal(event.context.page.search, "?x=1");
+  assert.deepEqual(problems.errors, []);
+  await context.close();
+});
+
 test("the stub shown in README and the HTML example is the built one", () => {
   const built = fs.readFileSync(path.join(ROOT, "pkg/stub.min.js"), "utf8").trim();
   for (const file of ["README.md", "examples/html/index.html"]) {
