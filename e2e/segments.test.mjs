@@ -210,6 +210,34 @@ test("product pages opened at once, each counting a view on load, lose none of t
   await context.close();
 });
 
+test("five tabs recording for 3 s, interleaved, keep every event in the shared profile", async () => {
+  // Steady browsing in several tabs at once: each tab records every 20-70
+  // ms, so writes cross all the time. (The build before the fix kept 287
+  // and 292 of about 340.)
+  const rules = { version: "views.2", traits: { views_30d: { event: "Product Viewed", aggregate: "count", window_days: 30 } }, segments: [] };
+  const context = await browser.newContext();
+  const tabs = [];
+  for (let i = 0; i < 5; i++) tabs.push(await open(context, { rules }));
+  const recorded = await Promise.all(
+    tabs.map((p) =>
+      p.evaluate(async () => {
+        let n = 0;
+        for (const end = Date.now() + 3000; Date.now() < end; n++) {
+          window.sm.track("Product Viewed", {});
+          await new Promise((r) => setTimeout(r, 20 + Math.random() * 50));
+        }
+        return n;
+      }),
+    ),
+  );
+  const total = recorded.reduce((a, b) => a + b, 0);
+  const views = () => Promise.all(tabs.map((p) => p.evaluate(() => window.sm.traits().views_30d)));
+  await until(async () => (await views()).every((n) => n === total), 5000, `every tab to count ${total} views`).catch(async (e) => {
+    throw new Error(`${e.message}: ${JSON.stringify(await views())}`);
+  });
+  await context.close();
+});
+
 test("a page that stays open revalidates its rules once per TTL and takes the new ones, and so do the shop's other open tabs", async () => {
   fs.writeFileSync(rulesFile, JSON.stringify(SEED));
   const context = await browser.newContext();
