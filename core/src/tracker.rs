@@ -177,15 +177,17 @@ const MAX_TITLE_BYTES: usize = 512;
 /// `page` as segmint sends and evaluates it: without the site's private
 /// URL parameters, and its texts cut to their caps.
 fn page_as_sent(mut page: PageInfo, names: &[String]) -> PageInfo {
+    if !names.is_empty() {
+        for url in [&mut page.url, &mut page.search, &mut page.referrer] {
+            *url = strip_params(url, names);
+        }
+    }
     for (text, cap) in [
         (&mut page.url, MAX_URL_BYTES),
         (&mut page.search, MAX_URL_BYTES),
         (&mut page.referrer, MAX_URL_BYTES),
         (&mut page.title, MAX_TITLE_BYTES),
     ] {
-        if !names.is_empty() && cap == MAX_URL_BYTES {
-            *text = strip_params(text, names);
-        }
         let mut at = cap.min(text.len());
         while !text.is_char_boundary(at) {
             at -= 1;
@@ -727,6 +729,16 @@ impl<S: Store> Tracker<S> {
         self.reevaluate(now);
     }
 
+    /// A fresh profile under the rules in force, with none of this page
+    /// view's events left to record again (reset() here or in another tab).
+    fn forget_profile(&mut self, now: f64) {
+        self.profile = Profile::new(now, self.config.session_timeout_ms);
+        if let Some(rules) = &self.rules {
+            self.profile.apply_rules(rules, now);
+        }
+        self.unconfirmed.clear();
+    }
+
     /// `reset()`: a new anonymous id; user id, traits, profile and segments
     /// forgotten. Events already queued still go out under the old ids.
     pub fn reset(&mut self, fresh_id: [u8; 16], now: f64) {
@@ -734,12 +746,8 @@ impl<S: Store> Tracker<S> {
         self.user_id = None;
         self.user_traits = Value::Object(Vec::new());
         self.attrs = None;
-        self.profile = Profile::new(now, self.config.session_timeout_ms);
-        if let Some(rules) = &self.rules {
-            self.profile.apply_rules(rules, now);
-        }
+        self.forget_profile(now);
         self.early_events.clear();
-        self.unconfirmed.clear();
         self.stored_profile = None;
         self.profile_dirty = true;
         if self.granted() {
@@ -910,11 +918,7 @@ impl<S: Store> Tracker<S> {
                     // reset() there: the profile goes with the old id, as
                     // in that tab, whose fresh profile follows (and must
                     // not look older than this tab's copy).
-                    self.profile = Profile::new(now, self.config.session_timeout_ms);
-                    if let Some(rules) = &self.rules {
-                        self.profile.apply_rules(rules, now);
-                    }
-                    self.unconfirmed.clear();
+                    self.forget_profile(now);
                 }
                 _ => return,
             },

@@ -103,15 +103,17 @@ pub fn strip_params(url: &str, names: &[String]) -> String {
         Some((main, fragment)) => (main, Some(fragment)),
         None => (url, None),
     };
-    // `prefix` + `query` with the named parameters left out; no `sep`
-    // when none is left.
+    // `prefix` + `sep` + `query` with the named parameters left out; no
+    // `sep` when they were all there was.
     let push = |out: &mut String, prefix: &str, sep: char, query: &str| {
         out.push_str(prefix);
         let kept = without_params(query, names);
-        let kept = kept.as_deref().unwrap_or(query);
-        if !kept.is_empty() || kept.len() == query.len() {
-            out.push(sep);
-            out.push_str(kept);
+        match kept.as_deref() {
+            Some("") => {}
+            kept => {
+                out.push(sep);
+                out.push_str(kept.unwrap_or(query));
+            }
         }
     };
     let mut out = String::with_capacity(url.len());
