@@ -19,7 +19,7 @@ const EX = path.join(ROOT, "examples");
 const bin = (name) => path.join(EX, "node_modules/.bin", name);
 const run = (cmd, args, cwd = EX, env = process.env) => execFileSync(cmd, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] }).toString();
 
-let browser, rx, strict;
+let browser, rx, strict, lax;
 // Trusted Types too: nothing in segmint turns strings into HTML or script.
 const CSP = "script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; require-trusted-types-for 'script'; trusted-types 'none'";
 
@@ -39,12 +39,14 @@ before(async () => {
   ];
   rx = await receiver({ statics });
   strict = await receiver({ statics, headers: { "Content-Security-Policy": CSP } });
+  lax = await receiver({ statics, headers: { "Content-Security-Policy": CSP.replace(" 'wasm-unsafe-eval'", "") } });
   browser = await launch();
 });
 after(async () => {
   await browser?.close();
   await rx?.close();
   await strict?.close();
+  await lax?.close();
 });
 
 async function visit(server, pagePath, { route } = {}) {
@@ -457,6 +459,14 @@ test("strict CSP (script-src 'self' 'wasm-unsafe-eval', Trusted Types): the npm 
     assert.deepEqual(problems.errors, [], bundler);
     await context.close();
   }
+});
+
+test("a CSP without 'wasm-unsafe-eval': load_failed says to add it (not that the browser is too old), and the slot shows its default", async () => {
+  const { context, page } = await visit(lax, "/html/strict.html");
+  const error = await page.evaluate(() => window.segmint.ready.then(() => null, (e) => `${e.code}: ${e.message}`));
+  assert.match(error, /^load_failed: segmint could not start \(the page's Content-Security-Policy does not allow WebAssembly: add 'wasm-unsafe-eval' to its script-src\): /);
+  assert.equal((await page.textContent("[data-segmint-slot=hero]")).trim(), "Welcome to the shop");
+  await context.close();
 });
 
 test("importing the package (and the embed) in Node (server-side rendering) does not throw; calls are no-ops", () => {

@@ -7,7 +7,9 @@
 // Control API (for tests): GET /__received, POST /__reset,
 // POST /__faults  {"statuses":[500,503],"retryAfter":"1","delayMs":0}
 // (each batch request takes the next status; 200 once they run out),
-// POST /__offline {"on":true} (drops connections without an answer).
+// POST /__offline {"on":true} (drops connections without an answer),
+// POST /__csp (a Content-Security-Policy's `report-uri`: kept in
+// state.cspReports).
 // state.hang = n: the next n batch requests are never answered (a
 // collector that accepts the connection and stalls); state.hung counts
 // the requests left hanging.
@@ -44,6 +46,7 @@ export function createReceiver({ statics = [], rulesFile = null, wrongWasmType =
       requests: 0,
       hang: 0,
       hung: 0,
+      cspReports: [], // the "csp-report" of each violation report
     });
   reset();
 
@@ -150,6 +153,12 @@ export function createReceiver({ statics = [], rulesFile = null, wrongWasmType =
       if (url.pathname === "/__offline" && req.method === "POST") {
         state.offline = !!JSON.parse((await readBody(req)).toString() || "{}").on;
         return json(res, 200, { ok: true });
+      }
+      if (url.pathname === "/__csp" && req.method === "POST") {
+        const report = JSON.parse((await readBody(req)).toString() || "{}");
+        state.cspReports.push(report["csp-report"] || report);
+        res.writeHead(204);
+        return res.end();
       }
       if (req.method === "GET" || req.method === "HEAD") return serveStatic(url, res);
       json(res, 404, { error: "not found" });

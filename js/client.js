@@ -117,10 +117,15 @@ export class Client {
       (e) => {
         if (e instanceof SegmintError) throw e;
         const why = e && e.message ? e.message : e;
+        // A page whose Content-Security-Policy forbids WebAssembly: every
+        // browser names the policy (Firefox "blocked by CSP"), and some
+        // throw the CompileError an old browser throws.
+        const csp = /Content.Security.Policy|\bCSP\b/i.test(why);
         // What an older browser says (its WebAssembly lacks reference
         // types, bulk memory or multi-value), and a damaged file too.
-        const hint =
-          typeof WebAssembly !== "undefined" && e instanceof WebAssembly.CompileError
+        const hint = csp
+          ? " (the page's Content-Security-Policy does not allow WebAssembly: add 'wasm-unsafe-eval' to its script-src)"
+          : typeof WebAssembly !== "undefined" && e instanceof WebAssembly.CompileError
             ? " (the browser could not compile segmint's WebAssembly: it needs Chrome or Edge 96, Firefox 79, Safari 15 or later, and an intact segmint_wasm_bg.wasm)"
             : "";
         throw new SegmintError({ code: "load_failed", message: `segmint could not start${hint}: ${why}` });

@@ -5,6 +5,7 @@
 #
 #   scripts/setup.sh            tool-chain + browsers + npm packages
 #   SEGMINT_SKIP_FIREFOX=1      skip Firefox + geckodriver
+#   SEGMINT_SKIP_WEBKIT=1       skip WebKitGTK + its WebDriver + Xvfb
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -24,6 +25,14 @@ command -v chromium >/dev/null || apt_missing+=(chromium)
 command -v chromedriver >/dev/null || apt_missing+=(chromium-driver)
 if [ -z "${SEGMINT_SKIP_FIREFOX:-}" ]; then
   command -v firefox >/dev/null || command -v firefox-esr >/dev/null || apt_missing+=(firefox-esr)
+fi
+# WebKitGTK (Safari's engine): its WebDriver, which pulls in the engine and
+# MiniBrowser, and a virtual X display, since MiniBrowser has no headless
+# mode (xvfb-run needs xauth, only recommended by xvfb).
+if [ -z "${SEGMINT_SKIP_WEBKIT:-}" ]; then
+  command -v WebKitWebDriver >/dev/null || apt_missing+=(webkit2gtk-driver)
+  command -v xvfb-run >/dev/null || apt_missing+=(xvfb)
+  command -v xauth >/dev/null || apt_missing+=(xauth)
 fi
 # PostgreSQL server binaries for the collector's PostgreSQL tests.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_missing+=(postgresql)

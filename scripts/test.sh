@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints (native and wasm32), the core's unit,
-# property and conformance tests, the wasm bindings in headless Chromium
-# and Firefox, and the end-to-end suites in Chromium (and Firefox).
+# property and conformance tests, the wasm bindings in headless Chromium,
+# Firefox and WebKitGTK, and the end-to-end suites in Chromium (and
+# Firefox and WebKitGTK).
 #
 #   scripts/test.sh            everything (runs scripts/setup.sh first)
 #   SEGMINT_SKIP_FIREFOX=1     skip the Firefox runs (wasm tests and e2e)
+#   SEGMINT_SKIP_WEBKIT=1      skip the WebKitGTK runs (wasm tests and e2e)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -50,9 +52,16 @@ if [ -z "${SEGMINT_SKIP_FIREFOX:-}" ]; then
   wasm-pack test --headless --firefox --mode no-install 2>&1 | grep -v "failed to get wasm-pack version"
   test "${PIPESTATUS[0]}" = 0
 fi
+if [ -z "${SEGMINT_SKIP_WEBKIT:-}" ]; then
+  # WebKitGTK's WebDriver in place of macOS's safaridriver (the runner's
+  # "Safari" is this engine), on a virtual display.
+  xvfb-run -a wasm-pack test --headless --safari --safaridriver "$(command -v WebKitWebDriver)" --mode no-install 2>&1 |
+    grep -v "failed to get wasm-pack version"
+  test "${PIPESTATUS[0]}" = 0
+fi
 
 mkdir -p target/artifacts
-step "end-to-end (Chromium with playwright-core; Firefox over geckodriver)"
+step "end-to-end (Chromium with playwright-core; Firefox and WebKitGTK over WebDriver)"
 node --test --test-concurrency=1 e2e/
 
 printf '\n\033[1;32mall tests passed\033[0m\n'

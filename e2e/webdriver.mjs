@@ -1,0 +1,95 @@
+// Firefox and WebKit for the end-to-end suites, driven over W3C WebDriver:
+// playwright-core drives only its own builds of them, which cannot be
+// downloaded here. geckodriver (which scripts/setup.sh installs for the
+// wasm tests) drives Debian's firefox-esr; WebKitWebDriver (Debian's
+// webkit2gtk-driver) drives WebKitGTK's MiniBrowser, on a virtual X
+// display (xvfb-run) since it has no headless mode. WebKitGTK is Safari's
+// engine (WebKit, JavaScriptCore), not Safari: it stands in for Safari's
+// storage, unload and WebAssembly behaviour, not for Safari's own
+// settings such as Intelligent Tracking Prevention.
+
+import { spawn } from "node:child_process";
+import net from "node:net";
+import { until } from "./harness.mjs";
+
+/** WebKitGTK's browser for automation (Debian's libwebkit2gtk-4.1-0). */
+export const MINIBROWSER = "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser";
+
+async function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, "127.0.0.1", () => {
+      const port = s.address().port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Starts a WebDriver server (`command` with `args(port)`) and a session
+ * with `capabilities`. Returns `{ version, goto(url), back(), run(body,
+ * ...args), close() }`: `run` evaluates `body` as the body of an async
+ * function in the page (its arguments as `args`) and returns its result.
+ */
+async function session(name, command, args, capabilities) {
+  const port = await freePort();
+  // Its own process group, so that close() also ends what it started
+  // (xvfb-run's X server and the browser).
+  const driver = spawn(command, args(port), { stdio: "ignore", detached: true });
+  const stop = () => {
+    try {
+      process.kill(-driver.pid, "SIGTERM");
+    } catch {}
+  };
+  const base = `http://127.0.0.1:${port}`;
+  const call = async (method, path, body) => {
+    const response = await fetch(base + path, {
+      method,
+      headers: { "Content-Type": "application/json" },
+      body: body && JSON.stringify(body),
+    });
+    const { value } = await response.json();
+    if (value && value.error) throw new Error(`WebDriver ${value.error}: ${value.message}`);
+    return value;
+  };
+  try {
+    await until(async () => (await fetch(`${base}/status`).catch(() => null))?.ok, 20_000, command);
+    const created = await call("POST", "/session", { capabilities: { alwaysMatch: capabilities } });
+    const at = `/session/${created.sessionId}`;
+    return {
+      version: created.capabilities.browserVersion,
+      goto: (url) => call("POST", `${at}/url`, { url }),
+      back: () => call("POST", `${at}/back`, {}),
+      async run(body, ...args) {
+        const script = `const done = arguments[arguments.length - 1];
+          (async (args) => { ${body} })([...arguments].slice(0, -1)).then(
+            (value) => done({ value }), (e) => done({ error: String(e && e.stack || e) }));`;
+        const result = await call("POST", `${at}/execute/async`, { script, args });
+        if (result.error) throw new Error(`in ${name}: ${result.error}`);
+        return result.value;
+      },
+      async close() {
+        await call("DELETE", at).catch(() => {});
+        stop();
+      },
+    };
+  } catch (e) {
+    stop();
+    throw e;
+  }
+}
+
+/** Headless Firefox (see {@link session}). */
+export function firefox() {
+  return session("Firefox", "geckodriver", (port) => ["--port", String(port), "--log", "fatal"], {
+    browserName: "firefox",
+    "moz:firefoxOptions": { args: ["-headless"] },
+  });
+}
+
+/** WebKitGTK's MiniBrowser on a virtual display (see {@link session}). */
+export function webkit() {
+  return session("WebKit", "xvfb-run", (port) => ["-a", "WebKitWebDriver", `--port=${port}`], {
+    browserName: "MiniBrowser",
+    "webkitgtk:browserOptions": { binary: MINIBROWSER, args: ["--automation"] },
+  });
+}
