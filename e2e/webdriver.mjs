@@ -26,8 +26,8 @@ async function freePort() {
 
 /**
  * Starts a WebDriver server (`command` with `args(port)`) and a session
- * with `capabilities`. Returns `{ version, goto(url), back(), run(body,
- * ...args), close() }`: `run` evaluates `body` as the body of an async
+ * with `capabilities`. Returns `{ version, goto(url), back(), screenshot(),
+ * run(body, ...args), close() }`: `run` evaluates `body` as the body of an async
  * function in the page (its arguments as `args`) and returns its result.
  */
 async function session(name, command, args, capabilities) {
@@ -59,12 +59,19 @@ async function session(name, command, args, capabilities) {
       version: created.capabilities.browserVersion,
       goto: (url) => call("POST", `${at}/url`, { url }),
       back: () => call("POST", `${at}/back`, {}),
+      /** The viewport as PNG bytes. */
+      screenshot: async () => Buffer.from(await call("GET", `${at}/screenshot`), "base64"),
       async run(body, ...args) {
+        // The result goes through JSON: WebKit's driver fails on an
+        // `undefined` inside the returned object. What the page threw is
+        // `thrown`, not `error`, which call() takes for the driver's own,
+        // with the message first (JavaScriptCore's stacks lack it).
         const script = `const done = arguments[arguments.length - 1];
           (async (args) => { ${body} })([...arguments].slice(0, -1)).then(
-            (value) => done({ value }), (e) => done({ error: String(e && e.stack || e) }));`;
+            (value) => done({ value: JSON.parse(JSON.stringify(value ?? null)) }),
+            (e) => done({ thrown: String(e) + (e && e.stack ? "\\n" + e.stack : "") }));`;
         const result = await call("POST", `${at}/execute/async`, { script, args });
-        if (result.error) throw new Error(`in ${name}: ${result.error}`);
+        if (result.thrown) throw new Error(`in ${name}: ${result.thrown}`);
         return result.value;
       },
       async close() {
