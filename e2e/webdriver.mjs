@@ -12,9 +12,6 @@ import { spawn } from "node:child_process";
 import net from "node:net";
 import { until } from "./harness.mjs";
 
-/** WebKitGTK's browser for automation (Debian's libwebkit2gtk-4.1-0). */
-export const MINIBROWSER = "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser";
-
 async function freePort() {
   return new Promise((resolve) => {
     const s = net.createServer().listen(0, "127.0.0.1", () => {
@@ -95,8 +92,7 @@ export function firefox() {
 
 /** WebKitGTK's MiniBrowser on a virtual display (see {@link session}). */
 export function webkit() {
-  return session("WebKit", "xvfb-run", (port) => ["-a", "WebKitWebDriver", `--port=${port}`], {
-    browserName: "MiniBrowser",
-    "webkitgtk:browserOptions": { binary: MINIBROWSER, args: ["--automation"] },
-  });
+  // No capabilities: the driver starts the MiniBrowser installed beside
+  // it, in automation mode.
+  return session("WebKit", "xvfb-run", (port) => ["-a", "WebKitWebDriver", `--port=${port}`], {});
 }
