@@ -195,4 +195,79 @@ export function suite(name, launch, skip) {
     // WebAssembly; Firefox and Chromium both).
     assert.deepEqual(strict.state.cspReports, [], "no violation");
   });
+
+  test(`${name}: the collector answering 500, 503 with Retry-After, 429, 413 and 400; then dropping connections (offline), then back: none lost, none twice`, { skip }, async () => {
+    rx.reset();
+    await open(url(rx, { flushIntervalMs: 50, maxEvents: 20, retry: { baseMs: 100, capMs: 1000 } }));
+    rx.state.faults = [500, 503, 429, 413, 413, 500];
+    rx.state.retryAfter = "1";
+    await br.run(`window.trackMany("${tag}-faults", 0, 60);`);
+    await until(() => distinct(rx, `${tag}-faults`) === 60, 30_000, "60 events through the faults");
+    assert.equal(runOf(rx, `${tag}-faults`).length, 60, "a failed answer stores nothing");
+    const batches = rx.state.batches;
+    assert.deepEqual(batches.slice(0, 6).map((b) => b.status), [500, 503, 429, 413, 413, 500]);
+    // Retry-After (exposed by CORS) is read: the retry after the 503
+    // waits a second, where the backoff alone would wait at most 200 ms.
+    assert.ok(batches[2].at - batches[1].at >= 950, `retried ${batches[2].at - batches[1].at} ms after a 503 with Retry-After: 1`);
+    assert.equal(batches[4].ids.length, Math.floor(batches[3].ids.length / 2), "413 halves the batch");
+
+    rx.state.faults = [400];
+    const rejected = await br.run(`
+      window.trackMany("${tag}-rejected", 0, 3);
+      while (!window.smErrors.some((e) => e.code === "batch_rejected")) await new Promise((r) => setTimeout(r, 20));
+      return window.smErrors.find((e) => e.code === "batch_rejected").status;`);
+    assert.equal(rejected, 400);
+
+    rx.state.offline = true;
+    const stored = await br.run(`
+      window.trackMany("${tag}-offline", 0, 40);
+      await new Promise((r) => setTimeout(r, 1500));
+      return Object.keys(localStorage).filter((k) => k.startsWith("sgm_q.")).length;`);
+    assert.equal(distinct(rx, `${tag}-offline`), 0, "nothing arrives while connections drop");
+    assert.ok(stored > 0, "the queue is in storage");
+    rx.state.offline = false;
+    await until(() => distinct(rx, `${tag}-offline`) === 40, 20_000, "40 events once back");
+    assert.equal(runOf(rx, `${tag}-offline`).length, 40);
+  });
+
+  test(`${name}: two tabs tracking at once, one reloaded with a batch in flight: none lost, a resent event keeps its messageId`, { skip }, async () => {
+    rx.reset();
+    const address = url(rx, { flushIntervalMs: 200, maxEvents: 25 });
+    await open(address);
+    const first = await br.window();
+    // A window rather than a tab: a background tab's timers are slowed.
+    const second = await br.newWindow();
+    await br.switchTo(second);
+    await open(address);
+    // Each tab records 100 events, 5 every 10 ms, from its own timers.
+    const start = (from) => `
+      let n = ${from};
+      const timer = setInterval(() => {
+        window.trackMany("${tag}-tabs", n, n + 5);
+        n += 5;
+        if (n >= ${from + 100}) clearInterval(timer);
+      }, 10);`;
+    await br.run(start(1000));
+    await br.switchTo(first);
+    rx.state.delayMs = 1000; // answers come late: batches are in flight at the reload
+    await br.run(start(0));
+    await until(() => rx.state.requests >= 2, 5_000, "batches in flight");
+    await open(address);
+    rx.state.delayMs = 0;
+    await br.run(`window.trackMany("${tag}-tabs", 2000, 2010);`);
+    const got = () => runOf(rx, `${tag}-tabs`);
+    const count = (from, to) => new Set(got().map((m) => m.properties.n).filter((n) => n >= from && n < to)).size;
+    await until(() => count(1000, 2000) === 100 && count(2000, 2010) === 10, 20_000, "the events of both tabs");
+    await new Promise((r) => setTimeout(r, 1500));
+    // The first tab's timers stopped with the reload: what it recorded
+    // before arrives, with no gap.
+    const fromFirst = [...new Set(got().map((m) => m.properties.n).filter((n) => n < 1000))].sort((a, b) => a - b);
+    assert.ok(fromFirst.length > 0);
+    assert.deepEqual(fromFirst, Array.from({ length: fromFirst.at(-1) + 1 }, (_, i) => i));
+    const ids = new Map();
+    for (const m of got()) ids.set(m.properties.n, (ids.get(m.properties.n) || new Set()).add(m.messageId));
+    assert.ok([...ids.values()].every((s) => s.size === 1), "a resent event keeps its messageId");
+    await br.closeWindow(second);
+    await br.switchTo(first);
+  });
 }

@@ -23,11 +23,12 @@ async function freePort() {
 
 /**
  * Starts a WebDriver server (`command` with `args(port)`) and a session
- * with `capabilities`. Returns `{ version, goto(url), back(), screenshot(),
+ * with `capabilities`. Returns `{ version, goto(url), back(), window(),
+ * newWindow(), switchTo(handle), closeWindow(handle), screenshot(),
  * run(body, ...args), close() }`: `run` evaluates `body` as the body of an async
  * function in the page (its arguments as `args`) and returns its result.
  */
-async function session(name, command, args, capabilities) {
+async function session(name, command, args, capabilities, { scriptTimeoutMs } = {}) {
   const port = await freePort();
   // Its own process group, so that close() also ends what it started
   // (xvfb-run's X server and the browser).
@@ -52,10 +53,22 @@ async function session(name, command, args, capabilities) {
     await until(async () => (await fetch(`${base}/status`).catch(() => null))?.ok, 20_000, command);
     const created = await call("POST", "/session", { capabilities: { alwaysMatch: capabilities } });
     const at = `/session/${created.sessionId}`;
+    if (scriptTimeoutMs) await call("POST", `${at}/timeouts`, { script: scriptTimeoutMs });
     return {
       version: created.capabilities.browserVersion,
       goto: (url) => call("POST", `${at}/url`, { url }),
       back: () => call("POST", `${at}/back`, {}),
+      /** This window's handle. */
+      window: () => call("GET", `${at}/window`),
+      /** Opens a new window; returns its handle (this one stays current). */
+      newWindow: async () => (await call("POST", `${at}/window/new`, { type: "window" })).handle,
+      /** Makes the window with `handle` the current one. */
+      switchTo: (handle) => call("POST", `${at}/window`, { handle }),
+      /** Closes the window with `handle` (switching to it first). */
+      async closeWindow(handle) {
+        await call("POST", `${at}/window`, { handle });
+        await call("DELETE", `${at}/window`);
+      },
       /** The viewport as PNG bytes. */
       screenshot: async () => Buffer.from(await call("GET", `${at}/screenshot`), "base64"),
       async run(body, ...args) {
@@ -90,9 +103,12 @@ export function firefox() {
   });
 }
 
-/** WebKitGTK's MiniBrowser on a virtual display (see {@link session}). */
-export function webkit() {
-  // No capabilities: the driver starts the MiniBrowser installed beside
-  // it, in automation mode.
-  return session("WebKit", "xvfb-run", (port) => ["-a", "WebKitWebDriver", `--port=${port}`], {});
+/** WebKitGTK's MiniBrowser on a virtual display (see {@link session});
+ * `args`: more MiniBrowser flags (say `--proxy=…`); `scriptTimeoutMs`:
+ * how long run() may take (WebDriver's default is 30 s). */
+export function webkit({ args = [], scriptTimeoutMs } = {}) {
+  // The driver starts the MiniBrowser installed beside it.
+  return session("WebKit", "xvfb-run", (port) => ["-a", "WebKitWebDriver", `--port=${port}`], {
+    "webkitgtk:browserOptions": { args: ["--automation", ...args] },
+  }, { scriptTimeoutMs });
 }
