@@ -6,7 +6,10 @@
 //
 //   bash scripts/bench.sh            (builds segmint, installs peers, runs this)
 //   node bench/run.mjs [--reps 3] [--only segmint,posthog] [--out bench/RESULTS.md]
-// (with --only the default output is bench/dist/RESULTS.partial.md)
+//                      [--browser chromium|webkit]
+// (with --only the default output is bench/dist/RESULTS.partial.md;
+// --browser webkit writes bench/RESULTS-webkit.md: WebKitGTK, Safari's
+// engine, over WebDriver, without the figures that need Chromium's CDP)
 import * as esbuild from "esbuild";
 import fs from "node:fs";
 import http from "node:http";
@@ -14,6 +17,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { launch as launchChromium } from "../e2e/harness.mjs";
+import { webkit } from "../e2e/webdriver.mjs";
 import { peerReceiver } from "./peer-receiver.mjs";
 import { sizes } from "./size.mjs";
 
@@ -26,8 +30,12 @@ const arg = (name, fallback) => {
 };
 const REPS = Number(arg("reps", 3));
 const ONLY = arg("only", "") ? arg("only", "").split(",") : null;
+const BROWSER = arg("browser", "chromium");
+if (!["chromium", "webkit"].includes(BROWSER)) throw new Error(`--browser: chromium or webkit, not ${BROWSER}`);
+const WEBKIT = BROWSER === "webkit";
 // A partial run (--only) must not replace the committed full results.
-const OUT = path.resolve(arg("out", path.join(BENCH, ONLY ? "dist/RESULTS.partial.md" : "RESULTS.md")));
+const RESULTS = WEBKIT ? "RESULTS-webkit" : "RESULTS";
+const OUT = path.resolve(arg("out", path.join(BENCH, ONLY ? `dist/${RESULTS}.partial.md` : `${RESULTS}.md`)));
 
 /** The configurations measured: a bundle (bench/sdks/<bundle>.js) and the
  * query string its page gets. `track: false` is evaluation only. */
@@ -44,7 +52,10 @@ const CONFIGS = [
 const WARMUP = 200;
 const BURST = 1_000;
 const CALLS = 10_000;
-const EVAL_EVENTS = 10_000;
+// WebKit's performance.now() counts whole milliseconds (Safari's timer
+// precision): it times evaluation in blocks of 5,000 calls, not 1,000.
+const EVAL_BLOCK = WEBKIT ? 5_000 : 1_000;
+const EVAL_EVENTS = 10 * EVAL_BLOCK;
 const UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{v} Safari/537.36";
 
 const versionOf = (pkg) => JSON.parse(fs.readFileSync(path.join(BENCH, "node_modules", pkg, "package.json"), "utf8")).version;
@@ -62,6 +73,18 @@ const PACKAGES = {
 /** Bundles each SDK's page script (minified, code splitting on, as a
  * storefront's bundler would) and works out which files load at start
  * (the entry and its static imports) and which only when asked for. */
+/** Before any SDK runs: the page's errors, for browsers whose driver does
+ * not report them, and with `?hidewebdriver`, a `navigator.webdriver` of
+ * false: WebKit's WebDriver sets it, and PostHog drops every event of a
+ * browser that looks automated (Chromium's runs use
+ * `--disable-blink-features=AutomationControlled` instead). */
+const PAGE_HEAD = `<script>
+window.benchErrors = [];
+addEventListener("error", (e) => benchErrors.push(String(e.message)));
+addEventListener("unhandledrejection", (e) => benchErrors.push(String(e.reason && e.reason.message || e.reason)));
+if (new URLSearchParams(location.search).has("hidewebdriver")) Object.defineProperty(Navigator.prototype, "webdriver", { get: () => false });
+</script>`;
+
 async function buildBundles() {
   fs.rmSync(DIST, { recursive: true, force: true });
   const bundles = {};
@@ -97,10 +120,10 @@ async function buildBundles() {
       for (const imp of byRel[file]?.imports || []) if (imp.kind === "import-statement") walk(rel(imp.path));
     };
     walk(entry);
-    fs.writeFileSync(path.join(DIST, `${bundle}.html`), `<!doctype html><meta charset="utf-8"><title>${bundle}</title><script type="module" src="/${entry}"></script>\n`);
+    fs.writeFileSync(path.join(DIST, `${bundle}.html`), `<!doctype html><meta charset="utf-8"><title>${bundle}</title>${PAGE_HEAD}<script type="module" src="/${entry}"></script>\n`);
     bundles[bundle] = { initial, files: Object.keys(byRel).filter((f) => f.endsWith(".js")) };
   }
-  fs.writeFileSync(path.join(DIST, "blank.html"), `<!doctype html><meta charset="utf-8"><title>blank</title><script type="module">window.bench = { ready: Promise.resolve(0) };</script>\n`);
+  fs.writeFileSync(path.join(DIST, "blank.html"), `<!doctype html><meta charset="utf-8"><title>blank</title>${PAGE_HEAD}<script type="module">window.bench = { ready: Promise.resolve(0) };</script>\n`);
   return bundles;
 }
 
@@ -146,6 +169,39 @@ function launch() {
   });
 }
 
+/** WebKit's stand-in for launch(): MiniBrowser sessions (one per page, so
+ * each starts with empty storage) whose requests to hosts other than
+ * 127.0.0.1 go to a local proxy that refuses them and counts them in
+ * `phoned` (the current page's map). */
+async function launchWebKit() {
+  const refuser = { phoned: new Map() };
+  const count = (host) => refuser.phoned.set(host, (refuser.phoned.get(host) || 0) + 1);
+  const proxy = http.createServer((req, res) => {
+    count(new URL(req.url).host);
+    res.writeHead(502);
+    res.end();
+  });
+  proxy.on("connect", (req, socket) => {
+    count(req.url.replace(/:443$/, ""));
+    socket.end("HTTP/1.1 502 Bad Gateway\r\n\r\n");
+  });
+  await new Promise((r) => proxy.listen(0, "127.0.0.1", r));
+  const args = [`--proxy=http://127.0.0.1:${proxy.address().port}`, "--ignore-host=127.0.0.1"];
+  let version = "?";
+  return {
+    refuser,
+    version: () => version,
+    async session() {
+      // Some peers take minutes over 10,000 calls (Chromium's runs wait
+      // as long).
+      const br = await webkit({ args, scriptTimeoutMs: 600_000 });
+      version = br.version;
+      return br;
+    },
+    close: () => new Promise((r) => proxy.close(r)),
+  };
+}
+
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Waits until the receiver has counted `n` events; gives up after
@@ -164,10 +220,54 @@ async function delivered(rx, n, stallMs = 15_000, capMs = 180_000) {
   return rx.stats.events;
 }
 
+// Ready, from the moment the entry script had arrived (compile and
+// evaluation of the SDK included; wasm fetch and instantiation too).
+async function readyAfterEntry() {
+  const readyAt = await window.bench.ready.then(() => performance.now());
+  const entry = performance.getEntriesByType("resource").find((e) => e.name.includes("/entry.js"));
+  return readyAt - (entry ? entry.responseEnd : 0);
+}
+
+/**
+ * Opens `config`'s page in a fresh context. Returns `{ evaluate(fn, arg),
+ * busy(), heap(), close(), probe, readyMs }`: `busy` (main-thread seconds
+ * so far) and `heap` (JS heap bytes after two collections) are null where
+ * the browser has no CDP; `close` fills in `probe.loaded` and
+ * `probe.errors` where the driver does not report them.
+ */
 async function openPage(browser, web, rx, config, extraQuery = "") {
+  const probe = { phoned: new Map(), loaded: [], errors: [], crashed: false };
+  const query = [`rx=${encodeURIComponent(rx.origin)}`, config.query, extraQuery, WEBKIT && "hidewebdriver"].filter(Boolean).join("&");
+  const address = `${web.origin}/${config.bundle}.html?${query}`;
+  if (WEBKIT) {
+    browser.refuser.phoned = probe.phoned;
+    const br = await browser.session();
+    const evaluate = (fn, arg) => br.run(`return await (${fn})(args[0]);`, arg);
+    try {
+      await br.goto(address);
+      await evaluate(async () => {
+        const end = Date.now() + 30_000;
+        while (!window.bench && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+        if (!window.bench) throw new Error("no window.bench after 30 s");
+      });
+      const readyMs = await evaluate(readyAfterEntry);
+      const close = async () => {
+        const seen = await evaluate(() => ({
+          loaded: performance.getEntriesByType("resource").map((e) => e.name),
+          errors: window.benchErrors,
+        })).catch(() => ({ loaded: [], errors: [] }));
+        for (const u of seen.loaded) if (u.startsWith(web.origin)) probe.loaded.push(new URL(u).pathname.slice(1));
+        probe.errors.push(...seen.errors);
+        await br.close();
+      };
+      return { evaluate, busy: null, heap: null, close, probe, readyMs };
+    } catch (e) {
+      await br.close();
+      throw e;
+    }
+  }
   const context = await browser.newContext({ userAgent: UA.replace("{v}", browser.version()) });
   const page = await context.newPage();
-  const probe = { phoned: new Map(), loaded: [], errors: [], crashed: false };
   page.on("request", (r) => {
     const u = new URL(r.url());
     if (u.protocol.startsWith("http") && u.hostname !== "127.0.0.1") probe.phoned.set(u.host, (probe.phoned.get(u.host) || 0) + 1);
@@ -179,29 +279,28 @@ async function openPage(browser, web, rx, config, extraQuery = "") {
   page.on("crash", () => (probe.crashed = true));
   const cdp = await context.newCDPSession(page);
   await cdp.send("Performance.enable");
-  const query = [`rx=${encodeURIComponent(rx.origin)}`, config.query, extraQuery].filter(Boolean).join("&");
-  await page.goto(`${web.origin}/${config.bundle}.html?${query}`);
+  await page.goto(address);
   await page.waitForFunction(() => window.bench, null, { timeout: 30_000 });
-  // Ready, from the moment the entry script had arrived (compile and
-  // evaluation of the SDK included; wasm fetch and instantiation too).
-  const readyMs = await page.evaluate(async () => {
-    const readyAt = await window.bench.ready.then(() => performance.now());
-    const entry = performance.getEntriesByType("resource").find((e) => e.name.includes("/entry.js"));
-    return readyAt - (entry ? entry.responseEnd : 0);
-  });
+  const readyMs = await page.evaluate(readyAfterEntry);
   const busy = async () => (await cdp.send("Performance.getMetrics")).metrics.find((m) => m.name === "TaskDuration").value;
-  return { context, page, cdp, probe, readyMs, busy };
+  const heap = async () => {
+    await cdp.send("HeapProfiler.enable");
+    for (let i = 0; i < 2; i++) await cdp.send("HeapProfiler.collectGarbage");
+    return (await cdp.send("Runtime.getHeapUsage")).usedSize;
+  };
+  const evaluate = (fn, arg) => page.evaluate(fn, arg);
+  return { evaluate, busy, heap, close: () => context.close(), probe, readyMs };
 }
 
 /** The tracking figures of one SDK in one fresh page. */
 async function measureTracking(browser, web, rx, config) {
   rx.reset();
-  const { context, page, cdp, probe, readyMs, busy } = await openPage(browser, web, rx, config);
+  const { evaluate, busy, heap, close, probe, readyMs } = await openPage(browser, web, rx, config);
   const r = { readyMs, stage: "start" };
   try {
     // Warm-up: JIT, storage and connections, delivered and forgotten.
     r.stage = "warm-up";
-    await page.evaluate((n) => { for (let i = 0; i < n; i++) window.bench.track(i); }, WARMUP);
+    await evaluate((n) => { for (let i = 0; i < n; i++) window.bench.track(i); }, WARMUP);
     await delivered(rx, WARMUP, 5_000);
     await sleep(300);
     rx.reset();
@@ -209,10 +308,10 @@ async function measureTracking(browser, web, rx, config) {
     // A 1,000-event burst in one task; main-thread time until every event
     // has reached the receiver, and what went over the wire for it.
     r.stage = "1,000-event burst";
-    const busy0 = await busy();
-    await page.evaluate((n) => { for (let i = 0; i < n; i++) window.bench.track(1e6 + i); }, BURST);
+    const busy0 = busy && (await busy());
+    await evaluate((n) => { for (let i = 0; i < n; i++) window.bench.track(1e6 + i); }, BURST);
     r.burstDelivered = await delivered(rx, BURST);
-    r.mainUs = (((await busy()) - busy0) * 1e6) / BURST;
+    if (busy) r.mainUs = (((await busy()) - busy0) * 1e6) / BURST;
     await sleep(500);
     r.requests = rx.stats.requests;
     r.preflights = rx.stats.preflights;
@@ -222,7 +321,7 @@ async function measureTracking(browser, web, rx, config) {
     // 10,000 calls, timed synchronously, in 10 tasks of 1,000.
     r.stage = "10,000 calls";
     rx.reset();
-    r.trackUs = await page.evaluate(async (n) => {
+    r.trackUs = await evaluate(async (n) => {
       let total = 0;
       for (let b = 0; b < n / 1000; b++) {
         const t0 = performance.now();
@@ -237,55 +336,51 @@ async function measureTracking(browser, web, rx, config) {
 
     // Heap after 10,000 events (two collections), wasm memory added.
     r.stage = "heap";
-    await cdp.send("HeapProfiler.enable");
-    for (let i = 0; i < 2; i++) await cdp.send("HeapProfiler.collectGarbage");
-    r.heap = (await cdp.send("Runtime.getHeapUsage")).usedSize;
-    r.wasm = await page.evaluate(() => (window.bench.wasmBytes ? window.bench.wasmBytes() : 0));
+    if (heap) r.heap = await heap();
+    r.wasm = await evaluate(() => (window.bench.wasmBytes ? window.bench.wasmBytes() : 0));
     r.stage = "done";
   } catch (e) {
     r.failure = probe.crashed ? `renderer crashed during ${r.stage}` : `${r.stage}: ${e.message.split("\n")[0]}`;
   }
+  await close().catch(() => {});
   r.phoned = Object.fromEntries(probe.phoned);
   r.loaded = [...new Set(probe.loaded)];
   r.errors = probe.errors.slice(0, 3);
-  await context.close().catch(() => {});
   return r;
 }
 
 /** Heap of a page without any SDK, measured the same way. */
 async function baselineHeap(browser, web, rx) {
-  const { context, cdp } = await openPage(browser, web, rx, { bundle: "blank" });
-  await cdp.send("HeapProfiler.enable");
-  for (let i = 0; i < 2; i++) await cdp.send("HeapProfiler.collectGarbage");
-  const used = (await cdp.send("Runtime.getHeapUsage")).usedSize;
-  await context.close();
+  const { heap, close } = await openPage(browser, web, rx, { bundle: "blank" });
+  const used = heap ? await heap() : undefined;
+  await close();
   return used;
 }
 
 /** Time per call of each of `fns` over EVAL_EVENTS calls each after a
- * warm-up, in blocks of 1,000 taking turns (so both see the same
+ * warm-up, in blocks of EVAL_BLOCK taking turns (so both see the same
  * machine): per function, the fastest block (the least disturbed on a
  * shared machine) and the mean, in µs per call. */
-async function timePerCall(page, fns) {
-  return page.evaluate(
-    async ([fns, n]) => {
+async function timePerCall(evaluate, fns) {
+  return evaluate(
+    async ([fns, n, block]) => {
       const out = fns.map(() => ({ fastest: Infinity, total: 0 }));
       for (const f of fns) for (let i = 0; i < 500; i++) window.bench[f](i);
       await new Promise((res) => setTimeout(res, 0));
-      for (let b = 0; b < n / 1000; b++) {
+      for (let b = 0; b < n / block; b++) {
         for (const [k, f] of fns.entries()) {
           const call = window.bench[f];
           const t0 = performance.now();
-          for (let i = 0; i < 1000; i++) call(500 + b * 1000 + i);
-          const ms = performance.now() - t0; // = µs per call
-          out[k].total += ms;
-          out[k].fastest = Math.min(out[k].fastest, ms);
+          for (let i = 0; i < block; i++) call(500 + b * block + i);
+          const us = ((performance.now() - t0) * 1000) / block;
+          out[k].total += us;
+          out[k].fastest = Math.min(out[k].fastest, us);
           await new Promise((res) => setTimeout(res, 0));
         }
       }
-      return out.map((o) => ({ fastest: o.fastest, mean: o.total / (n / 1000) }));
+      return out.map((o) => ({ fastest: o.fastest, mean: o.total / (n / block) }));
     },
-    [fns, EVAL_EVENTS],
+    [fns, EVAL_EVENTS, EVAL_BLOCK],
   );
 }
 
@@ -295,16 +390,16 @@ async function timePerCall(page, fns) {
  * same page, taking turns. GrowthBook: setAttributes + 20 isOn. */
 async function measureEvaluation(browser, web, rx, config) {
   if (config.name === "growthbook") {
-    const { context, page, readyMs } = await openPage(browser, web, rx, config);
-    const [t] = await timePerCall(page, ["evaluate"]);
-    await context.close();
+    const { evaluate, close, readyMs } = await openPage(browser, web, rx, config);
+    const [t] = await timePerCall(evaluate, ["evaluate"]);
+    await close();
     return { readyMs, evalUs: t.fastest, evalMeanUs: t.mean };
   }
   rx.reset();
-  const { context, page } = await openPage(browser, web, rx, config, "rules=/rules20.json");
-  const [withSegments, without] = await timePerCall(page, ["order", "sameWithoutSegments"]);
-  const segments = await page.evaluate(() => window.sm.segments().length);
-  await context.close();
+  const { evaluate, close } = await openPage(browser, web, rx, config, "rules=/rules20.json");
+  const [withSegments, without] = await timePerCall(evaluate, ["order", "sameWithoutSegments"]);
+  const segments = await evaluate(() => window.sm.segments().length);
+  await close();
   return {
     evalUs: withSegments.fastest - without.fastest,
     evalMeanUs: withSegments.mean - without.mean,
@@ -337,12 +432,12 @@ async function main() {
   const web = await staticServer();
   const rx = peerReceiver();
   await rx.listen().then((port) => (rx.origin = `http://127.0.0.1:${port}`));
-  const browser = await launch();
+  const browser = WEBKIT ? await launchWebKit() : await launch();
   const runs = Object.fromEntries(CONFIGS.map((c) => [c.name, []]));
   const baselines = [];
   const started = Date.now();
   for (let rep = 0; rep < REPS; rep++) {
-    baselines.push(await baselineHeap(browser, web, rx));
+    if (!WEBKIT) baselines.push(await baselineHeap(browser, web, rx));
     for (const config of CONFIGS) {
       const t0 = Date.now();
       const run = {};
@@ -352,7 +447,7 @@ async function main() {
       console.log(`rep ${rep + 1}/${REPS} ${config.name}: ${((Date.now() - t0) / 1000).toFixed(1)} s`, JSON.stringify({ ...run, loaded: undefined }));
     }
   }
-  const chromiumVersion = browser.version();
+  const browserVersion = browser.version();
   await browser.close();
   await rx.close();
   web.server.close();
@@ -361,7 +456,8 @@ async function main() {
   const rows = CONFIGS.map((config) => {
     const rs = runs[config.name];
     const b = bundles[config.bundle];
-    const loaded = new Set(rs.flatMap((r) => r.loaded || []));
+    // Files of the benchmark (not a favicon WebKit asks for).
+    const loaded = new Set(rs.flatMap((r) => r.loaded || []).filter((f) => fs.existsSync(path.join(DIST, f))));
     const initialFiles = [...b.initial, ...[...loaded].filter((f) => !f.endsWith(".js"))];
     const lazyFiles = [...loaded].filter((f) => f.endsWith(".js") && !b.initial.has(f));
     const perThousand = (r) => (r.burstEvents ? (1000 * r.requests) / r.burstEvents : undefined);
@@ -386,13 +482,13 @@ async function main() {
       errors: [...new Set(rs.flatMap((r) => r.errors || []))],
     };
   });
-  const report = render(rows, { chromiumVersion, baseline, minutes: (Date.now() - started) / 60_000 });
+  const report = render(rows, { browserVersion, baseline, minutes: (Date.now() - started) / 60_000 });
   fs.writeFileSync(OUT, report);
-  fs.writeFileSync(OUT.replace(/\.md$/, ".json"), JSON.stringify({ chromiumVersion, baselines, runs }, null, 1) + "\n");
+  fs.writeFileSync(OUT.replace(/\.md$/, ".json"), JSON.stringify({ browser: BROWSER, browserVersion, baselines, runs }, null, 1) + "\n");
   console.log(report);
 }
 
-function render(rows, { chromiumVersion, baseline, minutes }) {
+function render(rows, { browserVersion, baseline, minutes }) {
   const seg = rows.find((r) => r.config.name === "segmint");
   const trackers = rows.filter((r) => r.config.track !== false && r.config.name !== "segmint");
   // Segmint's ratio to the best peer: below 1 means segmint is better
@@ -407,12 +503,16 @@ function render(rows, { chromiumVersion, baseline, minutes }) {
   };
   const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
   const lines = [];
-  lines.push("# Benchmark results: segmint and the SDKs storefronts use today");
+  lines.push(`# Benchmark results: segmint and the SDKs storefronts use today${WEBKIT ? ", in WebKit" : ""}`);
   lines.push("");
   lines.push(`Written by \`bash scripts/bench.sh\` (bench/run.mjs) on ${new Date().toISOString().slice(0, 10)}; ${REPS} repetitions, medians with (min–max); run took ${minutes.toFixed(1)} min.`);
   lines.push("");
   lines.push(`- Machine: ${os.cpus()[0]?.model || "unknown CPU"}, ${os.cpus().length} logical CPUs, ${(os.totalmem() / 2 ** 30).toFixed(0)} GB, ${os.type()} ${os.release()}; shared and noisy, so compare ratios within this run.`);
-  lines.push(`- Browser: headless Chromium ${chromiumVersion} (Debian), driven by playwright-core; Node ${process.version}.`);
+  lines.push(
+    WEBKIT
+      ? `- Browser: WebKitGTK ${browserVersion} (Debian's MiniBrowser: WebKit and JavaScriptCore, Safari's engine, not Safari), on a virtual X display, driven over WebDriver by WebKitWebDriver; Node ${process.version}. Main thread and heap need Chromium's CDP: not measured here (–).`
+      : `- Browser: headless Chromium ${browserVersion} (Debian), driven by playwright-core; Node ${process.version}.`,
+  );
   lines.push(`- Packages: ${rows.map((r) => `${r.config.bundle === "segment" && r.config.name !== "segment" ? "" : `${r.config.bundle} ${r.version}`}`).filter(Boolean).join(", ")}.`);
   lines.push("");
   lines.push("| SDK | loaded at start, brotli (gzip / raw) | lazily loaded, brotli | ready | track() per call | main thread per event until sent | requests per 1,000 events | body bytes per event | heap + wasm after 10,000 events | 20-segment evaluation per event |");
@@ -446,14 +546,15 @@ function render(rows, { chromiumVersion, baseline, minutes }) {
   lines.push("");
   lines.push("## How each figure is measured");
   lines.push("");
-  lines.push("- Every SDK is bundled by esbuild (minified, ES module, code splitting) from bench/sdks/<sdk>.js and served from 127.0.0.1; it sends to bench/peer-receiver.mjs on another 127.0.0.1 port, which answers 200 (Amplitude: `{\"code\":200}`) and serves the configuration some SDKs fetch at start. Chromium resolves no other host; requests to one are counted above.");
-  lines.push("- Autocapture, page views, session recording, surveys and remote configuration are off where the SDK allows it. PostHog's client-side rate limit (10 events/s, bursts of 100) is raised, or it drops ~90% of a burst; Chromium runs with `--disable-blink-features=AutomationControlled` and a user agent without \"Headless\" for every SDK, since PostHog drops events from automated browsers.");
+  lines.push(`- Every SDK is bundled by esbuild (minified, ES module, code splitting) from bench/sdks/<sdk>.js and served from 127.0.0.1; it sends to bench/peer-receiver.mjs on another 127.0.0.1 port, which answers 200 (Amplitude: \`{\"code\":200}\`) and serves the configuration some SDKs fetch at start. ${WEBKIT ? "WebKit sends requests for any other host to a local proxy that refuses them" : "Chromium resolves no other host"}; requests to one are counted above.`);
+  lines.push(`- Autocapture, page views, session recording, surveys and remote configuration are off where the SDK allows it. PostHog's client-side rate limit (10 events/s, bursts of 100) is raised, or it drops ~90% of a burst; ${WEBKIT ? "every page reports `navigator.webdriver` as false (WebKit's WebDriver sets it)" : "Chromium runs with `--disable-blink-features=AutomationControlled` and a user agent without \"Headless\" for every SDK"}, since PostHog drops events from automated browsers.`);
   lines.push("- Loaded at start: the entry chunk, its static imports and any other asset the page fetched (segmint's wasm); lazily loaded: code-split chunks the page fetched by dynamic import. gzip -9 and brotli q11 of each file.");
   lines.push("- Ready: from the entry script's arrival (resource timing `responseEnd`) to the SDK's ready promise or `loaded` callback.");
-  lines.push(`- track() per call: ${CALLS.toLocaleString("en-US")} calls of \`track("Product Clicked", {product_id, name, price, category, position})\` after ${WARMUP} warm-up events, in 10 tasks of 1,000, timed with performance.now().`);
-  lines.push(`- Main thread per event until sent: CDP \`Performance.getMetrics\` TaskDuration from just before a ${BURST.toLocaleString("en-US")}-event burst (one task) until the receiver has every event, divided by ${BURST.toLocaleString("en-US")}: serialisation, persistence, timers, compression and sending included. Requests, preflights and body bytes are for the same burst.`);
-  lines.push(`- Heap + wasm: CDP \`Runtime.getHeapUsage\` after two \`HeapProfiler.collectGarbage\`, after the ${CALLS.toLocaleString("en-US")} calls were delivered (or gave up), minus a page without SDK (${(baseline / 1024).toFixed(0)} KB), plus segmint's wasm memory.`);
-  lines.push(`- 20-segment evaluation: segmint with bench/rules20.json (20 segments over 10 traits) in force: \`orderCompleted(order)\` (the order's values read, 10 traits updated, 20 segments evaluated) minus \`track("Order Reviewed", order)\` (the same message, which no trait reads), in the same page, in turns of 1,000 calls. GrowthBook: \`setAttributes\` then \`isOn\` for 20 features whose conditions are the same 20 segments. From the fastest of 10 blocks of 1,000 calls each (the least disturbed on a shared machine; RESULTS.json also has the means).`);
+  lines.push(`- track() per call: ${CALLS.toLocaleString("en-US")} calls of \`track("Product Clicked", {product_id, name, price, category, position})\` after ${WARMUP} warm-up events, in 10 tasks of 1,000, timed with performance.now()${WEBKIT ? " (whole milliseconds in WebKit: within 1 µs per call)" : ""}.`);
+  if (WEBKIT) lines.push(`- Requests, preflights and body bytes: for a ${BURST.toLocaleString("en-US")}-event burst in one task, until the receiver has every event.`);
+  if (!WEBKIT) lines.push(`- Main thread per event until sent: CDP \`Performance.getMetrics\` TaskDuration from just before a ${BURST.toLocaleString("en-US")}-event burst (one task) until the receiver has every event, divided by ${BURST.toLocaleString("en-US")}: serialisation, persistence, timers, compression and sending included. Requests, preflights and body bytes are for the same burst.`);
+  if (!WEBKIT) lines.push(`- Heap + wasm: CDP \`Runtime.getHeapUsage\` after two \`HeapProfiler.collectGarbage\`, after the ${CALLS.toLocaleString("en-US")} calls were delivered (or gave up), minus a page without SDK (${(baseline / 1024).toFixed(0)} KB), plus segmint's wasm memory.`);
+  lines.push(`- 20-segment evaluation: segmint with bench/rules20.json (20 segments over 10 traits) in force: \`orderCompleted(order)\` (the order's values read, 10 traits updated, 20 segments evaluated) minus \`track("Order Reviewed", order)\` (the same message, which no trait reads), in the same page, in turns of ${EVAL_BLOCK.toLocaleString("en-US")} calls. GrowthBook: \`setAttributes\` then \`isOn\` for 20 features whose conditions are the same 20 segments. From the fastest of 10 blocks of ${EVAL_BLOCK.toLocaleString("en-US")} calls each (the least disturbed on a shared machine; RESULTS.json also has the means).`);
   lines.push("");
   return lines.join("\n");
 }
