@@ -243,13 +243,15 @@ test("values JSON cannot carry are refused with a code, and nothing else is lost
       { deep: { n: NaN } },
       { list: [1, Infinity] },
       cyclic,
+      { get broken() { throw new Error("a getter that throws"); } },
       "not an object",
       [1, 2],
     ];
     const out = [];
     for (const c of cases) out.push(await window.sm.track("Bad", c).then(() => "ok", (e) => `${e.code} ${e.path || e.argument}`));
     out.push(await window.sm.track("Too Big", { x: "y".repeat(40_000) }).then(() => "ok", (e) => e.code));
-    await window.sm.track("Good", { ok: true });
+    // What JSON.stringify writes: toJSON, undefined in an array, nesting.
+    await window.sm.track("Good", { ok: true, at: new Date(0), list: [1, undefined, "x"], nested: { n: 2, gone: undefined } });
     await window.sm.flush();
     return out;
   });
@@ -260,10 +262,13 @@ test("values JSON cannot carry are refused with a code, and nothing else is lost
     "unserializable_value properties.deep.n",
     "unserializable_value properties.list[1]",
     "unserializable_value properties",
+    "unserializable_value properties",
     "invalid_argument properties",
     "invalid_argument properties",
     "event_too_large",
   ]);
-  assert.deepEqual((await visitorMessages(rx, page)).map((m) => m.event), ["Good"]);
+  const sent = await visitorMessages(rx, page);
+  assert.deepEqual(sent.map((m) => m.event), ["Good"]);
+  assert.deepEqual(sent[0].properties, { ok: true, at: "1970-01-01T00:00:00.000Z", list: [1, null, "x"], nested: { n: 2 } });
   await context.close();
 });
