@@ -395,13 +395,19 @@ impl Profile {
         self.rebuild_windows();
     }
 
+    /// Forgets days past the longest window, and days after tomorrow: a
+    /// device clock that ran ahead and was put right left those, and their
+    /// events would count again when their date came. (Tomorrow stays: a
+    /// clock put back a little across midnight, whose events count a day
+    /// late rather than never.)
     fn expire(&mut self) {
         let keep_from = self.today - i64::from(self.longest_window) + 1;
+        let kept = |d: &i64| (keep_from..=self.today + 1).contains(d);
         for f in &mut self.features {
-            f.days.retain(|(d, _)| *d >= keep_from);
+            f.days.retain(|(d, _)| kept(d));
         }
-        self.sessions.retain(|(d, _)| *d >= keep_from);
-        self.orders.retain(|(d, _)| *d >= keep_from);
+        self.sessions.retain(|(d, _)| kept(d));
+        self.orders.retain(|(d, _)| kept(d));
     }
 
     /// Rebuilds every window total from the day buckets.
@@ -446,6 +452,16 @@ impl Profile {
     pub fn record(&mut self, event: &str, props: Option<&Value>, now: f64) -> bool {
         let mut changed = self.roll(now);
         let day = day_number(now);
+        // Times well after `now` come from a clock that ran ahead and was
+        // put right (another tab's a few ms later are no such thing): the
+        // shopper was first seen now at the latest, and the gap since
+        // their last activity is unknown, so this is a new session.
+        if self.first_seen_ms - now > self.session_timeout_ms {
+            self.first_seen_ms = now;
+        }
+        if self.last_activity_ms - now > self.session_timeout_ms {
+            self.last_activity_ms = f64::NEG_INFINITY;
+        }
         if now - self.last_activity_ms > self.session_timeout_ms {
             self.total_sessions += 1;
             bump(&mut self.sessions, day, 1);
@@ -1000,6 +1016,62 @@ mod tests {
         );
         // The running totals agree with the days.
         assert_eq!(p.recomputed().traits(now), p.traits(now));
+    }
+
+    #[test]
+    fn a_clock_that_ran_ahead_leaves_nothing_behind_once_put_right() {
+        // A device whose clock was a year ahead for a visit (set by hand,
+        // or a dead clock battery), then put right.
+        let now = 20_000.0 * DAY_MS;
+        let ahead = now + 365.0 * DAY_MS;
+        let rules = Rules::parse(RULES).unwrap();
+        let mut p = profile(ahead);
+        for _ in 0..4 {
+            p.record("Order Completed", Some(&order(&[(10.0, "shoes")])), ahead);
+        }
+        // The profile as stored, read back under the right clock.
+        let mut p = Profile::from_json(&p.to_json(), &rules, now, 30.0 * 60_000.0).unwrap();
+        p.record("Product Clicked", None, now);
+        p.record("Product Clicked", None, now + 2.0 * 3_600_000.0);
+        // Two visits now, not one: the last activity a year ahead does not
+        // hide the session gap.
+        assert_eq!(
+            trait_of(&p, "sessions_7d", now + 3.0 * 3_600_000.0),
+            Some(Value::Number(2.0))
+        );
+        // First seen today, not a year from now: no longer new after 8 days.
+        assert_eq!(
+            trait_of(&p, "days_since_first_seen", now + 8.5 * DAY_MS),
+            Some(Value::Number(8.0))
+        );
+        // The orders dated a year ahead are not counted now, and do not
+        // come back when their date comes: one order then counts as one.
+        assert_eq!(trait_of(&p, "purchases_30d", now), Some(Value::Number(0.0)));
+        p.record("Order Completed", Some(&order(&[(10.0, "hats")])), ahead);
+        assert_eq!(
+            trait_of(&p, "purchases_30d", ahead),
+            Some(Value::Number(1.0))
+        );
+        // A clock a few seconds behind another tab's changes nothing.
+        let mut q = profile(now);
+        q.record("Product Clicked", None, now + 5_000.0);
+        q.record("Product Clicked", None, now);
+        assert_eq!(trait_of(&q, "sessions_7d", now), Some(Value::Number(1.0)));
+        assert_eq!(q.first_seen_ms(), now);
+        // A clock put back a little across midnight: the order recorded
+        // "tomorrow" counts tomorrow.
+        let mut r = profile(now);
+        r.record(
+            "Order Completed",
+            Some(&order(&[(10.0, "hats")])),
+            now + DAY_MS,
+        );
+        r.record("Product Clicked", None, now);
+        r.roll(now + DAY_MS);
+        assert_eq!(
+            trait_of(&r, "purchases_30d", now + DAY_MS),
+            Some(Value::Number(1.0))
+        );
     }
 
     #[test]
