@@ -70,9 +70,6 @@ const PACKAGES = {
 
 // ---------------------------------------------------------------- bundles
 
-/** Bundles each SDK's page script (minified, code splitting on, as a
- * storefront's bundler would) and works out which files load at start
- * (the entry and its static imports) and which only when asked for. */
 /** Before any SDK runs: the page's errors, for browsers whose driver does
  * not report them, and with `?hidewebdriver`, a `navigator.webdriver` of
  * false: WebKit's WebDriver sets it, and PostHog drops every event of a
@@ -85,6 +82,9 @@ addEventListener("unhandledrejection", (e) => benchErrors.push(String(e.reason &
 if (new URLSearchParams(location.search).has("hidewebdriver")) Object.defineProperty(Navigator.prototype, "webdriver", { get: () => false });
 </script>`;
 
+/** Bundles each SDK's page script (minified, code splitting on, as a
+ * storefront's bundler would) and works out which files load at start
+ * (the entry and its static imports) and which only when asked for. */
 async function buildBundles() {
   fs.rmSync(DIST, { recursive: true, force: true });
   const bundles = {};

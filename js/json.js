@@ -17,6 +17,12 @@ export function invalid(argument, reason) {
   return new SegmintError({ code: "invalid_argument", message: `${argument}: ${reason}`, argument });
 }
 
+/** Whether JSON cannot carry the non-object `v` (of type `t`): JSON.stringify
+ * would drop it or write null. */
+function unsendable(v, t) {
+  return t === "function" || t === "symbol" || t === "bigint" || (t === "number" && !isFinite(v));
+}
+
 /** Whether JSON.stringify writes `value`'s members as they are: strings,
  * finite numbers, booleans, null and undefined, in nested objects and
  * arrays without `toJSON`, 256 values at most (so a cycle, or an object
@@ -29,7 +35,11 @@ function plain(value) {
       const v = object[key];
       const t = typeof v;
       if (--budget < 0) return false;
-      if (t === "number" ? !isFinite(v) : t === "object" ? v !== null && (typeof v.toJSON === "function" || !walk(v)) : t !== "string" && t !== "boolean" && t !== "undefined") return false;
+      if (t !== "object") {
+        if (unsendable(v, t)) return false;
+      } else if (v !== null && (typeof v.toJSON === "function" || !walk(v))) {
+        return false;
+      }
     }
     return true;
   };
@@ -70,7 +80,7 @@ export function encode(value, what) {
         if (v !== null && key !== "") (paths || (paths = new Map())).set(v, path(this, key));
         return v;
       }
-      if (t === "function" || t === "symbol" || t === "bigint" || (t === "number" && !isFinite(v))) {
+      if (unsendable(v, t)) {
         const where = path(this, key);
         throw new SegmintError({
           code: "unserializable_value",
