@@ -64,8 +64,10 @@ if [ "$(installed_version wasm-bindgen)" != "$WASM_BINDGEN_VERSION" ]; then
   log "cargo install wasm-bindgen-cli $WASM_BINDGEN_VERSION (a few minutes, once)"
   # The published lock of some versions names crates this registry lacks:
   # try it locked first, then let cargo resolve.
-  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --locked --quiet --force ||
+  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --locked --quiet --force || {
+    log "the locked install failed (an error above is expected here); resolving its dependencies afresh"
     cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --quiet --force
+  }
 fi
 if [ -z "${SEGMINT_SKIP_FIREFOX:-}" ] && [ "$(installed_version geckodriver)" != "$GECKODRIVER_VERSION" ]; then
   log "cargo install geckodriver $GECKODRIVER_VERSION (a few minutes, once)"
