@@ -187,6 +187,31 @@ test("navigation right after track()", async () => {
   await context.close();
 });
 
+test("browsing on through a collector outage: what the page-hide beacons carry goes again from the next page", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  const options = { flushIntervalMs: 100, retry: { baseMs: 60_000, capMs: 60_000 } };
+  const page = await open(context, options);
+  rx.state.faults = Array(1000).fill(500); // every batch, beacons included
+  await page.evaluate(() => window.trackMany("outage", 0, 10));
+  await until(() => rx.state.batches.some((b) => b.status === 500), 5000, "a failed batch");
+  // Two more page views, each left while the collector still fails.
+  for (const [from, step] of [[10, 2], [20, 3]]) {
+    await page.evaluate((from) => window.trackMany("outage", from, from + 10), from);
+    await page.goto(url(options) + `&step=${step}`);
+    await page.evaluate(() => window.smReady);
+  }
+  const beaconed = rx.state.batches.filter((b) => b.status === 500).flatMap((b) => b.ids).length;
+  assert.ok(beaconed >= 30, `the beacons went (the collector may have been back): ${beaconed} events in failed batches`);
+  rx.state.faults = [];
+  await page.evaluate(() => window.sm.flush());
+  await allArrived("outage", 30);
+  const r = tallyRun("browsing on through an outage", "outage", 30);
+  assert.equal(r.lost, 0, `lost ${r.lostList}`);
+  assert.deepEqual(await page.evaluate(() => window.smErrors), []);
+  await context.close();
+});
+
 test("a browser whose fetch ignores keepalive (Firefox before 133): what a request carries when the page goes is sent again by beacon", async () => {
   /** Leaves the page while a batch of 20 is under way; returns the batch
    * requests that arrived. */

@@ -77,6 +77,9 @@ pub struct Settled {
     pub retry_in_ms: Option<f64>,
     /// Status of the answer (0: network error), for the debug log.
     pub status: u16,
+    /// The collector could not take the batch (a network error, 408, 429
+    /// or 5xx): its events stay queued.
+    pub failed: bool,
 }
 
 /// How long a request may go unanswered before it counts as failed (and
@@ -559,6 +562,7 @@ impl Delivery {
                 settled.removed = seqs;
             }
             Verdict::Retry => {
+                settled.failed = true;
                 queue.set_in_flight(&seqs, false);
                 if !flight.ordinary {
                     // A page-hide batch, and the page lived on: its events

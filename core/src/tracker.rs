@@ -13,7 +13,7 @@ use std::borrow::Cow;
 
 use crate::condition::Host;
 use crate::config::{Config, Consent};
-use crate::delivery::{Batch, Delivery, DeliveryConfig, FlushDone, Outcome};
+use crate::delivery::{Batch, Delivery, DeliveryConfig, FlushDone, Outcome, Settled};
 use crate::error::Error;
 use crate::id::{is_uuid, uuid_v4_from_bytes, Rng};
 use crate::json::{write_string, Value};
@@ -40,6 +40,10 @@ const RULES_IN_FLIGHT_MS: f64 = 60_000.0;
 
 /// The cached rules document with its ETag.
 pub const RULES_KEY: &str = "sgm_rules";
+/// Set, to the time, when the collector's latest answer (heard by any of
+/// the site's page views) was a failure; removed by a delivered batch.
+/// While it is set, page-hide beacons are not trusted to arrive.
+pub const FAILING_KEY: &str = "sgm_failing";
 /// The storage keys whose changes by another tab this tab takes
 /// ([`Tracker::storage_changed`]): what the site's tabs share.
 pub const SHARED_KEYS: [&str; 5] = [PROFILE_KEY, AID_KEY, UID_KEY, TRAITS_KEY, RULES_KEY];
@@ -1178,11 +1182,26 @@ impl<S: Store> Tracker<S> {
                 )
             });
         }
+        self.note_collector_health(&settled, now);
         self.remove(&settled.removed);
         self.notices
             .extend(settled.errors.into_iter().map(Notice::Error));
         self.notices
             .extend(settled.flushes.into_iter().map(Notice::Flushed));
+    }
+
+    /// Keeps [`FAILING_KEY`] current: the latest answer from the
+    /// collector, failed or delivered, from whichever page view heard it.
+    fn note_collector_health(&mut self, settled: &Settled, now: f64) {
+        if self.consent != Consent::Granted {
+            return;
+        }
+        if settled.failed {
+            // Best effort: unwritable storage keeps nothing at all.
+            let _ = self.store.set(FAILING_KEY, &format!("{}", now as i64));
+        } else if (200..300).contains(&settled.status) && self.store.get(FAILING_KEY).is_some() {
+            self.store.remove(FAILING_KEY);
+        }
     }
 
     fn remove(&mut self, seqs: &[u64]) {
@@ -1261,7 +1280,15 @@ impl<S: Store> Tracker<S> {
         if !self.granted() || self.released {
             return;
         }
-        let taken = self.delivery.keepalive_seqs();
+        // Nobody hears how a beacon (or a keepalive request the page
+        // leaves behind) is answered. While the collector's latest answer
+        // was a failure, what they carry stays stored too, and the next
+        // page view sends it again (same message ids: one copy is kept).
+        let taken = if self.store.get(FAILING_KEY).is_some() {
+            Vec::new()
+        } else {
+            self.delivery.keepalive_seqs()
+        };
         self.remove(&taken);
         // Whatever else is queued must be in storage now, failing or not.
         self.last_failed_write = f64::NEG_INFINITY;

@@ -248,6 +248,65 @@ fn a_refused_keepalive_keeps_its_events() {
     );
 }
 
+/// Page hide: the beacons go out, the browser takes them, and the page
+/// view lets go of its queue. `rx` sees what they carry.
+fn leave(t: &mut Tracker<Shared>, rx: &mut Receiver, now: f64) {
+    for b in t.pagehide(now) {
+        rx.take(&b);
+        t.unloaded(b.id, true);
+    }
+    t.release(now);
+}
+
+fn answer(t: &mut Tracker<Shared>, id: u64, status: u16, now: f64) {
+    let outcome = Outcome::Status {
+        status,
+        retry_after: None,
+    };
+    t.settle(id, outcome, now);
+}
+
+#[test]
+fn leaving_while_the_collector_fails_keeps_what_the_beacons_carry() {
+    // A shopper browses on through a collector outage. Nobody hears how a
+    // beacon is answered, and the last answer was an error: what the
+    // beacons carry stays stored and goes again from the next page view.
+    let store = Shared::default();
+    let mut a = tab(&store, "", T0, 1, None);
+    track_n(&mut a, 3, T0);
+    let first = a.poll(T0 + 2000.0).unwrap();
+    answer(&mut a, first.id, 503, T0 + 2000.0);
+    track_n(&mut a, 2, T0 + 2100.0);
+    let mut beacons = Receiver::default();
+    leave(&mut a, &mut beacons, T0 + 2200.0);
+    assert_eq!(beacons.ids.len(), 5, "the collector may be back: all go");
+
+    // The next page view leaves before its first request is answered:
+    // the outage is still the latest news, whichever page heard it.
+    let mut b = tab(&store, "", T0 + 2300.0, 2, Some(a.tab_id().to_string()));
+    assert_eq!(b.adopt_orphans(Some(a.tab_id()), T0 + 2300.0), 5);
+    let unanswered = b.poll(T0 + 4300.0).unwrap();
+    assert!(unanswered.keepalive);
+    leave(&mut b, &mut beacons, T0 + 4400.0);
+
+    // The collector is back: this page view's answer ends the outage.
+    let mut c = tab(&store, "", T0 + 4500.0, 3, Some(b.tab_id().to_string()));
+    assert_eq!(c.adopt_orphans(Some(b.tab_id()), T0 + 4500.0), 5);
+    let mut rx = Receiver::default();
+    drain(&mut c, &mut rx, T0 + 4500.0);
+    assert_eq!(rx.ids.len(), 5, "nothing lost");
+    assert!(
+        beacons.ids.keys().all(|id| rx.ids.contains_key(id)),
+        "same message ids, so the collector keeps one copy"
+    );
+    // And page hides are trusted again.
+    track_n(&mut c, 2, T0 + 4600.0);
+    leave(&mut c, &mut rx, T0 + 4700.0);
+    let mut d = tab(&store, "", T0 + 4800.0, 4, Some(c.tab_id().to_string()));
+    assert_eq!(d.adopt_orphans(Some(c.tab_id()), T0 + 4800.0), 0);
+    assert!(queue_keys(&store).is_empty());
+}
+
 #[test]
 fn a_crashed_tab_is_adopted_once_its_heartbeat_is_stale() {
     let store = Shared::default();
