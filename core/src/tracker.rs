@@ -41,7 +41,8 @@ const RULES_IN_FLIGHT_MS: f64 = 60_000.0;
 /// The cached rules document with its ETag.
 pub const RULES_KEY: &str = "sgm_rules";
 /// Set, to the time, when the collector's latest answer (heard by any of
-/// the site's page views) was a failure; removed by a delivered batch.
+/// the site's page views) was a failure; removed by any other answer
+/// (the collector is up: even a refusal says beacons reach it).
 /// While it is set, page-hide beacons are not trusted to arrive.
 pub const FAILING_KEY: &str = "sgm_failing";
 /// The storage keys whose changes by another tab this tab takes
@@ -1197,9 +1198,10 @@ impl<S: Store> Tracker<S> {
             return;
         }
         if settled.failed {
-            // Best effort: unwritable storage keeps nothing at all.
-            let _ = self.store.set(FAILING_KEY, &format!("{}", now as i64));
-        } else if (200..300).contains(&settled.status) && self.store.get(FAILING_KEY).is_some() {
+            // Best effort: where storage refuses it, page hides trust
+            // their beacons as they did before there was this key.
+            let _ = self.store.set(FAILING_KEY, &crate::queue::format_ms(now));
+        } else if self.store.get(FAILING_KEY).is_some() {
             self.store.remove(FAILING_KEY);
         }
     }

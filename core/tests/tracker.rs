@@ -16,7 +16,7 @@ use segmint_core::json::Value;
 use segmint_core::message::PageInfo;
 use segmint_core::queue::STALE_TAB_MS;
 use segmint_core::store::{MemoryStore, Store};
-use segmint_core::tracker::{Notice, Start, Tracker};
+use segmint_core::tracker::{Notice, Start, Tracker, FAILING_KEY};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -305,6 +305,26 @@ fn leaving_while_the_collector_fails_keeps_what_the_beacons_carry() {
     let mut d = tab(&store, "", T0 + 4800.0, 4, Some(c.tab_id().to_string()));
     assert_eq!(d.adopt_orphans(Some(c.tab_id()), T0 + 4800.0), 0);
     assert!(queue_keys(&store).is_empty());
+}
+
+#[test]
+fn any_answer_but_a_failure_ends_the_outage() {
+    let store = Shared::default();
+    let mut t = tab(&store, "", T0, 1, None);
+    track_n(&mut t, 1, T0);
+    let mut now = T0 + 2000.0;
+    let first = t.poll(now).unwrap();
+    t.settle(first.id, Outcome::NetworkError, now);
+    assert!(store.borrow().get(FAILING_KEY).is_some());
+    let retry = loop {
+        now += 1000.0;
+        if let Some(b) = t.poll(now) {
+            break b;
+        }
+    };
+    // A refusal: the collector is up, and beacons reach it.
+    answer(&mut t, retry.id, 400, now);
+    assert_eq!(store.borrow().get(FAILING_KEY), None);
 }
 
 #[test]
