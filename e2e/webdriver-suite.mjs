@@ -230,6 +230,25 @@ export function suite(name, launch, skip) {
     assert.equal(runOf(rx, `${tag}-offline`).length, 40);
   });
 
+  test(`${name}: pages left one after another while the collector fails: what their beacons carry goes again from the next page`, { skip }, async () => {
+    rx.reset();
+    const options = { flushIntervalMs: 100, retry: { baseMs: 60_000, capMs: 60_000 } };
+    await open(url(rx, options));
+    rx.state.faults = Array(1000).fill(500); // every batch, beacons included
+    await br.run(`window.trackMany("${tag}-outage", 0, 10);`);
+    await until(() => rx.state.batches.some((b) => b.status === 500), 5_000, "a failed batch");
+    for (const [from, step] of [[10, 2], [20, 3]]) {
+      await br.run(`window.trackMany("${tag}-outage", ${from}, ${from + 10});`);
+      await open(url(rx, options, "auto.html", `&step=${step}`));
+    }
+    rx.state.faults = [];
+    await br.run("await window.sm.flush();");
+    await until(() => distinct(rx, `${tag}-outage`) === 30, 20_000, "30 events once the collector is back");
+    const failed = rx.state.batches.filter((b) => b.status === 500).flatMap((b) => b.ids).length;
+    assert.ok(failed >= 30, `the beacons went too: ${failed} events in failed batches`);
+    assert.deepEqual(await br.run("return window.smErrors;"), []);
+  });
+
   test(`${name}: two tabs tracking at once, one reloaded with a batch in flight: none lost, a resent event keeps its messageId`, { skip }, async () => {
     rx.reset();
     const address = url(rx, { flushIntervalMs: 200, maxEvents: 25 });

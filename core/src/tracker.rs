@@ -1286,7 +1286,8 @@ impl<S: Store> Tracker<S> {
         // leaves behind) is answered. While the collector's latest answer
         // was a failure, what they carry stays stored too, and the next
         // page view sends it again (same message ids: one copy is kept).
-        let taken = if self.store.get(FAILING_KEY).is_some() {
+        let failing = self.store.get(FAILING_KEY).is_some();
+        let taken = if failing {
             Vec::new()
         } else {
             self.delivery.keepalive_seqs()
@@ -1300,10 +1301,14 @@ impl<S: Store> Tracker<S> {
         self.released = true;
         let kept = self.queue.len();
         self.debug(|| {
-            format!(
-                "page hidden: {} event(s) handed to the browser, {kept} kept for the next page",
-                taken.len()
-            )
+            if failing {
+                format!("page hidden while the collector fails: all {kept} event(s) kept for the next page")
+            } else {
+                format!(
+                    "page hidden: {} event(s) handed to the browser, {kept} kept for the next page",
+                    taken.len()
+                )
+            }
         });
     }
 
