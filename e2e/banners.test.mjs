@@ -153,6 +153,32 @@ test("a slot the page removed (single-page navigation) is forgotten: no exposure
   await context.close();
 });
 
+test("a slot built with DOM calls, as React renders a <template>'s children (into the element, not its content), shows its banner", async () => {
+  const context = await browser.newContext();
+  const page = await open(context, { rules: rules() });
+  await page.evaluate(() => new Promise((resolve) => {
+    const slot = document.createElement("div");
+    slot.id = "built";
+    slot.setAttribute("data-segmint-slot", "built");
+    for (const segment of ["new-user", "default"]) {
+      const template = document.createElement("template");
+      template.setAttribute("data-segment", segment);
+      const banner = document.createElement("p");
+      banner.dataset.banner = `built-${segment}`;
+      banner.append("Built ", document.createElement("b"));
+      template.append(banner);
+      slot.append(template);
+    }
+    document.body.append(slot);
+    setTimeout(resolve, 0);
+  }));
+  assert.deepEqual(await page.evaluate(() => [...document.querySelectorAll("#built > [data-banner]")].map((e) => e.outerHTML)), [
+    '<p data-banner="built-new-user">Built <b></b></p>',
+  ]);
+  assert.equal(await page.evaluate(() => document.querySelectorAll("#built > template").length), 2, "its templates stay");
+  await context.close();
+});
+
 test("one Promotion Viewed per slot per page view; clicks inside send Promotion Clicked", async () => {
   rx.reset();
   const context = await browser.newContext();

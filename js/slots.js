@@ -29,9 +29,17 @@ function readCache() {
   }
 }
 
-/** A template's content, cloned without scripts. */
+/** A template's banner, cloned without scripts. Markup puts it in the
+ * template's `content`; a framework that builds the template with DOM
+ * calls (React renders JSX children so) puts it in the element itself. */
 function cloneTemplate(template) {
-  const fragment = document.importNode(template.content, true);
+  let fragment;
+  if (template.content.hasChildNodes()) {
+    fragment = document.importNode(template.content, true);
+  } else {
+    fragment = document.createDocumentFragment();
+    for (const node of template.childNodes) fragment.append(node.cloneNode(true));
+  }
   for (const script of fragment.querySelectorAll("script")) script.remove();
   return fragment;
 }
