@@ -203,16 +203,35 @@ async function nextServer(command) {
 // must not throw) and the client component starts segmint in the browser.
 // Turbopack, Next's bundler, resolves new URL(…, import.meta.url) itself.
 for (const command of ["start", "dev"]) {
-  test(`npm package in a Next.js app (next ${command === "start" ? "build (Turbopack) + next start" : "dev"}): an event arrives`, async () => {
+  test(`npm package in a Next.js app (next ${command === "start" ? "build (Turbopack) + next start" : "dev"}): an event arrives, and React renders the banner personalize() decides`, async () => {
     if (command === "start") run(process.execPath, [NEXT, "build"], NEXT_APP, nextEnv());
     const server = await nextServer(command);
     try {
       const { context, page, problems } = await visit(server, "/");
+      const consoleErrors = [];
+      page.on("console", (m) => m.type() === "error" && consoleErrors.push(m.text()));
       await page.waitForFunction(() => window.sm, null, { timeout: 30_000 });
       assert.equal(await page.evaluate(() => window.sm.ready.then(() => "ready", (e) => `${e.code}: ${e.message}`)), "ready");
       const me = await page.evaluate(() => window.sm.anonymousId());
       await until(() => rx.state.messages.some((m) => m.anonymousId === me && m.properties?.bundler === "next"), 10_000, "the Next.js event");
+      // No rules: the default banner, rendered by React, counted once
+      // (in development StrictMode runs the component's effect twice).
+      await page.waitForSelector("#hero a");
+      const hero = await page.evaluate(() => {
+        const el = document.getElementById("hero");
+        return { html: el.innerHTML, variation: el.dataset.segmintVariation, visibility: el.style.visibility };
+      });
+      assert.deepEqual(hero, { html: '<a href="/new">New arrivals</a>', variation: "default", visibility: "" });
+      await page.evaluate(() => {
+        const link = document.querySelector("#hero a");
+        link.addEventListener("click", (e) => e.preventDefault()); // stay on the page
+        link.click();
+      });
+      await until(() => rx.state.messages.some((m) => m.anonymousId === me && m.event === "Promotion Clicked"), 10_000, "Promotion Clicked");
+      const viewed = new Set(rx.state.messages.filter((m) => m.anonymousId === me && m.event === "Promotion Viewed").map((m) => m.messageId));
+      assert.equal(viewed.size, 1, "one Promotion Viewed");
       assert.deepEqual(problems.errors, []);
+      assert.deepEqual(consoleErrors.filter((t) => /hydrat/i.test(t)), []);
       await context.close();
     } finally {
       server.close();
