@@ -90,20 +90,22 @@ impl Receiver {
     }
 }
 
+/// The collector answers batch `id` with `status`.
+fn answer(t: &mut Tracker<Shared>, id: u64, status: u16, now: f64) {
+    let outcome = Outcome::Status {
+        status,
+        retry_after: None,
+    };
+    t.settle(id, outcome, now);
+}
+
 /// Sends everything due, answering 200, until nothing is left.
 fn drain(t: &mut Tracker<Shared>, rx: &mut Receiver, now: f64) {
     t.flush().ok();
     for _ in 0..10_000 {
         let Some(b) = t.poll(now) else { break };
         rx.take(&b);
-        t.settle(
-            b.id,
-            Outcome::Status {
-                status: 200,
-                retry_after: None,
-            },
-            now,
-        );
+        answer(t, b.id, 200, now);
     }
 }
 
@@ -157,14 +159,7 @@ fn events_are_batched_delivered_and_leave_storage() {
             .and_then(Value::as_str),
         Some("/")
     );
-    t.settle(
-        b.id,
-        Outcome::Status {
-            status: 200,
-            retry_after: None,
-        },
-        T0 + 2001.0,
-    );
+    answer(&mut t, b.id, 200, T0 + 2001.0);
     assert_eq!(t.queued(), 0);
     assert!(queue_keys(&store).is_empty());
 }
@@ -256,14 +251,6 @@ fn leave(t: &mut Tracker<Shared>, rx: &mut Receiver, now: f64) {
         t.unloaded(b.id, true);
     }
     t.release(now);
-}
-
-fn answer(t: &mut Tracker<Shared>, id: u64, status: u16, now: f64) {
-    let outcome = Outcome::Status {
-        status,
-        retry_after: None,
-    };
-    t.settle(id, outcome, now);
 }
 
 #[test]
@@ -363,14 +350,7 @@ fn two_tabs_tracking_at_once_send_each_event_once() {
         for t in [&mut a, &mut b] {
             if let Some(batch) = t.poll(now) {
                 rx.take(&batch);
-                t.settle(
-                    batch.id,
-                    Outcome::Status {
-                        status: 200,
-                        retry_after: None,
-                    },
-                    now,
-                );
+                answer(t, batch.id, 200, now);
             }
         }
     }
@@ -439,14 +419,7 @@ fn server_errors_retry_with_backoff_and_the_same_ids() {
     );
     track_n(&mut t, 2, T0);
     let b1 = t.poll(T0 + 2000.0).unwrap();
-    t.settle(
-        b1.id,
-        Outcome::Status {
-            status: 500,
-            retry_after: None,
-        },
-        T0 + 2000.0,
-    );
+    answer(&mut t, b1.id, 500, T0 + 2000.0);
     let mut now = T0 + 2000.0;
     let b2 = loop {
         now += 100.0;
@@ -472,14 +445,7 @@ fn server_errors_retry_with_backoff_and_the_same_ids() {
     );
     assert!(t.poll(now + 29_999.0).is_none(), "Retry-After honoured");
     let b3 = t.poll(now + 30_000.0).unwrap();
-    t.settle(
-        b3.id,
-        Outcome::Status {
-            status: 400,
-            retry_after: None,
-        },
-        now + 30_000.0,
-    );
+    answer(&mut t, b3.id, 400, now + 30_000.0);
     let errors: Vec<_> = t
         .drain_notices()
         .into_iter()
@@ -630,14 +596,7 @@ fn a_choice_made_in_another_tab_holds_here() {
         .map(|m| m.get("anonymousId").unwrap().as_str().unwrap().to_string())
         .collect();
     assert_eq!(ids, vec![a.anonymous_id(); 3]);
-    b.settle(
-        batch.id,
-        Outcome::Status {
-            status: 200,
-            retry_after: None,
-        },
-        T0 + 1e6,
-    );
+    answer(&mut b, batch.id, 200, T0 + 1e6);
 
     // Withdrawn in A: B drops what it holds and keeps nothing.
     track_n(&mut b, 2, T0 + 3.0);
@@ -1076,14 +1035,7 @@ fn replaying_the_delivered_messages_gives_the_segments_the_tracker_computed() {
         while let Some(b) = t.poll(now) {
             rx.take(&b);
             delivered.extend(messages(&b));
-            t.settle(
-                b.id,
-                Outcome::Status {
-                    status: 200,
-                    retry_after: None,
-                },
-                now,
-            );
+            answer(&mut t, b.id, 200, now);
         }
     }
     let rules = segmint_core::rules::Rules::parse(RULES).unwrap();
