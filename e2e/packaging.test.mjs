@@ -406,6 +406,19 @@ test("a blocked embed: the stub never throws", async () => {
     return { isQueue: Array.isArray(sm), queued: sm.length, reads, chained: sm.on("error", () => {}) === sm };
   });
   assert.deepEqual(state, { isQueue: true, queued: 11, reads: [null, null, [], false, {}], chained: true });
+  // The calls that give the client's promises give settled ones, so code
+  // written to the types (`.catch()`, `.then()`, `await`) runs on.
+  const settled = await page.evaluate(async () => {
+    const sm = window.segmint;
+    const results = [];
+    for (const m of ["track", "page", "identify", "productClicked", "productsSearched", "orderCompleted", "consent"]) {
+      results.push(await sm[m]("x", {}).then((v) => v === undefined ? "resolved" : v, () => "rejected"));
+    }
+    results.push(await sm.flush().then((r) => r));
+    return { results, queued: sm.length };
+  });
+  // flush(): nothing sent, and the calls queued so far (itself included) pending.
+  assert.deepEqual(settled, { results: [...Array(7).fill("resolved"), { sent: 0, pending: 20 }], queued: 20 });
   assert.deepEqual(problems.errors, []);
   await context.close();
 });
