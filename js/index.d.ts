@@ -225,9 +225,23 @@ export interface SegmintClient {
  */
 export declare function load(options: LoadOptions): SegmintClient;
 
+/**
+ * `window.segmint` before the script-tag embed has run: the stub's queue,
+ * with the client's calls, which are queued (up to 1,000) and replayed in
+ * order once it loads. Reads answer what is known (null ids, no segments,
+ * no traits); the calls that return promises return settled ones, never
+ * pending: `flush()` gives nothing sent and the calls queued so far
+ * pending, `consent()` without an argument gives undefined.
+ */
+export type SegmintStub = unknown[] &
+  Omit<SegmintClient, "ready" | "consent"> & {
+    consent(state: Consent): Promise<void>;
+    consent(): Promise<Consent | undefined>;
+  };
+
 declare global {
   interface Window {
-    /** The script-tag embed's client (or, before it loads, the stub's queue). */
-    segmint?: SegmintClient | unknown[];
+    /** The script-tag embed's client, or, before it has run, the stub. */
+    segmint?: SegmintClient | SegmintStub;
   }
 }

@@ -38,6 +38,15 @@ async function run(): Promise<void> {
   void [sent, pending, state, ids, segs, member];
 }
 void run;
+// The script-tag global, whether the embed has run or the stub stands in.
+async function inline(): Promise<void> {
+  window.segmint?.track("Newsletter Signup", { source: "footer" }).catch(() => {});
+  const flushed: { sent: number; pending: number } | undefined = await window.segmint?.flush();
+  const known: "granted" | "pending" | "denied" | undefined = await window.segmint?.consent();
+  const id: string | null | undefined = window.segmint?.anonymousId();
+  void [flushed, known, id];
+}
+void inline;
 // @ts-expect-error endpoint is required
 load({});
 // @ts-expect-error unknown consent state
