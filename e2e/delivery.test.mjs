@@ -212,6 +212,40 @@ test("browsing on through a collector outage: what the page-hide beacons carry g
   await context.close();
 });
 
+test("an endpoint that redirects (301, so the POST becomes a GET): the events are kept, endpoint_redirected says where, and a page with the endpoint corrected sends them", async () => {
+  rx.reset();
+  const fixed = await receiver();
+  try {
+    const context = await browser.newContext();
+    rx.state.redirect = "/moved/v1/batch";
+    const page = await open(context, { flushIntervalMs: 100, retry: { baseMs: 100, capMs: 300 } });
+    await page.evaluate(() => window.trackMany("redirect", 0, 10));
+    await until(() => rx.state.batches.filter((b) => b.status === 301).length >= 3, 10_000, "three redirected tries");
+    const errors = await page.evaluate(() => window.smErrors);
+    assert.deepEqual(errors.map((e) => [e.code, e.status]), [["endpoint_redirected", 404]], "said once");
+    assert.match(errors[0].message, new RegExp(`redirected a batch to ${rx.origin}/moved/v1/batch, which answered HTTP 404`));
+    assert.equal(receivedOf("redirect").length, 0);
+    // The shop corrects its endpoint: the next page view sends what waited.
+    await page.goto(`${rx.origin}/auto.html?o=${encodeURIComponent(JSON.stringify({ endpoint: fixed.origin, flushIntervalMs: 100 }))}`);
+    await page.evaluate(() => window.smReady);
+    await allArrived("redirect", 10, 20_000, fixed);
+    const r = tallyRun("endpoint redirects, then corrected", "redirect", 10, fixed);
+    assert.equal(r.lost, 0);
+
+    // A 307 keeps the POST: what arrives at the end of it is delivered.
+    Object.assign(rx.state, { redirect: "/v1/batch?via=307", redirectStatus: 307 });
+    const kept = await open(context, { flushIntervalMs: 100 });
+    await kept.evaluate(() => window.trackMany("redirect-307", 0, 5));
+    await allArrived("redirect-307", 5);
+    assert.deepEqual(rx.state.batches.map((b) => b.status).slice(-2), [307, 200]);
+    assert.deepEqual(await kept.evaluate(() => window.smErrors), []);
+    await context.close();
+  } finally {
+    Object.assign(rx.state, { redirect: null, redirectStatus: 301 });
+    await fixed.close();
+  }
+});
+
 test("a browser whose fetch ignores keepalive (Firefox before 133): what a request carries when the page goes is sent again by beacon", async () => {
   /** Leaves the page while a batch of 20 is under way; returns the batch
    * requests that arrived. */

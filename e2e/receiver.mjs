@@ -10,6 +10,9 @@
 // POST /__offline {"on":true} (drops connections without an answer),
 // POST /__csp (a Content-Security-Policy's `report-uri`: kept in
 // state.cspReports).
+// state.redirect = path: batch requests are answered state.redirectStatus
+// (301 unless set) to that path; a batch request with ?via= is never
+// redirected (redirect to /v1/batch?via=307 for one that arrives).
 // state.hang = n: the next n batch requests are never answered (a
 // collector that accepts the connection and stalls); state.hung counts
 // the requests left hanging.
@@ -46,6 +49,8 @@ export function createReceiver({ statics = [], rulesFile = null, wrongWasmType =
       requests: 0,
       hang: 0,
       hung: 0,
+      redirect: null,
+      redirectStatus: 301,
       cspReports: [], // the "csp-report" of each violation report
     });
   reset();
@@ -86,6 +91,12 @@ export function createReceiver({ statics = [], rulesFile = null, wrongWasmType =
         const raw = await readBody(req);
         if (state.offline) {
           req.socket.destroy();
+          return;
+        }
+        if (state.redirect && !url.searchParams.has("via")) {
+          state.batches.push({ at: Date.now(), status: state.redirectStatus, ids: [], bytes: raw.length });
+          res.writeHead(state.redirectStatus, { Location: state.redirect });
+          res.end();
           return;
         }
         if (state.hang > 0) {

@@ -108,8 +108,8 @@ export interface SegmentChange {
 /** Error codes (README "Errors"). */
 export type ErrorCode =
   | "invalid_option" | "invalid_argument" | "unserializable_value" | "event_too_large" | "missing_field"
-  | "queue_overflow" | "batch_rejected" | "event_rejected" | "storage_unavailable" | "storage_corrupt"
-  | "invalid_rules" | "rules_fetch_failed" | "load_failed" | "already_loaded";
+  | "queue_overflow" | "batch_rejected" | "event_rejected" | "endpoint_redirected" | "storage_unavailable"
+  | "storage_corrupt" | "invalid_rules" | "rules_fetch_failed" | "load_failed" | "already_loaded";
 
 /** Every error segmint reports. */
 export declare class SegmintError extends Error {
@@ -125,6 +125,8 @@ export declare class SegmintError extends Error {
   skipped?: number;
   bytes?: number;
   messageId?: string;
+  /** `endpoint_redirected`: where the redirects ended. */
+  url?: string;
 }
 
 /** A variant of a personalized element. */

@@ -656,9 +656,16 @@ fn answer(answered: JsValue) -> (Outcome, bool) {
     let header = |name: &str| headers.get(name).ok().flatten();
     let accepts_gzip =
         header("Accept-Encoding").is_some_and(|v| segmint_core::message::contains(&v, "gzip"));
+    let status = response.status();
+    // A 307 or 308 keeps the POST and its body, and a success at the end
+    // of it is one; anything else after a redirect never got the events.
+    if response.redirected() && !(200..300).contains(&status) {
+        let to = response.url();
+        return (Outcome::Redirected { status, to }, accepts_gzip);
+    }
     (
         Outcome::Status {
-            status: response.status(),
+            status,
             retry_after: header("Retry-After"),
         },
         accepts_gzip,

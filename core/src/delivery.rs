@@ -51,6 +51,15 @@ pub enum Outcome {
     },
     /// The request failed before an answer (offline, DNS, CORS, abort).
     NetworkError,
+    /// The endpoint redirected the request and the answer at the end was
+    /// not a success (a 301, 302 or 303 turns the POST into a body-less
+    /// GET): the batch never arrived.
+    Redirected {
+        /// The status at the end of the redirects.
+        status: u16,
+        /// Where the redirects ended.
+        to: String,
+    },
 }
 
 /// A `flush()` that has finished.
@@ -143,6 +152,8 @@ pub struct Delivery {
     /// `fetch` keeps `keepalive` requests going after the page is gone
     /// (not in Firefox before 133: there only `sendBeacon` does).
     keepalive_fetch: bool,
+    /// An [`Outcome::Redirected`] was reported in this page view.
+    redirect_reported: bool,
 }
 
 /// Limits and destination of a [`Delivery`].
@@ -183,6 +194,7 @@ impl Delivery {
             online: true,
             gzip: false,
             keepalive_fetch: true,
+            redirect_reported: false,
         }
     }
 
@@ -530,17 +542,27 @@ impl Delivery {
             return Settled::default();
         };
         let flight = self.in_flight.swap_remove(index);
+        let mut settled = Settled::default();
         let (status, retry_after) = match outcome {
             Outcome::Status {
                 status,
                 retry_after,
             } => (status, retry_after),
             Outcome::NetworkError => (0, None),
+            Outcome::Redirected { status, to } => {
+                // Only the page's configuration can fix it: said once per
+                // page view, and the events wait (retried, stored) for a
+                // page whose endpoint is right.
+                if !self.redirect_reported {
+                    self.redirect_reported = true;
+                    settled
+                        .errors
+                        .push(Error::EndpointRedirected { status, to });
+                }
+                (0, None)
+            }
         };
-        let mut settled = Settled {
-            status,
-            ..Settled::default()
-        };
+        settled.status = status;
         // Events may have left meanwhile (adopted elsewhere, consent).
         let seqs: Vec<u64> = flight
             .seqs
@@ -898,6 +920,36 @@ mod tests {
             d.poll(&mut q, 5501.0).is_some(),
             "coming online retries at once"
         );
+    }
+
+    #[test]
+    fn a_redirected_batch_is_kept_retried_and_reported_once() {
+        let mut d = Delivery::new(config(100, 60_000));
+        let mut q = Queue::default();
+        push(&mut q, 2, 0.0);
+        let redirected = || Outcome::Redirected {
+            status: 405,
+            to: "https://www.c.example/v1/batch".into(),
+        };
+        let b = d.poll(&mut q, 5000.0).unwrap();
+        let s = d.settle(&mut q, b.id, redirected(), 5000.0, 0.5);
+        assert!(
+            s.failed && s.removed.is_empty(),
+            "a 405 after a redirect drops nothing"
+        );
+        assert_eq!(s.retry_in_ms, Some(500.0));
+        assert_eq!(
+            s.errors,
+            vec![Error::EndpointRedirected {
+                status: 405,
+                to: "https://www.c.example/v1/batch".into()
+            }]
+        );
+        let b2 = d.poll(&mut q, 5500.0).unwrap();
+        assert_eq!(b2.seqs, b.seqs, "the same events again");
+        let s = d.settle(&mut q, b2.id, redirected(), 5500.0, 0.5);
+        assert!(s.errors.is_empty(), "said once per page view");
+        assert_eq!(q.len(), 2);
     }
 
     #[test]

@@ -84,6 +84,14 @@ pub enum Error {
         /// What was expected there.
         reason: String,
     },
+    /// The endpoint redirected a batch, and where the redirects ended did
+    /// not take it: the events are kept and retried.
+    EndpointRedirected {
+        /// The status at the end of the redirects.
+        status: u16,
+        /// Where the redirects ended.
+        to: String,
+    },
     /// Fetching the rules document failed; the last good rules stay.
     RulesFetchFailed {
         /// HTTP status, or 0 for a network error.
@@ -109,6 +117,7 @@ impl Error {
             Error::StorageCorrupt { .. } => "storage_corrupt",
             Error::InvalidRules { .. } => "invalid_rules",
             Error::RulesFetchFailed { .. } => "rules_fetch_failed",
+            Error::EndpointRedirected { .. } => "endpoint_redirected",
         }
     }
 
@@ -148,6 +157,10 @@ impl Error {
             Error::InvalidRules { path, .. } => field("path", FieldValue::Str(path)),
             Error::RulesFetchFailed { status, .. } => {
                 field("status", FieldValue::Num(f64::from(*status)))
+            }
+            Error::EndpointRedirected { status, to } => {
+                field("status", FieldValue::Num(f64::from(*status)));
+                field("url", FieldValue::Str(to));
             }
             Error::StorageUnavailable { .. } => {}
         }
@@ -207,6 +220,10 @@ impl fmt::Display for Error {
                     write!(f, "{path}: {reason}")
                 }
             }
+            Error::EndpointRedirected { status, to } => write!(
+                f,
+                "the endpoint redirected a batch to {to}, which answered HTTP {status}: set `endpoint` to where batches go (a redirect may drop the POST's body); the events are kept and retried"
+            ),
             Error::RulesFetchFailed { status, reason } => {
                 if *status == 0 {
                     write!(f, "could not fetch rules ({reason}); the last good rules stay in force")
