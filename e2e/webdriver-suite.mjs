@@ -249,6 +249,24 @@ export function suite(name, launch, skip) {
     assert.deepEqual(await br.run("return window.smErrors;"), []);
   });
 
+  test(`${name}: an endpoint that redirects (301): endpoint_redirected once, the events kept and sent once it stops; a 307 is delivered`, { skip }, async () => {
+    rx.reset();
+    Object.assign(rx.state, { redirect: "/moved/v1/batch" });
+    try {
+      await open(url(rx, { flushIntervalMs: 100, retry: { baseMs: 100, capMs: 300 } }));
+      await br.run(`window.trackMany("${tag}-redirect", 0, 10);`);
+      await until(() => rx.state.batches.filter((b) => b.status === 301).length >= 3, 10_000, "three redirected tries");
+      const errors = await br.run("return window.smErrors.map((e) => [e.code, e.status]);");
+      assert.deepEqual(errors, [["endpoint_redirected", 404]]);
+      assert.equal(distinct(rx, `${tag}-redirect`), 0);
+      Object.assign(rx.state, { redirect: "/v1/batch?via=307", redirectStatus: 307 });
+      await until(() => distinct(rx, `${tag}-redirect`) === 10, 10_000, "10 events through a 307");
+      assert.equal(runOf(rx, `${tag}-redirect`).length, 10);
+    } finally {
+      Object.assign(rx.state, { redirect: null, redirectStatus: 301 });
+    }
+  });
+
   test(`${name}: two tabs tracking at once, one reloaded with a batch in flight: none lost, a resent event keeps its messageId`, { skip }, async () => {
     rx.reset();
     const address = url(rx, { flushIntervalMs: 200, maxEvents: 25 });
