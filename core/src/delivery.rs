@@ -86,8 +86,8 @@ pub struct Settled {
     pub retry_in_ms: Option<f64>,
     /// Status of the answer (0: network error), for the debug log.
     pub status: u16,
-    /// The collector could not take the batch (a network error, 408, 429
-    /// or 5xx): its events stay queued.
+    /// The collector could not take the batch (a network error, a
+    /// redirect, 408, 429 or 5xx): its events stay queued.
     pub failed: bool,
 }
 
@@ -543,12 +543,12 @@ impl Delivery {
         };
         let flight = self.in_flight.swap_remove(index);
         let mut settled = Settled::default();
-        let (status, retry_after) = match outcome {
+        let (status, retry_after, redirected) = match outcome {
             Outcome::Status {
                 status,
                 retry_after,
-            } => (status, retry_after),
-            Outcome::NetworkError => (0, None),
+            } => (status, retry_after, false),
+            Outcome::NetworkError => (0, None, false),
             Outcome::Redirected { status, to } => {
                 // Only the page's configuration can fix it: said once per
                 // page view, and the events wait (retried, stored) for a
@@ -559,7 +559,7 @@ impl Delivery {
                         .errors
                         .push(Error::EndpointRedirected { status, to });
                 }
-                (0, None)
+                (status, None, true)
             }
         };
         settled.status = status;
@@ -569,7 +569,14 @@ impl Delivery {
             .into_iter()
             .filter(|&s| queue.get(s).is_some())
             .collect();
-        match classify(status) {
+        // After a redirect even a refusal is not the endpoint's answer to
+        // the batch: it failed, and goes again.
+        let verdict = if redirected {
+            Verdict::Retry
+        } else {
+            classify(status)
+        };
+        match verdict {
             Verdict::Delivered => {
                 self.attempt = 0;
                 self.server_asked_wait = false;
@@ -937,7 +944,7 @@ mod tests {
             s.failed && s.removed.is_empty(),
             "a 405 after a redirect drops nothing"
         );
-        assert_eq!(s.retry_in_ms, Some(500.0));
+        assert_eq!((s.retry_in_ms, s.status), (Some(500.0), 405));
         assert_eq!(
             s.errors,
             vec![Error::EndpointRedirected {
