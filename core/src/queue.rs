@@ -29,6 +29,11 @@ pub const CHUNK_MAX_BYTES: usize = 48 * 1024;
 /// site's own localStorage quota (5 MB in most browsers), where the
 /// 10,000 events `maxQueueEvents` allows would take about 3 MB.
 pub const STORED_QUEUE_BUDGET: usize = 1024 * 1024;
+/// The stored queue's budget while the collector has not answered this
+/// browser for a day: most likely an ad blocker stops it here, and every
+/// page view would pay to read back a queue that cannot drain. Two
+/// chunks: the newest events.
+pub const UNREACHABLE_QUEUE_BUDGET: usize = 2 * CHUNK_MAX_BYTES;
 const CHUNK_MAGIC: &str = "sgm-q1";
 
 /// One queued message.
@@ -401,6 +406,8 @@ pub struct Persister {
     next_chunk: u64,
     /// Messages with a lower sequence number are in storage (or gone).
     persisted_upto: u64,
+    /// Bytes of queue text kept in storage at most.
+    budget: usize,
 }
 
 impl Persister {
@@ -411,7 +418,14 @@ impl Persister {
             chunks: Vec::new(),
             next_chunk: 0,
             persisted_upto: 0,
+            budget: STORED_QUEUE_BUDGET,
         }
+    }
+
+    /// Sets how many bytes of queue text storage keeps (from the next
+    /// write on).
+    pub fn set_budget(&mut self, bytes: usize) {
+        self.budget = bytes;
     }
 
     /// This page view's id.
@@ -464,12 +478,12 @@ impl Persister {
         })
     }
 
-    /// Keeps the chunks in storage within [`STORED_QUEUE_BUDGET`]: the
-    /// oldest leave storage (never the newest chunk). Their events stay
-    /// queued in memory.
+    /// Keeps the chunks in storage within the budget
+    /// ([`STORED_QUEUE_BUDGET`] unless set): the oldest leave storage
+    /// (never the newest chunk). Their events stay queued in memory.
     fn trim(&mut self, store: &mut dyn Store) {
         let mut total: usize = self.chunks.iter().map(|c| c.bytes).sum();
-        while total > STORED_QUEUE_BUDGET && self.chunks.len() > 1 {
+        while total > self.budget && self.chunks.len() > 1 {
             let oldest = self.chunks.remove(0);
             store.remove(&self.chunk_key(oldest.no));
             total -= oldest.bytes;

@@ -22,7 +22,10 @@ use crate::message::{
     message_head, parse_object, wire_len, Ids, Kind, PageInfo, MAX_EVENT_BYTES,
 };
 use crate::profile::{Profile, PROFILE_KEY};
-use crate::queue::{format_ms, orphaned_tabs, Persister, Queue, QUEUE_PREFIX, TAB_PREFIX};
+use crate::queue::{
+    format_ms, orphaned_tabs, Persister, Queue, QUEUE_PREFIX, STORED_QUEUE_BUDGET, TAB_PREFIX,
+    UNREACHABLE_QUEUE_BUDGET,
+};
 use crate::retry::Backoff;
 use crate::rules::Rules;
 use crate::segments::{attributes, decide, evaluate, Decision, SegmentChange, Variation};
@@ -40,11 +43,17 @@ const RULES_IN_FLIGHT_MS: f64 = 60_000.0;
 
 /// The cached rules document with its ETag.
 pub const RULES_KEY: &str = "sgm_rules";
-/// Set, to the time, when the collector's latest answer (heard by any of
-/// the site's page views) was a failure; removed by any other answer
-/// (the collector is up: even a refusal says beacons reach it).
-/// While it is set, page-hide beacons are not trusted to arrive.
+/// Set while the collector's latest answer (heard by any of the site's
+/// page views) was a failure, to `since,latest`: the times of the first
+/// and the latest failure of the run. Removed by any other answer (the
+/// collector is up: even a refusal says beacons reach it). While it is
+/// set, page-hide beacons are not trusted to arrive.
 pub const FAILING_KEY: &str = "sgm_failing";
+/// A run of failed answers this long, none more than this apart, means
+/// the collector is unreachable from this browser (an ad blocker, most
+/// likely): the stored queue shrinks to
+/// [`UNREACHABLE_QUEUE_BUDGET`](crate::queue::UNREACHABLE_QUEUE_BUDGET).
+pub const UNREACHABLE_AFTER_MS: f64 = 24.0 * 3600.0 * 1000.0;
 /// The storage keys whose changes by another tab this tab takes
 /// ([`Tracker::storage_changed`]): what the site's tabs share.
 pub const SHARED_KEYS: [&str; 5] = [PROFILE_KEY, AID_KEY, UID_KEY, TRAITS_KEY, RULES_KEY];
@@ -280,6 +289,7 @@ impl<S: Store> Tracker<S> {
         t.restore_identity(start.cookie_id, start.fresh_id);
         if t.consent == Consent::Granted {
             t.beat(start.now);
+            t.budget_stored_queue();
         }
         t.load_rules_and_profile(start.now);
         t
@@ -1198,12 +1208,42 @@ impl<S: Store> Tracker<S> {
             return;
         }
         if settled.failed {
+            // A failure more than a day after the last one starts a run.
+            let since = self
+                .failing_since()
+                .filter(|&(_, latest)| now - latest < UNREACHABLE_AFTER_MS)
+                .map_or(now, |(since, _)| since);
+            let run = format!("{},{}", format_ms(since), format_ms(now));
             // Best effort: where storage refuses it, page hides trust
             // their beacons as they did before there was this key.
-            let _ = self.store.set(FAILING_KEY, &crate::queue::format_ms(now));
+            let _ = self.store.set(FAILING_KEY, &run);
         } else if self.store.get(FAILING_KEY).is_some() {
             self.store.remove(FAILING_KEY);
         }
+        self.budget_stored_queue();
+    }
+
+    /// The run of failed answers in force: (first, latest) failure.
+    fn failing_since(&self) -> Option<(f64, f64)> {
+        let run = self.store_ref().get(FAILING_KEY)?;
+        let (since, latest) = run.split_once(',')?;
+        // Whole milliseconds, as written: integer parsing, since a float
+        // parser would cost the wasm 14 KB brotli.
+        let ms = |v: &str| v.parse::<i64>().ok().map(|n| n as f64);
+        Some((ms(since)?, ms(latest)?))
+    }
+
+    /// A small stored queue while the collector is unreachable from this
+    /// browser, the full one otherwise.
+    fn budget_stored_queue(&mut self) {
+        let unreachable = self
+            .failing_since()
+            .is_some_and(|(since, latest)| latest - since >= UNREACHABLE_AFTER_MS);
+        self.persister.set_budget(if unreachable {
+            UNREACHABLE_QUEUE_BUDGET
+        } else {
+            STORED_QUEUE_BUDGET
+        });
     }
 
     fn remove(&mut self, seqs: &[u64]) {
@@ -1321,6 +1361,7 @@ impl<S: Store> Tracker<S> {
         self.delivery.reset_in_flight(&mut self.queue);
         self.queue.clear();
         self.persister = Persister::new(&tab);
+        self.budget_stored_queue();
         // Records are counted per page view id.
         self.own_records = 0;
         self.unconfirmed.clear();

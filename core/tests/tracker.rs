@@ -314,6 +314,72 @@ fn any_answer_but_a_failure_ends_the_outage() {
     assert_eq!(store.borrow().get(FAILING_KEY), None);
 }
 
+fn stored_queue_bytes(store: &Shared) -> usize {
+    queue_keys(store)
+        .iter()
+        .map(|k| store.borrow().get(k).map_or(0, |v| v.len()))
+        .sum()
+}
+
+#[test]
+fn a_collector_unreachable_for_a_day_keeps_a_small_stored_queue() {
+    // An ad blocker stops the collector in this browser: every page view
+    // would read back a 1 MB queue that can never drain. After a day of
+    // failed answers only the newest events stay stored.
+    const DAY: f64 = 24.0 * 3600.0 * 1000.0;
+    let store = Shared::default();
+    let pad = "x".repeat(300);
+    let fill = |t: &mut Tracker<Shared>, n: usize, at: f64| {
+        for i in 0..n {
+            t.track("Blocked", &format!(r#"{{"i":{i},"pad":"{pad}"}}"#), at)
+                .unwrap();
+        }
+        t.persist(at);
+    };
+    let fail_once = |t: &mut Tracker<Shared>, at: f64| {
+        t.flush().ok();
+        let b = t.poll(at).unwrap();
+        t.settle(b.id, Outcome::NetworkError, at);
+    };
+    let mut a = tab(&store, "", T0, 1, None);
+    fill(&mut a, 4000, T0);
+    fail_once(&mut a, T0);
+    assert!(
+        stored_queue_bytes(&store) > 900 * 1024,
+        "a fresh outage keeps 1 MB"
+    );
+    a.release(T0);
+
+    // Browsing on for a day, the collector never answering.
+    let mut b = tab(&store, "", T0 + DAY / 2.0, 2, Some(a.tab_id().to_string()));
+    b.adopt_orphans(Some(a.tab_id()), T0 + DAY / 2.0);
+    fail_once(&mut b, T0 + DAY / 2.0);
+    b.release(T0 + DAY / 2.0);
+    let later = T0 + DAY + 1000.0;
+    let mut c = tab(&store, "", later, 3, Some(b.tab_id().to_string()));
+    c.adopt_orphans(Some(b.tab_id()), later);
+    fail_once(&mut c, later);
+    fill(&mut c, 10, later);
+    let kept = stored_queue_bytes(&store);
+    assert!(
+        kept <= 96 * 1024,
+        "{kept} bytes stored after a day unreachable"
+    );
+    assert!(kept > 0, "the newest events stay stored");
+    // The next page view starts with the small budget.
+    c.release(later);
+    let mut d = tab(&store, "", later + 1.0, 4, Some(c.tab_id().to_string()));
+    d.adopt_orphans(Some(c.tab_id()), later + 1.0);
+    fill(&mut d, 3000, later + 1.0);
+    assert!(stored_queue_bytes(&store) <= 96 * 1024);
+    // The collector answers again: the full budget is back.
+    let mut rx = Receiver::default();
+    drain(&mut d, &mut rx, later + 1000.0);
+    assert!(store.borrow().get(FAILING_KEY).is_none());
+    fill(&mut d, 4000, later + 2000.0);
+    assert!(stored_queue_bytes(&store) > 900 * 1024);
+}
+
 #[test]
 fn a_crashed_tab_is_adopted_once_its_heartbeat_is_stale() {
     let store = Shared::default();
