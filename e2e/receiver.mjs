@@ -11,8 +11,9 @@
 // POST /__csp (a Content-Security-Policy's `report-uri`: kept in
 // state.cspReports).
 // state.redirect = path: batch requests are answered state.redirectStatus
-// (301 unless set) to that path; a batch request with ?via= is never
-// redirected (redirect to /v1/batch?via=307 for one that arrives).
+// (301 unless set) to that path, their query added; a batch request with
+// ?via= is never redirected (redirect to /v1/batch?via=307 for one that
+// arrives).
 // state.hang = n: the next n batch requests are never answered (a
 // collector that accepts the connection and stalls); state.hung counts
 // the requests left hanging.
@@ -95,7 +96,9 @@ export function createReceiver({ statics = [], rulesFile = null, wrongWasmType =
         }
         if (state.redirect && !url.searchParams.has("via")) {
           state.batches.push({ at: Date.now(), status: state.redirectStatus, ids: [], bytes: raw.length });
-          res.writeHead(state.redirectStatus, { Location: state.redirect });
+          // The request's own query goes along (compression=gzip).
+          const query = url.search ? (state.redirect.includes("?") ? "&" : "?") + url.search.slice(1) : "";
+          res.writeHead(state.redirectStatus, { Location: state.redirect + query });
           res.end();
           return;
         }
