@@ -1210,7 +1210,7 @@ impl<S: Store> Tracker<S> {
         if settled.failed {
             // A failure more than a day after the last one starts a run.
             let since = self
-                .failing_since()
+                .failure_run()
                 .filter(|&(_, latest)| now - latest < UNREACHABLE_AFTER_MS)
                 .map_or(now, |(since, _)| since);
             let run = format!("{},{}", format_ms(since), format_ms(now));
@@ -1224,7 +1224,7 @@ impl<S: Store> Tracker<S> {
     }
 
     /// The run of failed answers in force: (first, latest) failure.
-    fn failing_since(&self) -> Option<(f64, f64)> {
+    fn failure_run(&self) -> Option<(f64, f64)> {
         let run = self.store_ref().get(FAILING_KEY)?;
         let (since, latest) = run.split_once(',')?;
         // Whole milliseconds, as written: integer parsing, since a float
@@ -1237,7 +1237,7 @@ impl<S: Store> Tracker<S> {
     /// browser, the full one otherwise.
     fn budget_stored_queue(&mut self) {
         let unreachable = self
-            .failing_since()
+            .failure_run()
             .is_some_and(|(since, latest)| latest - since >= UNREACHABLE_AFTER_MS);
         self.persister.set_budget(if unreachable {
             UNREACHABLE_QUEUE_BUDGET
