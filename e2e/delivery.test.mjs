@@ -212,6 +212,42 @@ test("browsing on through a collector outage: what the page-hide beacons carry g
   await context.close();
 });
 
+test("the collector starts failing as the shopper moves between pages: each batch answered 500 as its page goes is sent again from the next one", async () => {
+  // The script-tag embed with default options. Every batch waits 800 ms
+  // at the collector, then gets 500 with Retry-After: 1: the pages are
+  // gone before they hear it. Before, all 100 events were lost.
+  rx.reset();
+  const other = await receiver();
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  Object.assign(rx.state, { faults: Array(50).fill(500), retryAfter: "1", delayMs: 800 });
+  // Page A: 30 events; the shopper reloads while their batch is under way.
+  await page.goto(`${rx.origin}/embed.html`);
+  await page.evaluate(() => window.trackMany("moving", 0, 30));
+  await until(() => rx.state.requests >= 1, 10_000, "page A's batch");
+  await page.reload();
+  // Page B: 70 more, a moment offline, then its batch goes and the
+  // shopper leaves the shop at once.
+  await page.evaluate(() => window.trackMany("moving", 30, 100));
+  await context.setOffline(true);
+  await new Promise((r) => setTimeout(r, 1500));
+  await context.setOffline(false);
+  const sent = rx.state.requests;
+  await until(() => rx.state.requests > sent, 10_000, "page B's batch");
+  await page.goto(`${other.origin}/blank.html`);
+  await until(() => rx.state.batches.filter((b) => b.status === 500).length >= 2, 10_000, "both batches answered 500");
+  assert.equal(receivedOf("moving").length, 0, "nothing stored yet");
+  // Back in the shop (page C), the collector answering again.
+  Object.assign(rx.state, { faults: [], delayMs: 0 });
+  await page.goto(`${rx.origin}/embed.html`);
+  await page.evaluate(() => window.segmint.ready);
+  await allArrived("moving", 100);
+  const r = tallyRun("moving on while the collector fails", "moving", 100);
+  assert.equal(r.lost, 0, `lost ${r.lostList}`);
+  await context.close();
+  await other.close();
+});
+
 test("an endpoint that redirects (301, so the POST becomes a GET): the events are kept, endpoint_redirected says where, and a page with the endpoint corrected sends them", async () => {
   rx.reset();
   const fixed = await receiver();

@@ -224,6 +224,40 @@ test("Global Privacy Control means denied unless the site grants", async () => {
   await context.close();
 });
 
+test("a visit that starts denied (a remembered choice, or Global Privacy Control) leaves nothing an earlier granted visit stored", async () => {
+  for (const how of ["remembered", "gpc"]) {
+    rx.reset();
+    const context = await browser.newContext();
+    // A granted visit: ids, traits with an email, a profile, queued events.
+    const rules = { version: "1", traits: { n: { event: "Order Completed", aggregate: "count", window_days: 30 } }, segments: [] };
+    const first = await open(context, { rules, flushIntervalMs: 60_000 });
+    await first.evaluate(() => window.sm.identify("u1", { email: "a@example.com" }));
+    await first.evaluate(() => window.trackMany("earlier", 0, 3));
+    const oldId = await first.evaluate(() => window.sm.anonymousId());
+    await until(async () => (await storage(first)).local.some((k) => k.startsWith("sgm_q.")), 5000, "the stored queue");
+    const before = await storage(first);
+    for (const key of ["sgm_uid", "sgm_traits", "sgm_aid", "sgm_profile"]) assert.ok(before.local.includes(key), key);
+    assert.ok(before.cookie.includes(`sgm_aid=${oldId}`));
+    await first.close();
+    // Its page-hide beacon may carry the events (the granted visit's to
+    // send); what stays stored must never go from the denied visit.
+    await new Promise((r) => setTimeout(r, 300));
+    const sent = eventsOf("earlier").length;
+    // The next visit starts denied.
+    if (how === "remembered") await context.addCookies([{ name: "sgm_consent", value: "denied", url: rx.origin }]);
+    const next = await open(context, {}, { gpc: how === "gpc" });
+    assert.equal(await next.evaluate(() => window.sm.consent()), "denied");
+    const after = await storage(next);
+    assert.deepEqual(after.local.filter((k) => k.startsWith("sgm_")), [], `${how}: localStorage`);
+    assert.deepEqual(after.session, [], `${how}: sessionStorage`);
+    assert.equal(after.cookie, how === "remembered" ? "sgm_consent=denied" : "", `${how}: cookies`);
+    assert.notEqual(await next.evaluate(() => window.sm.anonymousId()), oldId, `${how}: the old id is not taken up`);
+    await next.waitForTimeout(300);
+    assert.equal(eventsOf("earlier").length, sent, `${how}: the stored queue is not sent`);
+    await context.close();
+  }
+});
+
 test("a shopper who blocks cookies in Chrome's settings: tracking, segments and banners work without storage, nothing throws", async () => {
   rx.reset();
   const context = await launchBlockingCookies();

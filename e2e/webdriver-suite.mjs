@@ -17,6 +17,26 @@ import { receiver, stubSnippet, until, ROOT } from "./harness.mjs";
  * @param {() => Promise<object>} launch starts it (see webdriver.mjs)
  * @param {string | false} skip why the suite is skipped, or false
  */
+/** Script text that waits until the page's module has started segmint
+ * (window.smReady set) and it is ready. A WebDriver navigation can
+ * return before a module script has run: reading window.sm at once
+ * failed now and then on a loaded machine. */
+const STARTED = `
+  for (const end = Date.now() + 20000; !window.smReady; ) {
+    if (Date.now() > end) throw new Error("segmint did not start on " + location.href);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await window.smReady;`;
+
+/** The same for the script-tag embed: the stub's queue is replaced by the
+ * running client (window.segmint.ready). */
+const EMBED_STARTED = `
+  for (const end = Date.now() + 20000; !(window.segmint && window.segmint.ready); ) {
+    if (Date.now() > end) throw new Error("the embed did not start on " + location.href);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await window.segmint.ready;`;
+
 export function suite(name, launch, skip) {
   const tag = name.toLowerCase();
   let br, rx, cached, strict, lax;
@@ -51,7 +71,7 @@ export function suite(name, launch, skip) {
   /** Starts segmint on `address`; returns the anonymous id. */
   async function open(address) {
     await br.goto(address);
-    return br.run("await window.smReady; return window.sm.anonymousId();");
+    return br.run(`${STARTED} return window.sm.anonymousId();`);
   }
 
   test(`${name}: the anonymous-id cookie, mirrored in localStorage; events go in one batch`, { skip }, async () => {
@@ -89,7 +109,7 @@ export function suite(name, launch, skip) {
     // too, and the round trip is tried again, up to three times.
     let restored = false;
     for (let attempt = 0; attempt < 3 && !restored; attempt++) {
-      await br.run(`await window.smReady; window.addEventListener("pageshow", (e) => (window.restored = e.persisted));`);
+      await br.run(`${STARTED} window.addEventListener("pageshow", (e) => (window.restored = e.persisted));`);
       await open(url(cached, { flushIntervalMs: 100 }, "auto.html", `&next=${attempt + 1}`));
       await br.back();
       restored = await until(async () => (await br.run("return window.restored === true;")), 5_000, "the restore").then(
@@ -155,14 +175,17 @@ export function suite(name, launch, skip) {
     const address = url(rx, { rules });
     await br.goto(address);
     const { views } = await br.run(`
-      await window.smReady;
+      ${STARTED}
       const frames = await Promise.all(Array.from({ length: 5 }, () => new Promise((resolve) => {
         const f = document.createElement("iframe");
         f.src = args[0];
         f.onload = () => resolve(f.contentWindow);
         document.body.append(f);
       })));
-      await Promise.all(frames.map((w) => w.smReady));
+      for (const w of frames) {
+        while (!w.smReady) await new Promise((r) => setTimeout(r, 20));
+        await w.smReady;
+      }
       const all = [window, ...frames];
       for (const w of all) for (let i = 0; i < 5; i++) w.sm.track("Product Viewed", { i });
       const end = Date.now() + 5000;
@@ -247,6 +270,47 @@ export function suite(name, launch, skip) {
     const failed = rx.state.batches.filter((b) => b.status === 500).flatMap((b) => b.ids).length;
     assert.ok(failed >= 30, `the beacons went too: ${failed} events in failed batches`);
     assert.deepEqual(await br.run("return window.smErrors;"), []);
+  });
+
+  test(`${name}: the collector starts failing as the shopper moves between pages: each batch answered 500 as its page goes is sent again from the next one`, { skip }, async () => {
+    // The script-tag embed with default options. Every batch waits
+    // 800 ms at the collector, then gets 500 with Retry-After: 1: the
+    // pages are gone before they hear it. Before, all 100 were lost.
+    rx.reset();
+    const run = `${tag}-moving`;
+    const other = await receiver();
+    try {
+      Object.assign(rx.state, { faults: Array(50).fill(500), retryAfter: "1", delayMs: 800 });
+      // Page A: 30 events; the shopper reloads while their batch is under way.
+      await br.goto(`${rx.origin}/embed.html`);
+      await br.run(`window.trackMany("${run}", 0, 30);`);
+      await until(() => rx.state.requests >= 1, 10_000, "page A's batch");
+      await br.goto(`${rx.origin}/embed.html?b`);
+      // Page B: 70 more; connections drop for 1.5 s; then its batch goes
+      // and the shopper leaves the shop at once.
+      await br.run(`${EMBED_STARTED} window.trackMany("${run}", 30, 100);`);
+      rx.state.offline = true;
+      await new Promise((r) => setTimeout(r, 1500));
+      rx.state.offline = false;
+      const failed = () => rx.state.batches.filter((b) => b.status === 500).length;
+      const before = failed();
+      const sent = rx.state.requests;
+      await until(() => rx.state.requests > sent && failed() === before, 10_000, "page B's batch under way");
+      await br.goto(`${other.origin}/blank.html`);
+      await until(() => failed() > before, 10_000, "page B's batch answered 500");
+      assert.equal(distinct(rx, run), 0, "nothing stored yet");
+      // Back in the shop (page C), the collector answering again.
+      Object.assign(rx.state, { faults: [], delayMs: 0 });
+      await br.goto(`${rx.origin}/embed.html?c`);
+      await br.run(EMBED_STARTED);
+      await until(() => distinct(rx, run) === 100, 20_000, "all 100 events");
+      const ids = new Map();
+      for (const m of runOf(rx, run)) ids.set(m.properties.n, (ids.get(m.properties.n) || new Set()).add(m.messageId));
+      assert.ok([...ids.values()].every((s) => s.size === 1), "a resent event keeps its messageId");
+    } finally {
+      Object.assign(rx.state, { faults: [], delayMs: 0, offline: false });
+      await other.close();
+    }
   });
 
   test(`${name}: an endpoint that redirects (301): endpoint_redirected once, the events kept and sent once it stops; a 307 is delivered`, { skip }, async () => {

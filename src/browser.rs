@@ -228,15 +228,17 @@ impl CookieJar {
             .unwrap_or_default();
         let secure = location.and_then(|l| l.protocol().ok()).as_deref() == Some("https:");
         let domain = domain.or_else(|| {
-            if !allowed {
-                return None;
-            }
+            // Known from an earlier visit even without consent, so a
+            // visit denied at start can delete the cookie it left.
             let cached = store.get(DOMAIN_CACHE_KEY).and_then(|c| {
                 let (h, d) = c.split_once('=')?;
                 (h == host).then(|| d.to_string())
             });
             if let Some(d) = cached {
                 return (!d.is_empty()).then_some(d);
+            }
+            if !allowed {
+                return None;
             }
             let found = find_registrable_domain(&host, |candidate| {
                 let probe = CookieAttributes {

@@ -13,7 +13,7 @@ use js_sys::{Function, Promise};
 use segmint_core::config::{Config, Consent};
 use segmint_core::delivery::{Batch, FlushDone, Outcome};
 use segmint_core::store::Store;
-use segmint_core::tracker::{Notice, Start, Tracker, SHARED_KEYS};
+use segmint_core::tracker::{consent_at_start, Notice, Start, Tracker, SHARED_KEYS};
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 use wasm_bindgen::prelude::*;
@@ -195,6 +195,20 @@ impl Runtime {
         let cookie_max_age_days = config.cookie_max_age_days;
         let compress = config.compress;
         let name = config.cookie_name.clone();
+        let consent = consent_at_start(&config, remembered, start.gpc);
+        // Before the tracker starts: a denied start deletes what storage
+        // holds, the cookie's domain among it.
+        let jar = CookieJar::for_page(
+            &name,
+            cookie_domain_option.clone(),
+            cookie_max_age_days,
+            &mut store,
+            consent == Consent::Granted,
+        );
+        if consent == Consent::Denied {
+            jar.delete(&name);
+            browser::session_remove(TAB_KEY);
+        }
         let mut tracker = Tracker::new(
             config,
             LocalStore::open(),
@@ -203,15 +217,7 @@ impl Runtime {
         );
         tracker.set_gzip(gzip);
         tracker.set_keepalive_fetch(browser::keepalive_fetch());
-        let allowed = tracker.consent() == Consent::Granted;
-        let jar = CookieJar::for_page(
-            &name,
-            cookie_domain_option.clone(),
-            cookie_max_age_days,
-            &mut store,
-            allowed,
-        );
-        if allowed {
+        if tracker.consent() == Consent::Granted {
             browser::session_set(TAB_KEY, tracker.tab_id());
         }
         let rt = Rc::new(Runtime {
@@ -506,9 +512,10 @@ impl Runtime {
     fn page_hide(self: &Rc<Self>) {
         self.run(false, |s, now| {
             let url = s.tracker.batch_url().to_string();
+            // What the beacons carry stays stored all the same: nobody
+            // hears their answers (see Tracker::release).
             for batch in s.tracker.pagehide(now) {
-                let taken = beacon(&url, &batch);
-                s.tracker.unloaded(batch.id, taken);
+                beacon(&url, &batch);
             }
             s.tracker.release(now);
         });
@@ -590,21 +597,18 @@ fn remembered_consent(cookies: &str) -> Option<Consent> {
 }
 
 /// Hands a body to `navigator.sendBeacon` (falling back to a keepalive
-/// fetch); `false` when the browser refuses it (over its budget).
-fn beacon(url: &str, batch: &Batch) -> bool {
+/// fetch). The browser may refuse it (over its budget): its events are
+/// stored either way.
+fn beacon(url: &str, batch: &Batch) {
     let Some(w) = browser::window() else {
-        return false;
+        return;
     };
     let (target, bytes) = wire(url, batch);
     // sendBeacon takes its content type from a blob.
     let body = browser::text_blob(bytes).unwrap_or_else(|| JsValue::from_str(&batch.body));
-    match browser::send_beacon(&w.navigator(), &target, &body) {
-        Ok(taken) => taken,
-        Err(_) => {
-            // The page is going: nobody is left to hear the answer.
-            browser::on_settled(&post(&target, bytes, true, None), |_| {});
-            true
-        }
+    if browser::send_beacon(&w.navigator(), &target, &body).is_err() {
+        // The page is going: nobody is left to hear the answer.
+        browser::on_settled(&post(&target, bytes, true, None), |_| {});
     }
 }
 

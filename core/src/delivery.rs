@@ -6,8 +6,9 @@
 //! 64 KB keepalive budget.
 //!
 //! Every batch that fits the budget is sent with `keepalive`, so a request
-//! under way when the page goes away still completes: its events count as
-//! handed over, instead of being sent a second time.
+//! under way when the page goes away still completes, and the page-hide
+//! beacons need not carry its events again. No answer the page does not
+//! hear takes an event out of storage (see `Tracker::release`).
 
 use crate::error::Error;
 use crate::json::write_string;
@@ -199,8 +200,8 @@ impl Delivery {
     }
 
     /// Whether the browser's `fetch` honours `keepalive`. Without it, no
-    /// fetch outlives the page: what one carries when the page goes is
-    /// not counted as handed over, and goes again in the page-hide beacons.
+    /// fetch outlives the page: what one carries when the page goes goes
+    /// again in the page-hide beacons.
     pub fn set_keepalive_fetch(&mut self, supported: bool) {
         self.keepalive_fetch = supported;
     }
@@ -299,12 +300,37 @@ impl Delivery {
         tail
     }
 
+    /// The end of the range a batch may take events from: after a 413,
+    /// the split range on top that still holds queued events (ranges
+    /// whose events all left, delivered, refused or taken by another
+    /// tab, are done).
+    fn through(&self, queue: &Queue) -> u64 {
+        self.split
+            .iter()
+            .rev()
+            .find(|&&(lo, hi)| queue.iter_from(lo).next().is_some_and(|e| e.seq <= hi))
+            .map_or(u64::MAX, |&(_, hi)| hi)
+    }
+
+    /// The first event the next ordinary batch would carry.
+    fn next_sendable<'q>(&self, queue: &'q Queue) -> Option<&'q crate::queue::Entry> {
+        let through = self.through(queue);
+        queue
+            .iter()
+            .find(|e| !e.in_flight)
+            .filter(|e| e.seq <= through)
+    }
+
     /// The batch to send now, if one is due. Marks its events in flight.
     pub fn poll(&mut self, queue: &mut Queue, now: f64) -> Option<Batch> {
         if !self.online || self.busy() {
             return None;
         }
-        let first = queue.iter().find(|e| !e.in_flight)?;
+        let through = self.through(queue);
+        while self.split.last().is_some_and(|&(_, hi)| hi < through) {
+            self.split.pop();
+        }
+        let first = self.next_sendable(queue)?;
         let first_seq = first.seq;
         let flushing = self.wants_flush(first_seq);
         // A flush skips the backoff, but never a server's Retry-After.
@@ -317,7 +343,6 @@ impl Delivery {
         if !due {
             return None;
         }
-        let through = self.split.last().map_or(u64::MAX, |&(_, hi)| hi);
         let outlives = self.keepalive_fetch;
         self.build(queue, now, self.max_bytes, true, outlives, through)
     }
@@ -460,27 +485,6 @@ impl Delivery {
         batches
     }
 
-    /// A keepalive batch the browser refused to take (over budget): its
-    /// events stay queued for later.
-    pub fn not_handed_over(&mut self, queue: &mut Queue, id: u64) {
-        if let Some(i) = self.in_flight.iter().position(|f| f.id == id) {
-            let f = self.in_flight.swap_remove(i);
-            queue.set_in_flight(&f.seqs, false);
-        }
-    }
-
-    /// Events under way in keepalive requests: at page hide, handed over.
-    pub fn keepalive_seqs(&self) -> Vec<u64> {
-        let mut seqs: Vec<u64> = self
-            .in_flight
-            .iter()
-            .filter(|f| f.keepalive)
-            .flat_map(|f| f.seqs.iter().copied())
-            .collect();
-        crate::sort::sort_by_key(&mut seqs, |s| *s);
-        seqs
-    }
-
     /// Forgets every request under way (the page was restored from the
     /// back/forward cache, or its queue went to another page view).
     pub fn reset_in_flight(&mut self, queue: &mut Queue) {
@@ -501,9 +505,7 @@ impl Delivery {
         let send = if !self.online || self.busy() {
             None
         } else {
-            queue
-                .iter()
-                .find(|e| !e.in_flight)
+            self.next_sendable(queue)
                 .map(|first| self.not_before.max(first.queued_at + self.interval_ms))
         };
         match (deadline, send) {
@@ -1031,6 +1033,27 @@ mod tests {
     }
 
     #[test]
+    fn a_half_refused_after_a_413_lets_the_other_half_go() {
+        // Before, the split range of a refused half stayed on top: the
+        // next batch was due at once yet never made, and the page's timer
+        // fired again and again.
+        let mut d = Delivery::new(config(100, 60_000));
+        let mut q = Queue::default();
+        push(&mut q, 4, 0.0);
+        let b = d.poll(&mut q, 3000.0).unwrap();
+        d.settle(&mut q, b.id, status(413), 3000.0, 0.5);
+        let b = d.poll(&mut q, 3000.0).unwrap();
+        assert_eq!(b.seqs, vec![0, 1]);
+        let s = d.settle(&mut q, b.id, status(400), 3000.0, 0.5);
+        q.remove(&s.removed);
+        assert_eq!(d.next_wake(&q), Some(2000.0), "the other half is due");
+        let b = d.poll(&mut q, 3000.0).unwrap();
+        assert_eq!(b.seqs, vec![2, 3]);
+        deliver(&mut d, &mut q, &b, 3000.0);
+        assert_eq!(d.next_wake(&q), None);
+    }
+
+    #[test]
     fn offline_sends_nothing_and_keeps_everything() {
         let mut d = Delivery::new(config(1, 60_000));
         let mut q = Queue::default();
@@ -1121,7 +1144,8 @@ mod tests {
             "the keepalive request is not sent twice"
         );
         let carried: usize = batches.iter().map(|b| b.seqs.len()).sum();
-        assert_eq!(d.keepalive_seqs().len(), carried + ordinary.seqs.len());
+        let in_flight = q.iter().filter(|e| e.in_flight).count();
+        assert_eq!(in_flight, carried + ordinary.seqs.len());
         assert!(
             d.unload_batches(&mut q, 2.0, true).is_empty(),
             "budget is spent"
@@ -1129,7 +1153,7 @@ mod tests {
     }
 
     #[test]
-    fn without_keepalive_fetch_only_beacons_count_as_handed_over() {
+    fn without_keepalive_fetch_the_beacons_carry_every_event() {
         let mut d = Delivery::new(config(100, 30 * 1024));
         d.set_keepalive_fetch(false);
         let mut q = Queue::default();
@@ -1140,13 +1164,11 @@ mod tests {
         push(&mut q, 3, 5000.0);
         let hidden = d.unload_batches(&mut q, 5001.0, false);
         assert!(!hidden.is_empty() && hidden.iter().all(|b| !b.keepalive));
-        assert!(d.keepalive_seqs().is_empty());
         // Page hide: every event goes again, in beacons.
         let beacons = d.unload_batches(&mut q, 5002.0, true);
         assert!(beacons.iter().all(|b| b.keepalive));
         let carried: Vec<u64> = beacons.iter().flat_map(|b| b.seqs.clone()).collect();
         assert_eq!(carried, (0..8).collect::<Vec<u64>>());
-        assert_eq!(d.keepalive_seqs(), carried);
     }
 
     #[test]

@@ -7,7 +7,6 @@
 //! in proportion to what changed, never to the queue. A page view that
 //! ends (or crashes) leaves its chunks behind for the next one to *adopt*.
 
-use crate::json::Value;
 use crate::message::{wire_len, write_message};
 use crate::store::Store;
 use std::collections::VecDeque;
@@ -63,15 +62,54 @@ impl Entry {
 /// a property of that name comes before the message's own, and the
 /// escaped strings after it cannot hold a bare quote. Empty if none.
 pub fn message_id_of(head: &str) -> &str {
-    const KEY: &str = ",\"messageId\":\"";
+    message_id_at(head)
+        .and_then(|at| head.get(at + MESSAGE_ID_KEY.len()..))
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or("")
+}
+
+const MESSAGE_ID_KEY: &str = ",\"messageId\":\"";
+
+/// Where the last `messageId` member of `head` starts.
+fn message_id_at(head: &str) -> Option<usize> {
     // A plain scan: `str::rfind` brings a searcher of several KB into
     // the wasm.
     head.as_bytes()
-        .windows(KEY.len())
-        .rposition(|w| w == KEY.as_bytes())
-        .and_then(|at| head.get(at + KEY.len()..))
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or("")
+        .windows(MESSAGE_ID_KEY.len())
+        .rposition(|w| w == MESSAGE_ID_KEY.as_bytes())
+}
+
+/// Whether `head` (a message without its closing brace) is a whole JSON
+/// object with a `messageId` member of its own (not only one inside its
+/// properties): checked without building it, as a page that adopts a
+/// large stored queue checks every message.
+fn is_whole_head(head: &str) -> bool {
+    if !head.starts_with('{') || crate::json::validate(&format!("{head}}}")).is_err() {
+        return false;
+    }
+    let Some(at) = message_id_at(head) else {
+        return false;
+    };
+    // Its own member is its last one, at the top level.
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in head.as_bytes().iter().take(at) {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    depth == 1
 }
 
 #[derive(Clone, Debug)]
@@ -348,7 +386,7 @@ pub fn decode_chunk(text: &str) -> (Vec<StoredMessage>, usize) {
         let id: Option<usize> = id.parse().ok();
         match kind {
             b'c' => {
-                let ok = matches!(Value::parse(json), Ok(Value::Object(_)));
+                let ok = json.starts_with('{') && crate::json::validate(json).is_ok();
                 if let Some(id) = id.filter(|&i| i < 10_000) {
                     if contexts.len() <= id {
                         contexts.resize(id + 1, None);
@@ -363,8 +401,7 @@ pub fn decode_chunk(text: &str) -> (Vec<StoredMessage>, usize) {
             }
             b'e' => {
                 let context = id.and_then(|i| contexts.get(i).cloned().flatten());
-                let has_id = Value::parse(&format!("{json}}}"))
-                    .is_ok_and(|v| v.get("messageId").and_then(Value::as_str).is_some());
+                let has_id = is_whole_head(json);
                 match (context, has_id) {
                     (Some(context), true) => messages.push(StoredMessage {
                         context,
@@ -408,6 +445,19 @@ pub struct Persister {
     persisted_upto: u64,
     /// Bytes of queue text kept in storage at most.
     budget: usize,
+    /// Page views whose queues this one took while storage refused to
+    /// store them under its own keys: their keys go once it does (see
+    /// [`Persister::adopt`]), and they are not taken twice meanwhile.
+    adopting: Vec<Adopting>,
+}
+
+/// A queue taken over but still in storage under the old page view's keys.
+#[derive(Clone, Debug)]
+struct Adopting {
+    tab: String,
+    keys: Vec<String>,
+    /// Its messages have lower sequence numbers than this.
+    upto: u64,
 }
 
 impl Persister {
@@ -419,6 +469,7 @@ impl Persister {
             next_chunk: 0,
             persisted_upto: 0,
             budget: STORED_QUEUE_BUDGET,
+            adopting: Vec::new(),
         }
     }
 
@@ -474,6 +525,14 @@ impl Persister {
         self.trim(store);
         result.map(|()| {
             self.persisted_upto = queue.next_seq();
+            // What was taken over is in storage under this page view's
+            // keys now: the old ones go.
+            for taken in std::mem::take(&mut self.adopting) {
+                for key in taken.keys {
+                    store.remove(&key);
+                }
+                store.remove(&format!("{TAB_PREFIX}{}", taken.tab));
+            }
             written
         })
     }
@@ -567,10 +626,24 @@ impl Persister {
 
     /// Gives up the persisted part of the queue after an adoption.
     /// Returns the bound: messages with a lower sequence number are now
-    /// another page view's to send.
+    /// another page view's to send (queues this one was taking over
+    /// included: their keys are still there for the adopter).
     pub fn disown(&mut self) -> u64 {
         self.chunks.clear();
-        self.persisted_upto
+        let upto = self
+            .adopting
+            .drain(..)
+            .map(|a| a.upto)
+            .fold(self.persisted_upto, u64::max);
+        upto
+    }
+
+    /// The page views whose queues are orphaned (see [`orphaned_tabs`]),
+    /// but for those this one is taking over already.
+    pub fn orphans(&self, store: &dyn Store, previous: Option<&str>, now: f64) -> Vec<String> {
+        let mut tabs = orphaned_tabs(store, &self.tab, previous, now);
+        tabs.retain(|t| !self.adopting.iter().any(|a| a.tab == *t));
+        tabs
     }
 
     /// Highest sequence number in storage, plus one.
@@ -607,14 +680,15 @@ impl Persister {
                 found.messages += 1;
             }
         }
-        // Their keys go only once the messages are safe in ours: a crash
-        // in between sends some twice, never loses one.
-        if self.save_new(queue, store).is_ok() {
-            for (_, key) in keys {
-                store.remove(&key);
-            }
-            store.remove(&format!("{TAB_PREFIX}{from}"));
-        }
+        // Their keys go only once the messages are safe in ours (now, or
+        // at the first write storage takes): a crash in between sends
+        // some twice, never loses one.
+        self.adopting.push(Adopting {
+            tab: from.to_string(),
+            keys: keys.into_iter().map(|(_, k)| k).collect(),
+            upto: queue.next_seq(),
+        });
+        let _ = self.save_new(queue, store);
         found
     }
 }
@@ -639,15 +713,36 @@ pub fn orphaned_tabs(store: &dyn Store, me: &str, previous: Option<&str>, now: f
         if Some(t.as_str()) == previous {
             return true;
         }
-        match store
-            .get(&format!("{TAB_PREFIX}{t}"))
-            .and_then(|v| v.parse::<i64>().ok())
-        {
-            Some(beat) => now - beat as f64 > STALE_TAB_MS,
-            None => true,
-        }
+        heartbeat_stale(store.get(&format!("{TAB_PREFIX}{t}")).as_deref(), now)
     });
     tabs
+}
+
+/// Whether a heartbeat (as stored under [`TAB_PREFIX`]) says its page
+/// view is gone: missing, unreadable, or further than [`STALE_TAB_MS`]
+/// from now either way. A heartbeat far ahead was written before the
+/// device clock was put back: a live page view writes a new one within
+/// half a minute, one that is gone never will.
+pub fn heartbeat_stale(beat: Option<&str>, now: f64) -> bool {
+    match beat.and_then(|v| v.parse::<i64>().ok()) {
+        Some(beat) => (now - beat as f64).abs() > STALE_TAB_MS,
+        None => true,
+    }
+}
+
+/// Heartbeats of page views that are gone and left no queue: removed,
+/// so a browser whose tabs crash now and then does not gather them.
+pub fn dead_heartbeats(store: &dyn Store, now: f64) -> Vec<String> {
+    let keys = store.keys();
+    keys.iter()
+        .filter_map(|k| Some((k, k.strip_prefix(TAB_PREFIX)?)))
+        .filter(|(_, tab)| {
+            let chunks = format!("{QUEUE_PREFIX}{tab}.");
+            !keys.iter().any(|k| k.starts_with(&chunks))
+        })
+        .filter(|(k, _)| heartbeat_stale(store.get(k).as_deref(), now))
+        .map(|(k, _)| k.clone())
+        .collect()
 }
 
 /// Milliseconds as stored in a heartbeat.
@@ -671,6 +766,19 @@ mod tests {
             q.push(head(&format!("m{i}")), ctx, 0.0);
         }
         q
+    }
+
+    #[test]
+    fn a_stored_message_needs_a_message_id_of_its_own() {
+        assert!(is_whole_head(
+            r#"{"type":"track","properties":{"messageId":"p"},"messageId":"m","x":"y""#
+        ));
+        // Only its properties' member: damaged, skipped.
+        assert!(!is_whole_head(
+            r#"{"type":"track","properties":{"a":{"b":"}{"},"messageId":"p"}"#
+        ));
+        assert!(!is_whole_head(r#"["messageId","m""#));
+        assert!(!is_whole_head(r#"{"a":"\",\"messageId\":\"m""#));
     }
 
     #[test]
@@ -718,7 +826,7 @@ mod tests {
         let mut out = String::new();
         q.write_entry(&mut out, q.get(0).unwrap());
         assert_eq!(out.len(), one);
-        assert!(Value::parse(&out).is_ok());
+        assert!(crate::json::Value::parse(&out).is_ok());
     }
 
     #[test]

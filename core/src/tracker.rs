@@ -23,7 +23,7 @@ use crate::message::{
 };
 use crate::profile::{Profile, PROFILE_KEY};
 use crate::queue::{
-    format_ms, orphaned_tabs, Persister, Queue, QUEUE_PREFIX, STORED_QUEUE_BUDGET, TAB_PREFIX,
+    dead_heartbeats, format_ms, Persister, Queue, QUEUE_PREFIX, STORED_QUEUE_BUDGET, TAB_PREFIX,
     UNREACHABLE_QUEUE_BUDGET,
 };
 use crate::retry::Backoff;
@@ -46,8 +46,8 @@ pub const RULES_KEY: &str = "sgm_rules";
 /// Set while the collector's latest answer (heard by any of the site's
 /// page views) was a failure, to `since,latest`: the times of the first
 /// and the latest failure of the run. Removed by any other answer (the
-/// collector is up: even a refusal says beacons reach it). While it is
-/// set, page-hide beacons are not trusted to arrive.
+/// collector is up: even a refusal says beacons reach it). A run a day
+/// long shrinks the stored queue (see [`UNREACHABLE_AFTER_MS`]).
 pub const FAILING_KEY: &str = "sgm_failing";
 /// A run of failed answers this long, none more than this apart, means
 /// the collector is unreachable from this browser (an ad blocker, most
@@ -220,7 +220,10 @@ fn traits_object(text: Option<&str>) -> Option<Value> {
         .filter(|v| v.as_object().is_some())
 }
 
-fn consent_for(config: &Config, remembered: Option<Consent>, gpc: bool) -> Consent {
+/// The consent a page view starts with: the shopper's remembered choice,
+/// else the site's explicit option, else denied under Global Privacy
+/// Control (unless `respectGpc` is off), else the site's default.
+pub fn consent_at_start(config: &Config, remembered: Option<Consent>, gpc: bool) -> Consent {
     if let Some(choice) = remembered {
         choice
     } else if config.consent_explicit {
@@ -235,7 +238,7 @@ fn consent_for(config: &Config, remembered: Option<Consent>, gpc: bool) -> Conse
 impl<S: Store> Tracker<S> {
     /// Starts a page view.
     pub fn new(config: Config, store: S, host: Box<dyn Host>, start: Start) -> Tracker<S> {
-        let consent = consent_for(&config, start.remembered_consent, start.gpc);
+        let consent = consent_at_start(&config, start.remembered_consent, start.gpc);
         let mut rng = Rng::from_seed(start.seed);
         let tab = rng.token(8);
         let delivery = Delivery::new(DeliveryConfig {
@@ -283,10 +286,18 @@ impl<S: Store> Tracker<S> {
             last_failed_write: f64::NEG_INFINITY,
             notices: Vec::new(),
         };
+        if consent == Consent::Denied {
+            // Denied from the start (a remembered choice, Global Privacy
+            // Control): nothing an earlier visit stored stays, only the
+            // choice (a cookie the adapter keeps).
+            t.wipe_storage();
+        }
         t.delivery.set_online(start.online);
         t.page = page_as_sent(start.page, &t.config.strip_url_params);
         t.context_json = t.page.context_json(&t.segments);
-        t.restore_identity(start.cookie_id, start.fresh_id);
+        // Denied: the id an earlier visit kept is not taken up again.
+        let cookie_id = start.cookie_id.filter(|_| consent != Consent::Denied);
+        t.restore_identity(cookie_id, start.fresh_id);
         if t.consent == Consent::Granted {
             t.beat(start.now);
             t.budget_stored_queue();
@@ -1020,7 +1031,9 @@ impl<S: Store> Tracker<S> {
     }
 
     fn storage_paused(&self, now: f64) -> bool {
-        self.storage_failing && now - self.last_failed_write < STORAGE_RETRY_MS
+        // Not before the failure either: a clock put back would pause
+        // storage for as long as it was put back.
+        self.storage_failing && (0.0..STORAGE_RETRY_MS).contains(&(now - self.last_failed_write))
     }
 
     fn beat(&mut self, now: f64) {
@@ -1052,11 +1065,18 @@ impl<S: Store> Tracker<S> {
             self.note_storage(result.map(drop));
         }
         self.beat(now);
+        for key in dead_heartbeats(&self.store, now) {
+            self.store.remove(&key);
+        }
     }
 
     /// Whether other page views left queues behind for this one to adopt.
     pub fn has_orphans(&self, previous_tab: Option<&str>, now: f64) -> bool {
-        self.granted() && !orphaned_tabs(&self.store, self.tab_id(), previous_tab, now).is_empty()
+        self.granted()
+            && !self
+                .persister
+                .orphans(&self.store, previous_tab, now)
+                .is_empty()
     }
 
     /// Adopts the queues other page views left behind (the adapter calls
@@ -1067,7 +1087,7 @@ impl<S: Store> Tracker<S> {
             return 0;
         }
         let mut total = 0;
-        for tab in orphaned_tabs(&self.store, self.tab_id(), previous_tab, now) {
+        for tab in self.persister.orphans(&self.store, previous_tab, now) {
             let found = self
                 .persister
                 .adopt(&tab, &mut self.queue, &mut self.store, now);
@@ -1133,10 +1153,19 @@ impl<S: Store> Tracker<S> {
             return None;
         }
         let wake = self.delivery.next_wake(&self.queue);
-        if self.profile_dirty && self.profile_write_at > f64::NEG_INFINITY {
-            return Some(wake.map_or(self.profile_write_at, |w| w.min(self.profile_write_at)));
+        let profile_due = self.profile_dirty && self.rules.is_some();
+        let mut write = (profile_due && self.profile_write_at > f64::NEG_INFINITY)
+            .then_some(self.profile_write_at);
+        if self.storage_failing && (profile_due || !self.persister.is_clean(&self.queue)) {
+            // Storage refused a write: the next try, once its pause is
+            // over (never sooner, or a timer would fire again and again).
+            let retry = self.last_failed_write + STORAGE_RETRY_MS;
+            write = Some(write.map_or(retry, |w| w.max(retry)));
         }
-        wake
+        match (wake, write) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Where batches go.
@@ -1288,9 +1317,9 @@ impl<S: Store> Tracker<S> {
         self.unload_batches(now, false)
     }
 
-    /// The page is going away (`pagehide`): keepalive batches for what
-    /// fits the budget. Report each with [`unloaded`](Self::unloaded), then
-    /// call [`release`](Self::release).
+    /// The page is going away (`pagehide`): keepalive batches (beacons)
+    /// for what fits the budget. Send them, then call
+    /// [`release`](Self::release).
     pub fn pagehide(&mut self, now: f64) -> Vec<Batch> {
         self.unload_batches(now, true)
     }
@@ -1306,50 +1335,25 @@ impl<S: Store> Tracker<S> {
         self.delivery.unload_batches(&mut self.queue, now, beacon)
     }
 
-    /// Whether the browser took keepalive batch `id` at page hide. What it
-    /// took leaves the queue and storage; what it refused stays stored for
-    /// the next page view.
-    pub fn unloaded(&mut self, id: u64, taken: bool) {
-        if !taken {
-            self.delivery.not_handed_over(&mut self.queue, id);
-        }
-    }
-
-    /// Ends this page view's claim on its queue: events handed to the
-    /// browser leave storage, the rest stay for the next page view (or
-    /// another tab) to adopt.
+    /// Ends this page view's claim on its queue: everything queued stays
+    /// stored for the next page view (or another tab) to adopt and send.
+    /// That includes what the page-hide beacons and the keepalive requests
+    /// under way carry: nobody hears how they are answered, and an event
+    /// leaves storage only on an answer that proves it stored. The next
+    /// page view sends them again under the same message ids, and the
+    /// collector keeps one copy.
     pub fn release(&mut self, now: f64) {
         if !self.granted() || self.released {
             return;
         }
-        // Nobody hears how a beacon (or a keepalive request the page
-        // leaves behind) is answered. While the collector's latest answer
-        // was a failure, what they carry stays stored too, and the next
-        // page view sends it again (same message ids: one copy is kept).
-        let failing = self.store.get(FAILING_KEY).is_some();
-        let taken = if failing {
-            Vec::new()
-        } else {
-            self.delivery.keepalive_seqs()
-        };
-        self.remove(&taken);
-        // Whatever else is queued must be in storage now, failing or not.
+        // Whatever is queued must be in storage now.
         self.last_failed_write = f64::NEG_INFINITY;
         self.persist(now);
         let key = self.persister.tab_key();
         self.store.remove(&key);
         self.released = true;
         let kept = self.queue.len();
-        self.debug(|| {
-            if failing {
-                format!("page hidden while the collector fails: all {kept} event(s) kept for the next page")
-            } else {
-                format!(
-                    "page hidden: {} event(s) handed to the browser, {kept} kept for the next page",
-                    taken.len()
-                )
-            }
-        });
+        self.debug(|| format!("page hidden: {kept} event(s) kept for the next page"));
     }
 
     /// The page came back from the back/forward cache after
@@ -1357,8 +1361,13 @@ impl<S: Store> Tracker<S> {
     /// old one left. Returns the old page view's id (to adopt with).
     pub fn resume(&mut self, now: f64) -> String {
         let old = self.persister.tab().to_string();
-        let tab = self.rng.token(8);
         self.delivery.reset_in_flight(&mut self.queue);
+        if !self.released {
+            // Hidden without consent: nothing went to storage, and what
+            // is held in memory (pending consent) stays held here.
+            return old;
+        }
+        let tab = self.rng.token(8);
         self.queue.clear();
         self.persister = Persister::new(&tab);
         self.budget_stored_queue();

@@ -372,7 +372,6 @@ proptest! {
                         if taken {
                             received.extend(ids_of(&b.body));
                         }
-                        t.unloaded(b.id, taken);
                     }
                     t.release(now);
                     let previous = t.tab_id().to_string();

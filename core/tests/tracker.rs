@@ -190,7 +190,7 @@ fn a_reload_mid_batch_resends_the_same_ids_from_the_next_page() {
 }
 
 #[test]
-fn pagehide_hands_over_what_fits_and_keeps_the_rest_for_the_next_page() {
+fn pagehide_beacons_what_fits_and_keeps_everything_for_the_next_page() {
     let store = Shared::default();
     let mut a = tab(&store, "", T0, 1, None);
     // ~1 KB events: 200 of them cannot fit the 64 KB keepalive budget.
@@ -205,11 +205,10 @@ fn pagehide_hands_over_what_fits_and_keeps_the_rest_for_the_next_page() {
     assert!(total <= 64 * 1024);
     for b in &batches {
         rx.take(b);
-        a.unloaded(b.id, true);
     }
     a.release(T0 + 10.0);
-    let handed = rx.ids.len();
-    assert!(handed > 0 && handed < 200);
+    let beaconed = rx.ids.len();
+    assert!(beaconed > 0 && beaconed < 200);
     assert!(
         store
             .borrow()
@@ -218,79 +217,57 @@ fn pagehide_hands_over_what_fits_and_keeps_the_rest_for_the_next_page() {
         "released"
     );
     assert!(a.poll(T0 + 1e6).is_none(), "a released page sends nothing");
-    // Next page view (navigation in the same tab).
+    // Next page view (navigation in the same tab): nobody heard how the
+    // beacons were answered, so it sends everything, under the same ids.
     let mut b = tab(&store, "", T0 + 100.0, 2, Some(a.tab_id().to_string()));
-    assert_eq!(b.adopt_orphans(Some(a.tab_id()), T0 + 100.0), 200 - handed);
+    assert_eq!(b.adopt_orphans(Some(a.tab_id()), T0 + 100.0), 200);
     drain(&mut b, &mut rx, T0 + 10_000.0);
     assert_eq!(rx.ids.len(), 200, "nothing lost");
-    assert_eq!(rx.duplicates(), 0);
+    assert_eq!(rx.duplicates(), beaconed, "the beacons' events, once more");
 }
 
-#[test]
-fn a_refused_keepalive_keeps_its_events() {
-    let store = Shared::default();
-    let mut a = tab(&store, "", T0, 1, None);
-    track_n(&mut a, 4, T0);
-    for b in a.pagehide(T0) {
-        a.unloaded(b.id, false);
-    }
-    a.release(T0);
-    let mut b = tab(&store, "", T0 + 1.0, 2, None);
-    assert_eq!(
-        b.adopt_orphans(None, T0 + 1.0),
-        4,
-        "released queue, no heartbeat: adoptable by any tab"
-    );
-}
-
-/// Page hide: the beacons go out, the browser takes them, and the page
-/// view lets go of its queue. `rx` sees what they carry.
+/// Page hide: the beacons go out and the page view lets go of its queue.
+/// `rx` sees what they carry.
 fn leave(t: &mut Tracker<Shared>, rx: &mut Receiver, now: f64) {
     for b in t.pagehide(now) {
         rx.take(&b);
-        t.unloaded(b.id, true);
     }
     t.release(now);
 }
 
 #[test]
-fn leaving_while_the_collector_fails_keeps_what_the_beacons_carry() {
-    // A shopper browses on through a collector outage. Nobody hears how a
-    // beacon is answered, and the last answer was an error: what the
-    // beacons carry stays stored and goes again from the next page view.
+fn a_batch_whose_answer_the_page_never_hears_goes_again_from_the_next_page() {
+    // The collector starts failing as the shopper moves between pages:
+    // each page's request (and beacons) is answered 500 after the page
+    // has gone. Before, the page let go of what they carried, and all
+    // of it was lost.
     let store = Shared::default();
     let mut a = tab(&store, "", T0, 1, None);
-    track_n(&mut a, 3, T0);
-    let first = a.poll(T0 + 2000.0).unwrap();
-    answer(&mut a, first.id, 503, T0 + 2000.0);
-    track_n(&mut a, 2, T0 + 2100.0);
+    track_n(&mut a, 30, T0);
+    let unheard = a.poll(T0 + 2000.0).unwrap();
+    assert!(unheard.keepalive);
     let mut beacons = Receiver::default();
-    leave(&mut a, &mut beacons, T0 + 2200.0);
-    assert_eq!(beacons.ids.len(), 5, "the collector may be back: all go");
+    beacons.take(&unheard);
+    leave(&mut a, &mut beacons, T0 + 2100.0);
 
-    // The next page view leaves before its first request is answered:
-    // the outage is still the latest news, whichever page heard it.
     let mut b = tab(&store, "", T0 + 2300.0, 2, Some(a.tab_id().to_string()));
-    assert_eq!(b.adopt_orphans(Some(a.tab_id()), T0 + 2300.0), 5);
-    let unanswered = b.poll(T0 + 4300.0).unwrap();
-    assert!(unanswered.keepalive);
-    leave(&mut b, &mut beacons, T0 + 4400.0);
+    assert_eq!(b.adopt_orphans(Some(a.tab_id()), T0 + 2300.0), 30);
+    track_n(&mut b, 70, T0 + 2400.0);
+    b.set_online(false);
+    b.set_online(true);
+    let unheard = b.poll(T0 + 4400.0).unwrap();
+    beacons.take(&unheard);
+    leave(&mut b, &mut beacons, T0 + 4500.0);
 
-    // The collector is back: this page view's answer ends the outage.
-    let mut c = tab(&store, "", T0 + 4500.0, 3, Some(b.tab_id().to_string()));
-    assert_eq!(c.adopt_orphans(Some(b.tab_id()), T0 + 4500.0), 5);
+    let mut c = tab(&store, "", T0 + 60_000.0, 3, None);
+    assert_eq!(c.adopt_orphans(None, T0 + 60_000.0), 100);
     let mut rx = Receiver::default();
-    drain(&mut c, &mut rx, T0 + 4500.0);
-    assert_eq!(rx.ids.len(), 5, "nothing lost");
+    drain(&mut c, &mut rx, T0 + 60_000.0);
+    assert_eq!(rx.ids.len(), 100, "nothing lost");
     assert!(
         beacons.ids.keys().all(|id| rx.ids.contains_key(id)),
         "same message ids, so the collector keeps one copy"
     );
-    // And page hides are trusted again.
-    track_n(&mut c, 2, T0 + 4600.0);
-    leave(&mut c, &mut rx, T0 + 4700.0);
-    let mut d = tab(&store, "", T0 + 4800.0, 4, Some(c.tab_id().to_string()));
-    assert_eq!(d.adopt_orphans(Some(c.tab_id()), T0 + 4800.0), 0);
     assert!(queue_keys(&store).is_empty());
 }
 
@@ -579,7 +556,7 @@ fn garbage_in_the_stored_queue_is_skipped_and_reported() {
     let store = Shared::default();
     let mut a = tab(&store, "", T0, 1, None);
     track_n(&mut a, 3, T0);
-    a.pagehide(T0).iter().for_each(|b| a.unloaded(b.id, false));
+    a.pagehide(T0);
     a.release(T0);
     let key = queue_keys(&store)[0].clone();
     let text = store.borrow().get(&key).unwrap();
@@ -729,6 +706,44 @@ fn global_privacy_control_denies_unless_the_site_grants() {
     s.remembered_consent = Some(Consent::Granted);
     let t = Tracker::new(config(""), store, Box::new(Native::default()), s);
     assert_eq!(t.consent(), Consent::Granted, "a choice the user made wins");
+}
+
+#[test]
+fn a_visit_denied_from_the_start_leaves_nothing_an_earlier_visit_stored() {
+    // An earlier visit, granted: ids, traits (an email), profile, queue.
+    let store = Shared::default();
+    let mut a = tab(&store, &format!(r#","rules":{RULES}"#), T0, 1, None);
+    a.identify(Some("u1"), r#"{"email":"a@example.com"}"#, T0)
+        .unwrap();
+    track_n(&mut a, 3, T0);
+    a.release(T0);
+    let old_id = a.anonymous_id().to_string();
+    for key in ["sgm_uid", "sgm_traits", "sgm_aid", "sgm_profile"] {
+        assert!(store.borrow().get(key).is_some(), "{key} stored");
+    }
+    assert!(!queue_keys(&store).is_empty());
+    // The next visit starts denied: by a remembered choice, or by Global
+    // Privacy Control.
+    for deny in [
+        |s: &mut Start| s.remembered_consent = Some(Consent::Denied),
+        |s: &mut Start| s.gpc = true,
+    ] {
+        let copy = Rc::new(RefCell::new(store.borrow().clone()));
+        let mut s = start(T0 + 1000.0, 2, Some(a.tab_id().to_string()));
+        s.cookie_id = Some(old_id.clone());
+        deny(&mut s);
+        let b = Tracker::new(config(""), copy.clone(), Box::new(Native::default()), s);
+        assert_eq!(b.consent(), Consent::Denied);
+        let left: Vec<String> = copy
+            .borrow()
+            .keys()
+            .into_iter()
+            .filter(|k| k.starts_with("sgm_"))
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+        assert_ne!(b.anonymous_id(), old_id, "the old id is not taken up");
+        assert_eq!(b.cookie_id(), None, "and no cookie is written");
+    }
 }
 
 #[test]
