@@ -212,6 +212,33 @@ test("browsing on through a collector outage: what the page-hide beacons carry g
   await context.close();
 });
 
+test("a click on a link sends what is queued at once: its answer arrives before the next page, nothing goes twice", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  const page = await open(context, { flushIntervalMs: 60_000 });
+  // The next page takes a second to arrive, as over a mobile network.
+  await context.route("**/blank.html", async (route) => {
+    await new Promise((r) => setTimeout(r, 1000));
+    await route.continue();
+  });
+  // The shop records the click in its own handler, as shops do.
+  await page.evaluate((href) => {
+    const a = Object.assign(document.createElement("a"), { href, textContent: "Trail runners" });
+    a.addEventListener("click", () => window.trackMany("link", 0, 5));
+    document.body.append(a);
+  }, `${rx.origin}/blank.html`);
+  await page.evaluate(() => window.trackMany("link", 5, 10));
+  await Promise.all([page.waitForURL("**/blank.html"), page.click("a")]);
+  // The next visit to the shop adopts anything the page left stored.
+  const next = await open(context, { flushIntervalMs: 100 });
+  await allArrived("link", 10);
+  await next.evaluate(() => window.sm.flush());
+  const r = tallyRun("left by a link (next page after 1 s)", "link", 10);
+  assert.equal(r.lost, 0, `lost ${r.lostList}`);
+  assert.equal(r.duplicates, 0, "the answer was heard: nothing left to send again");
+  await context.close();
+});
+
 test("the collector starts failing as the shopper moves between pages: each batch answered 500 as its page goes is sent again from the next one", async () => {
   // The script-tag embed with default options. Every batch waits 800 ms
   // at the collector, then gets 500 with Retry-After: 1: the pages are

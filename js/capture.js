@@ -76,3 +76,33 @@ export function installCapture(client, autocapture) {
     for (const [type, fn] of listeners) document.removeEventListener(type, fn, true);
   };
 }
+
+/**
+ * A click on a link, or a form submitted, that leaves the page: what is
+ * queued goes at once rather than at the next flush interval, so its
+ * answer can arrive before the next page replaces this one. (An answer
+ * no page hears keeps the events stored, and the next page sends them
+ * again.) Checked once the page's own handlers have run: the event they
+ * record goes too, and a link a single-page router takes over (its
+ * default prevented) sends nothing early. Returns what stops it.
+ * @param {{flush: Function, _recorder: object}} client
+ */
+export function installLeaving(client) {
+  if (typeof document === "undefined") return () => {};
+  const leaving = (e) => {
+    const el = e.target instanceof Element ? e.target : null;
+    const link = e.type === "click" ? el && el.closest("a[href]") : el;
+    if (!link || (e.type === "click" && (e.button || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey))) return;
+    if (link.target && link.target !== "_self") return;
+    if (link.hasAttribute("download")) return;
+    setTimeout(() => {
+      if (!e.defaultPrevented && client._recorder) client.flush();
+    });
+  };
+  document.addEventListener("click", leaving, true);
+  document.addEventListener("submit", leaving, true);
+  return () => {
+    document.removeEventListener("click", leaving, true);
+    document.removeEventListener("submit", leaving, true);
+  };
+}

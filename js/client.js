@@ -3,7 +3,7 @@
 // (track) to one JSON.stringify and one call into wasm.
 
 import { SegmintError, encode, invalid } from "./json.js";
-import { installCapture } from "./capture.js";
+import { installCapture, installLeaving } from "./capture.js";
 import { Slots } from "./slots.js";
 
 const OK = Promise.resolve();
@@ -65,6 +65,7 @@ export class Client {
     // Listening starts now, so clicks before the core is ready count too
     // (their calls wait in the buffer).
     const stopCapture = installCapture(this, coreOptions.autocapture);
+    const stopLeaving = installLeaving(this);
     // Slots render cached decisions at once, before the core is ready.
     if (typeof document !== "undefined") {
       this._slots = new Slots(this, coreOptions);
@@ -138,6 +139,7 @@ export class Client {
       // A failed client lets go of the page: a corrected load() replaces
       // it, and its clicks must not reach this one too.
       stopCapture();
+      stopLeaving();
       if (this._slots) this._slots.stop();
       this._emit("error", e);
       for (const [, , settle] of pending) settle(rejected(e));

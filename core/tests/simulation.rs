@@ -186,10 +186,11 @@ fn the_same_pages_with_a_healthy_collector_cost_duplicates_only() {
 }
 
 /// An ordinary visit: 20 pages, a page view and a few clicks on each, the
-/// shopper moving on after 2 to 30 s; the collector healthy, 100 ms away.
-/// Prints how often the collector sees an event twice.
-#[test]
-fn an_ordinary_visit_and_its_duplicates() {
+/// shopper moving on after 0.5 to 6.5 s; the collector healthy, 100 ms
+/// away. `click`: the shopper leaves by a link, which sends what is
+/// queued at once, and the next page replaces this one that many ms
+/// later. Returns (events, copies the collector stored).
+fn ordinary_visits(click: Option<f64>) -> (u64, u64) {
     let mut total = (0, 0);
     for visit in 0..50u64 {
         let mut w = sim::World::scripted(100.0);
@@ -201,7 +202,10 @@ fn an_ordinary_visit_and_its_duplicates() {
                 1 + (mix % 3) as usize,
                 500.0 + (mix % 5) as f64 * 1500.0,
             );
-            w.go(tab, page < 19);
+            match click {
+                Some(ms) => w.click_link(tab, page < 19, ms),
+                None => w.go(tab, page < 19),
+            }
         }
         w.wait(60_000.0);
         w.come_back(tab);
@@ -210,10 +214,21 @@ fn an_ordinary_visit_and_its_duplicates() {
         total.0 += r.arrived;
         total.1 += r.copies;
     }
-    println!(
-        "ordinary visits: {} events, {} copies ({} duplicates per 1,000 events)",
-        total.0,
-        total.1,
-        (total.1 - total.0) * 1000 / total.0
-    );
+    total
+}
+
+/// Prints how often the collector sees an event twice in ordinary visits.
+#[test]
+fn an_ordinary_visit_and_its_duplicates() {
+    for (how, click) in [
+        ("left without a link", None),
+        ("left by links, next page after 150 ms", Some(150.0)),
+        ("left by links, next page after 300 ms", Some(300.0)),
+    ] {
+        let (events, copies) = ordinary_visits(click);
+        println!(
+            "ordinary visits, {how}: {events} events, {copies} copies ({} duplicates per 1,000 events)",
+            (copies - events) * 1000 / events
+        );
+    }
 }
