@@ -152,3 +152,15 @@ export function tally(expected, received) {
   for (const id of expected) duplicates += Math.max(0, (counts.get(id) || 0) - 1);
   return { tracked: expected.length, received: received.length, lost: lost.length, duplicates, lostIds: lost };
 }
+
+/** GrowthBook hash v2 (what decides holdouts), computed independently of
+ * segmint. */
+function fnv1a32(s) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h += (h << 1) + (h << 4) + (h << 7) + (h << 8) + (h << 24);
+  }
+  return h >>> 0;
+}
+export const gbHashV2 = (seed, value) => (fnv1a32(String(fnv1a32(seed + value))) % 10000) / 10000;

@@ -17,6 +17,9 @@
 // state.hang = n: the next n batch requests are never answered (a
 // collector that accepts the connection and stalls); state.hung counts
 // the requests left hanging.
+// state.rules: a rules document served at GET /v1/rules (else the
+// --rules file), after state.rulesDelayMs; state.rulesRequests counts
+// the requests for it.
 
 import http from "node:http";
 import fs from "node:fs";
@@ -53,6 +56,9 @@ export function createReceiver({ statics = [], rulesFile = null, wrongWasmType =
       redirect: null,
       redirectStatus: 301,
       cspReports: [], // the "csp-report" of each violation report
+      rules: null,
+      rulesDelayMs: 0,
+      rulesRequests: 0,
     });
   reset();
 
@@ -127,8 +133,10 @@ export function createReceiver({ statics = [], rulesFile = null, wrongWasmType =
         res.setHeader("Accept-Encoding", "gzip");
         return json(res, status, status < 300 ? { success: true } : { error: `injected ${status}` });
       }
-      if (url.pathname === "/v1/rules" && rulesFile) {
-        const text = fs.readFileSync(rulesFile);
+      if (url.pathname === "/v1/rules" && (state.rules || rulesFile)) {
+        state.rulesRequests++;
+        if (state.rulesDelayMs) await new Promise((r) => setTimeout(r, state.rulesDelayMs));
+        const text = state.rules ? JSON.stringify(state.rules) : fs.readFileSync(rulesFile);
         const etag = '"' + crypto.createHash("sha256").update(text).digest("hex").slice(0, 16) + '"';
         res.setHeader("ETag", etag);
         res.setHeader("Cache-Control", "no-cache");

@@ -9,7 +9,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { receiver, stubSnippet, until, ROOT } from "./harness.mjs";
+import { gbHashV2, receiver, stubSnippet, until, ROOT } from "./harness.mjs";
 
 /**
  * Registers the suite for one browser.
@@ -56,7 +56,9 @@ export function suite(name, launch, skip) {
     br = await launch();
     console.log(`${name} ${br.version}`);
   });
+  const timings = [];
   after(async () => {
+    if (timings.length) console.log(`\n${name}: slot rendered, ms after navigation start:\n` + timings.map((t) => `  ${t.case.padEnd(40)} ${t.ms.toFixed(1)}`).join("\n"));
     await br?.close();
     await rx?.close();
     await cached?.close();
@@ -311,6 +313,116 @@ export function suite(name, launch, skip) {
       Object.assign(rx.state, { faults: [], delayMs: 0, offline: false });
       await other.close();
     }
+  });
+
+  // --- the first page view -------------------------------------------
+
+  const FIRST_VISIT = {
+    version: `${tag}-first-visit`,
+    traits: {
+      days_since_first_seen: { builtin: "days_since_first_seen" },
+      views_today: { event: "Page Viewed", aggregate: "count", window_days: 1 },
+    },
+    segments: [
+      { id: "summer", priority: 50, condition: { "context.campaign.name": "summer", views_today: { $gte: 1 } } },
+      { id: "new-user", priority: 10, condition: { days_since_first_seen: { $lte: 7 } } },
+    ],
+  };
+  /** A new visitor: nothing of segmint's on the receiver's origin. */
+  async function forget() {
+    await br.goto(`${rx.origin}/blank.html`);
+    await br.deleteCookies();
+    await br.run("localStorage.clear(); sessionStorage.clear();");
+  }
+  /** The script-tag page with a slot (see e2e/pages/embed-slots.html). */
+  const slotsPage = (extra = "", options = {}) =>
+    `${rx.origin}/embed-slots.html?${extra}o=${encodeURIComponent(JSON.stringify({ rulesUrl: "/v1/rules", flushIntervalMs: 100, antiFlickerTimeoutMs: 5000, ...options }))}`;
+  /** The banners the slot showed once one has, with when it rendered. */
+  const banners = () =>
+    br.run(`
+      for (const end = Date.now() + 10000; !window.slotLog.length; ) {
+        if (Date.now() > end) throw new Error("no banner");
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      ${EMBED_STARTED}
+      await window.segmint.flush();
+      return { banners: window.slotLog.map((l) => l.banner), ms: performance.getEntriesByName("segmint:slot:hero")[0].startTime };`);
+  const viewed = (marker) =>
+    [...new Map(rx.state.messages.filter((m) => m.event === "Promotion Viewed" && m.context.page.url.includes(marker)).map((m) => [m.messageId, m])).values()];
+
+  test(`${name}: a first visit shows its segment's banner once the rules arrive (after 0 and 150 ms), one Promotion Viewed; after 600 ms the default at the timeout, once`, { skip }, async () => {
+    for (const delay of [0, 150, 600]) {
+      rx.reset();
+      Object.assign(rx.state, { rules: FIRST_VISIT, rulesDelayMs: delay });
+      await forget();
+      const marker = `first=${delay}&`;
+      await br.goto(slotsPage(marker, delay === 600 ? { antiFlickerTimeoutMs: 400 } : {}));
+      const got = await banners();
+      const expected = delay === 600 ? "default" : "new-user";
+      assert.deepEqual(got.banners, [expected], `rules after ${delay} ms`);
+      if (delay < 600) timings.push({ case: `first visit, rules after ${delay} ms`, ms: got.ms });
+      assert.equal(rx.state.rulesRequests, 1);
+      await until(() => viewed(marker).length > 0, 5_000, "the exposure");
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(viewed(marker).map((m) => m.properties.creative), [expected], "one Promotion Viewed");
+    }
+  });
+
+  test(`${name}: a first visit whose landing URL puts it in a campaign segment shows that banner`, { skip }, async () => {
+    rx.reset();
+    Object.assign(rx.state, { rules: FIRST_VISIT, rulesDelayMs: 50 });
+    await forget();
+    await br.goto(slotsPage("utm_campaign=summer&"));
+    assert.deepEqual((await banners()).banners, ["summer"]);
+    assert.equal(await br.run("return window.pwned === undefined;"), true, "the template's script never ran");
+  });
+
+  test(`${name}: a returning visitor's cached banner is in the first paint: the stub shows it as the page is parsed`, { skip }, async () => {
+    rx.reset();
+    Object.assign(rx.state, { rules: FIRST_VISIT });
+    await forget();
+    await br.goto(slotsPage("visit=first&"));
+    assert.deepEqual((await banners()).banners, ["new-user"]);
+    for (let i = 0; i < 3; i++) {
+      await br.goto(slotsPage(`visit=${i}&`));
+      const page = await br.run(`return {
+        log: window.slotLog, parsedAt: window.templateParsedAt, frames: window.frameLog,
+        paint: performance.getEntriesByName("first-contentful-paint")[0]?.startTime ?? null,
+        cached: document.querySelector("#hero").dataset.segmintCached ?? null,
+      };`);
+      assert.deepEqual(page.log.map((l) => l.banner), ["new-user"]);
+      assert.equal(page.cached, "new-user", "shown by the stub");
+      const between = page.frames.filter((t) => t > page.parsedAt && t < page.log[0].at);
+      assert.deepEqual(between, [], `frames between the template (${page.parsedAt} ms) and its banner (${page.log[0].at} ms)`);
+      if (page.paint !== null) assert.ok(page.log[0].at <= page.paint || page.paint < page.parsedAt, `banner ${page.log[0].at} ms, paint ${page.paint} ms`);
+      const got = await banners();
+      assert.deepEqual(got.banners, ["new-user"], "the embed takes the slot as it is");
+      timings.push({ case: "returning visitor (stub, first paint)", ms: got.ms });
+      await until(() => viewed(`visit=${i}&`).length > 0, 5_000, "the exposure");
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(viewed(`visit=${i}&`).length, 1, "one Promotion Viewed");
+    }
+  });
+
+  test(`${name}: the demo storefront shows a New User the welcome banner on the first page view`, { skip }, async () => {
+    rx.reset();
+    Object.assign(rx.state, { rules: JSON.parse(fs.readFileSync(path.join(ROOT, "rules.json"), "utf8")) });
+    await forget();
+    await br.goto(`${rx.origin}/www/index.html`);
+    const hero = await br.run(`
+      ${EMBED_STARTED}
+      for (const end = Date.now() + 10000; !document.querySelector(".hero").dataset.segmintVariation; ) {
+        if (Date.now() > end) throw new Error("no decision");
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await window.segmint.flush();
+      const hero = document.querySelector(".hero");
+      return { variation: hero.dataset.segmintVariation, welcome: !!hero.querySelector(".banner.welcome"), id: window.segmint.anonymousId() };`);
+    const held = gbHashV2("new-user", hero.id) < 0.1;
+    assert.deepEqual({ variation: hero.variation, welcome: hero.welcome }, { variation: held ? "holdout" : "personalized", welcome: !held }, `id ${hero.id}`);
+    await until(() => viewed("/www/").length > 0, 5_000, "the exposure");
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(viewed("/www/").length, 1, "one exposure: no default first");
   });
 
   test(`${name}: an endpoint that redirects (301): endpoint_redirected once, the events kept and sent once it stops; a 307 is delivered`, { skip }, async () => {

@@ -24,7 +24,7 @@ async function freePort() {
 /**
  * Starts a WebDriver server (`command` with `args(port)`) and a session
  * with `capabilities`. Returns `{ version, goto(url), back(), window(),
- * newWindow(), switchTo(handle), closeWindow(handle), screenshot(),
+ * newWindow(), switchTo(handle), closeWindow(handle), deleteCookies(), screenshot(),
  * run(body, ...args), close() }`: `run` evaluates `body` as the body of an async
  * function in the page (its arguments as `args`) and returns its result.
  */
@@ -69,6 +69,8 @@ async function session(name, command, args, capabilities, { scriptTimeoutMs } = 
         await call("POST", `${at}/window`, { handle });
         await call("DELETE", `${at}/window`);
       },
+      /** Deletes the current page's cookies. */
+      deleteCookies: () => call("DELETE", `${at}/cookie`),
       /** The viewport as PNG bytes. */
       screenshot: async () => Buffer.from(await call("GET", `${at}/screenshot`), "base64"),
       async run(body, ...args) {

@@ -41,68 +41,61 @@ function queryOf(form) {
 }
 
 /**
- * Listens for declarative clicks and searches; returns what stops it.
- * @param {{track: Function, productsSearched: Function}} client
- * @param {boolean | {clicks?: boolean, search?: boolean}} autocapture
- * @returns {() => void}
- */
-export function installCapture(client, autocapture) {
-  if (typeof document === "undefined" || autocapture === false) return () => {};
-  const listeners = [];
-  const on = (kind) => autocapture === undefined || autocapture === true || autocapture[kind] !== false;
-  if (on("clicks")) {
-    listeners.push([
-      "click",
-      (e) => {
-        const el = e.target instanceof Element ? e.target.closest("[data-segmint-track]") : null;
-        const name = el && el.getAttribute("data-segmint-track");
-        if (name) client.track(name, propertiesOf(el));
-      },
-    ]);
-  }
-  if (on("search")) {
-    listeners.push([
-      "submit",
-      (e) => {
-        const form = e.target;
-        if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-segmint-search")) return;
-        const query = queryOf(form);
-        if (query) client.productsSearched(query, propertiesOf(form));
-      },
-    ]);
-  }
-  for (const [type, fn] of listeners) document.addEventListener(type, fn, true);
-  return () => {
-    for (const [type, fn] of listeners) document.removeEventListener(type, fn, true);
-  };
-}
-
-/**
  * A click on a link, or a form submitted, that leaves the page: what is
  * queued goes at once rather than at the next flush interval, so its
  * answer can arrive before the next page replaces this one. (An answer
  * no page hears keeps the events stored, and the next page sends them
  * again.) Checked once the page's own handlers have run: the event they
  * record goes too, and a link a single-page router takes over (its
- * default prevented) sends nothing early. Returns what stops it.
- * @param {{flush: Function, _recorder: object}} client
+ * default prevented) sends nothing early.
  */
-export function installLeaving(client) {
+function leaving(client, e) {
+  const el = e.target instanceof Element ? e.target : null;
+  const link = e.type === "click" ? el && el.closest("a[href]") : el;
+  if (!link || (e.type === "click" && (e.button || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey))) return;
+  if ((link.target && link.target !== "_self") || link.hasAttribute("download")) return;
+  setTimeout(() => {
+    if (!e.defaultPrevented && client._recorder) client.flush();
+  });
+}
+
+/**
+ * Listens for declarative clicks and searches (unless `autocapture` says
+ * not), and for links and forms that leave the page; returns what stops
+ * it.
+ * @param {{track: Function, productsSearched: Function, flush: Function}} client
+ * @param {boolean | {clicks?: boolean, search?: boolean}} autocapture
+ * @returns {() => void}
+ */
+export function installCapture(client, autocapture) {
   if (typeof document === "undefined") return () => {};
-  const leaving = (e) => {
-    const el = e.target instanceof Element ? e.target : null;
-    const link = e.type === "click" ? el && el.closest("a[href]") : el;
-    if (!link || (e.type === "click" && (e.button || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey))) return;
-    if (link.target && link.target !== "_self") return;
-    if (link.hasAttribute("download")) return;
-    setTimeout(() => {
-      if (!e.defaultPrevented && client._recorder) client.flush();
-    });
-  };
-  document.addEventListener("click", leaving, true);
-  document.addEventListener("submit", leaving, true);
+  const on = (kind) => autocapture === undefined || autocapture === true || (autocapture && autocapture[kind] !== false);
+  const clicks = on("clicks");
+  const search = on("search");
+  const listeners = [
+    [
+      "click",
+      (e) => {
+        const el = clicks && e.target instanceof Element ? e.target.closest("[data-segmint-track]") : null;
+        const name = el && el.getAttribute("data-segmint-track");
+        if (name) client.track(name, propertiesOf(el));
+        leaving(client, e);
+      },
+    ],
+    [
+      "submit",
+      (e) => {
+        const form = e.target;
+        if (search && form instanceof HTMLFormElement && form.hasAttribute("data-segmint-search")) {
+          const query = queryOf(form);
+          if (query) client.productsSearched(query, propertiesOf(form));
+        }
+        leaving(client, e);
+      },
+    ],
+  ];
+  for (const [type, fn] of listeners) document.addEventListener(type, fn, true);
   return () => {
-    document.removeEventListener("click", leaving, true);
-    document.removeEventListener("submit", leaving, true);
+    for (const [type, fn] of listeners) document.removeEventListener(type, fn, true);
   };
 }

@@ -3,8 +3,9 @@
 // (track) to one JSON.stringify and one call into wasm.
 
 import { SegmintError, encode, invalid } from "./json.js";
-import { installCapture, installLeaving } from "./capture.js";
+import { installCapture } from "./capture.js";
 import { Slots } from "./slots.js";
+import { fetchRules, prefetchRules } from "./rules.js";
 
 const OK = Promise.resolve();
 const noop = () => {};
@@ -65,13 +66,18 @@ export class Client {
     // Listening starts now, so clicks before the core is ready count too
     // (their calls wait in the buffer).
     const stopCapture = installCapture(this, coreOptions.autocapture);
-    const stopLeaving = installLeaving(this);
-    // Slots render cached decisions at once, before the core is ready.
+    // Slots render cached decisions at once, before the core is ready;
+    // the others wait for the rules in force (see _startRules).
     if (typeof document !== "undefined") {
       this._slots = new Slots(this, coreOptions);
       this._slots.watchDocument();
-      this._hooks.push(() => this._slots.start());
+      this._hooks.push(() => this._rulesKnown.then(() => this._slots.start()));
     }
+    // The rules, fetched beside the wasm: after the stub's queue is
+    // replayed (a consent() call in it holds from the start).
+    this._prefetch = Promise.resolve().then(() =>
+      plain && typeof document !== "undefined" ? prefetchRules(coreOptions, this._earlyConsent()) : null,
+    );
     const started = plain
       ? start(wasmUrl)
       : Promise.reject(
@@ -88,8 +94,8 @@ export class Client {
         // granted and then switching would write the id cookie and
         // storage the shopper has not agreed to. The call is still
         // replayed in its place, which remembers the choice.
-        const early = (this._pending || []).find(([method]) => method === "consent");
-        if (early && ["granted", "pending", "denied"].includes(early[1][0])) coreOptions.consent = early[1][0];
+        const early = this._earlyConsent();
+        if (early) coreOptions.consent = early;
         let text;
         try {
           text = JSON.stringify(coreOptions);
@@ -104,6 +110,7 @@ export class Client {
         }
         // The wasm memory, for the benchmarks' memory figure.
         this._memory = wasm.memory;
+        this._rulesKnown = this._startRules();
         this.settings = JSON.parse(this._inst.settings());
         // A page prerendered by Speculation Rules runs before anyone sees
         // it: the core starts and slots decide now, so it shows at once,
@@ -139,11 +146,31 @@ export class Client {
       // A failed client lets go of the page: a corrected load() replaces
       // it, and its clicks must not reach this one too.
       stopCapture();
-      stopLeaving();
       if (this._slots) this._slots.stop();
       this._emit("error", e);
       for (const [, , settle] of pending) settle(rejected(e));
     });
+  }
+
+  /** The state a consent() call made before the core ran asks for. */
+  _earlyConsent() {
+    const early = (this._pending || []).find(([method]) => method === "consent");
+    const state = early && early[1][0];
+    return ["granted", "pending", "denied"].includes(state) ? state : undefined;
+  }
+
+  /** Makes the rules fetch the core wants now, with the request begun
+   * beside the wasm when it is that one. Resolves once the rules in force
+   * are known: cached, inline, fetched, or none to be had (no rulesUrl,
+   * a failed fetch, a bad document, consent not granted). */
+  _startRules() {
+    const wanted = this._inst.rulesRequest();
+    if (!wanted) return Promise.resolve();
+    const { url, etag } = JSON.parse(wanted);
+    return this._prefetch
+      .then((pre) => (pre && pre.url === url && pre.etag === etag ? pre.answer : fetchRules(url, etag)))
+      .then(([status, tag, text]) => this._inst.rulesAnswer(status, tag ?? undefined, text))
+      .catch(noop);
   }
 
   /** Calls may record from now on: the buffered ones first, in order. */

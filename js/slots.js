@@ -8,9 +8,11 @@
 // The wasm core decides (highest-priority segment the slot offers, unless
 // the user is held out); this file renders. It lives in JavaScript because
 // the no-flicker part runs before the wasm is ready: the decision the last
-// page view cached is applied at once, so a returning visitor never sees
-// the default banner first. Templates are cloned, never assigned as HTML
-// strings, and scripts in them never run.
+// page view cached is applied at once (by the stub, as the page is parsed,
+// where the page has it), so a returning visitor never sees the default
+// banner first. A slot without one waits, hidden, for the rules in force
+// (see Client#_startRules), at most antiFlickerTimeoutMs. Templates are
+// cloned, never assigned as HTML strings, and scripts in them never run.
 
 import { invalid } from "./json.js";
 
@@ -187,7 +189,9 @@ export class Slots {
     // hidden until the decision, or the timeout shows the default.
     const cached = this.cache[slot.name];
     if (cached && cached.template in slot.variants) {
-      this.render(slot, cached);
+      // The stub may have shown it as the page was parsed: taken as it is.
+      if (slot.element.getAttribute("data-segmint-cached") === cached.template) slot.shown = { ...cached, fallback: false };
+      else this.render(slot, cached);
     } else {
       if (slot.hiddenStyle === undefined) slot.hiddenStyle = slot.element.style.visibility;
       slot.element.style.visibility = "hidden";

@@ -6,7 +6,8 @@
 // `if (segmint.inSegment("vip"))` is false rather than a truthy queue.
 // Calls that give the client's promises give settled ones (never pending:
 // `await segmint.flush()` before leaving the page must not wait for an
-// SDK an ad blocker stopped), so `.catch()` and `.then()` work too.
+// SDK an ad blocker stopped), so `.catch()` and `.then()` work too. It
+// also shows a returning visitor's banners as the page is parsed.
 !(function (w) {
   var q = w.segmint;
   var P = w.Promise;
@@ -14,6 +15,43 @@
   // or a loaded client (which has `ready`), else calls would go nowhere.
   if (!Array.isArray(q) && !(q && q.ready)) q = w.segmint = [];
   if (q.ready) return;
+  // A returning visitor's banner is in the first paint: as the page is
+  // parsed, each declarative slot shows the banner the last page view
+  // decided for it (sgm_slots), before the embed arrives. A template is
+  // used once the parser is past it (its content is whole); the embed
+  // takes the slot over as it is (data-segmint-cached). No cache (a first
+  // visit, storage refused): nothing is watched.
+  try {
+    var d = w.document,
+      cache = JSON.parse(w.localStorage.sgm_slots),
+      paint = function () {
+        d.querySelectorAll("[data-segmint-slot]").forEach(function (slot) {
+          try {
+            var name = slot.getAttribute("data-segmint-slot") || "slot",
+              shown = cache[name],
+              t = slot.querySelector(':scope>template[data-segment="' + shown.template + '"]'),
+              banner;
+            for (var n = t; d.readyState == "loading" && n && !n.nextSibling; ) n = n.parentNode;
+            if (n && slot.dataset.segmintCached == null) {
+              banner = t.content.cloneNode(1);
+              banner.querySelectorAll("script").forEach(function (s) {
+                s.remove();
+              });
+              slot.append(banner);
+              slot.dataset.segmintCached = shown.template;
+              slot.dataset.segmintVariation = shown.variation;
+              performance.mark("segmint:slot:" + name);
+            }
+          } catch (e) {}
+        });
+      },
+      watch = new MutationObserver(paint);
+    watch.observe(d, { childList: 1, subtree: 1 });
+    d.addEventListener("DOMContentLoaded", function () {
+      paint();
+      watch.disconnect();
+    });
+  } catch (e) {}
   var known = { anonymousId: null, userId: null, segments: [], inSegment: !1, traits: {} };
   "track page identify reset productClicked productsSearched orderCompleted flush consent on off personalize anonymousId userId segments inSegment traits"
     .split(" ")

@@ -240,6 +240,37 @@ impl Segmint {
             })
     }
 
+    /// The rules fetch due now, as `{"url":..,"etag":..}` (the `etag` only
+    /// when one is cached), counted as in flight until `rulesAnswer`: the
+    /// facade makes it at start, with the request it began beside the
+    /// wasm's when that one matches. Nothing when the rules in force are
+    /// fresh, there is no `rulesUrl`, or consent allows no request.
+    #[wasm_bindgen(js_name = rulesRequest)]
+    pub fn rules_request(&self) -> Option<String> {
+        self.rt
+            .run(false, |s, now| {
+                let request = s.tracker.rules_request(now)?;
+                let mut out = String::from("{\"url\":");
+                segmint_core::json::write_string(&mut out, &request.url);
+                if let Some(etag) = &request.etag {
+                    out.push_str(",\"etag\":");
+                    segmint_core::json::write_string(&mut out, etag);
+                }
+                out.push('}');
+                Some(out)
+            })
+            .flatten()
+    }
+
+    /// The answer to the fetch `rulesRequest()` asked for: its status (0
+    /// for a network error), `ETag` and body.
+    #[wasm_bindgen(js_name = rulesAnswer)]
+    pub fn rules_answer(&self, status: u16, etag: Option<String>, text: &str) {
+        self.rt.run(true, |s, now| {
+            s.tracker.rules_fetched(status, etag, text, now)
+        });
+    }
+
     /// The version of the rules in force, if any.
     #[wasm_bindgen(js_name = rulesVersion)]
     pub fn rules_version(&self) -> Option<String> {

@@ -241,7 +241,8 @@ impl Runtime {
         rt.install_callbacks();
         rt.run(true, |s, _| s.write_cookie());
         rt.adopt();
-        rt.fetch_rules();
+        // The rules at start are the facade's to fetch (rulesRequest): it
+        // began the request beside the wasm's, one round trip sooner.
         rt
     }
 

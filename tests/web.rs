@@ -238,6 +238,28 @@ async fn a_batch_reaches_the_local_endpoint() {
 }
 
 #[wasm_bindgen_test]
+fn the_facade_fetches_the_rules_at_start_and_hands_over_the_answer() {
+    clean();
+    let sm = Segmint::new(
+        r#"{"endpoint":"http://127.0.0.1:9","rulesUrl":"http://127.0.0.1:9/v1/rules","flushIntervalMs":60000}"#,
+        emit_sink(),
+    )
+    .unwrap();
+    let wanted = Value::parse(&sm.rules_request().expect("a fetch is due")).unwrap();
+    assert_eq!(
+        wanted.get("url").and_then(Value::as_str),
+        Some("http://127.0.0.1:9/v1/rules")
+    );
+    assert_eq!(wanted.get("etag"), None, "nothing cached yet");
+    assert_eq!(sm.rules_request(), None, "in flight: not asked twice");
+    let doc = r#"{"version":"start-1","traits":{},"segments":[{"id":"all","condition":{}}]}"#;
+    sm.rules_answer(200, Some("\"e1\"".into()), doc);
+    assert_eq!(sm.rules_version().as_deref(), Some("start-1"));
+    assert_eq!(sm.segments(), r#"["all"]"#);
+    assert!(sm.consent("denied").is_none());
+}
+
+#[wasm_bindgen_test]
 async fn a_refused_connection_keeps_the_events_for_a_retry() {
     clean();
     // Port 9 is on every browser's blocked-port list: `fetch` rejects at
@@ -331,6 +353,10 @@ async fn garbage_through_every_export_leaves_tracking_working() {
         let _ = sm.segments();
         let _ = sm.traits();
         let _ = sm.rules_version();
+        let _ = sm.rules_request();
+        for status in [0, 200, 304, 404, 500] {
+            sm.rules_answer(status, Some(j.to_string()), j);
+        }
     }
     let huge = format!(r#"{{"x":"{}"}}"#, "y".repeat(40_000));
     let err = Value::parse(&sm.track("Big", &huge).unwrap()).unwrap();

@@ -871,6 +871,12 @@ impl World {
 
     /// What a consent change in `pv` means for the events so far.
     fn consent_changes(&mut self, pv: usize, consent: Consent) {
+        // Denying deletes what is stored even where denied already (a tab
+        // that missed another tab's grant).
+        if consent == Consent::Denied {
+            self.withdraw();
+            return;
+        }
         let before = self.pvs[pv].tracker.consent();
         if before == consent {
             return;
