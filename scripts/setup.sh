@@ -13,6 +13,8 @@ ROOT=$PWD
 WASM_PACK_VERSION=0.15.1
 GECKODRIVER_VERSION=0.37.1
 log() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
+# shellcheck source=scripts/progress.sh
+source scripts/progress.sh
 
 # wasm-bindgen-cli must match the wasm-bindgen pinned in Cargo.lock exactly,
 # or wasm-pack silently tries to download one (and fails here).
@@ -40,8 +42,8 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_missing+=(postgresql)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   log "apt-get install ${apt_missing[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null
+  quietly "apt-get update" $SUDO apt-get update -qq
+  quietly "apt-get install" env DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${apt_missing[@]}"
 fi
 
 # --- Rust tool-chain -------------------------------------------------------
@@ -58,20 +60,21 @@ installed_version() { "$1" --version 2>/dev/null | head -n 1 | awk '{print $2}' 
 
 if [ "$(installed_version wasm-pack)" != "$WASM_PACK_VERSION" ]; then
   log "cargo install wasm-pack $WASM_PACK_VERSION (a few minutes, once)"
-  cargo install wasm-pack --version "$WASM_PACK_VERSION" --locked --quiet
+  quietly "wasm-pack" cargo install wasm-pack --version "$WASM_PACK_VERSION" --locked
 fi
 if [ "$(installed_version wasm-bindgen)" != "$WASM_BINDGEN_VERSION" ]; then
   log "cargo install wasm-bindgen-cli $WASM_BINDGEN_VERSION (a few minutes, once)"
-  # The published lock of some versions names crates this registry lacks:
-  # try it locked first, then let cargo resolve.
-  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --locked --quiet --force || {
-    log "the locked install failed (an error above is expected here); resolving its dependencies afresh"
-    cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --quiet --force
-  }
+  # The published lock of some versions names crates this registry lacks
+  # (0.2.130's names a webpki-roots it does not have): tried locked first,
+  # quietly, then with its dependencies resolved afresh.
+  if ! cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --locked --quiet --force >/dev/null 2>&1; then
+    log "its published lock cannot be used with this registry, as expected here: resolving its dependencies afresh"
+    quietly "wasm-bindgen-cli" cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
+  fi
 fi
 if [ -z "${SEGMINT_SKIP_FIREFOX:-}" ] && [ "$(installed_version geckodriver)" != "$GECKODRIVER_VERSION" ]; then
   log "cargo install geckodriver $GECKODRIVER_VERSION (a few minutes, once)"
-  cargo install geckodriver --version "$GECKODRIVER_VERSION" --locked --quiet --force
+  quietly "geckodriver" cargo install geckodriver --version "$GECKODRIVER_VERSION" --locked --force
 fi
 
 # --- npm packages (wasm-opt from binaryen@132, playwright-core, bundlers) --
@@ -82,7 +85,7 @@ fi
 for dir in . examples ${SEGMINT_NPM_EXTRA:-}; do
   if [ ! -f "$dir/node_modules/.package-lock.json" ] || ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.segmint-lock"; then
     log "npm ci ($dir)"
-    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.segmint-lock)
+    (cd "$dir" && quietly "npm ci ($dir)" npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.segmint-lock)
   fi
 done
 log "ready (wasm-bindgen $WASM_BINDGEN_VERSION, wasm-pack $WASM_PACK_VERSION, $(chromium --version 2>/dev/null | head -c 40))"

@@ -21,6 +21,9 @@ trap cleanup EXIT
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "docs: links, code blocks, figures"
+node scripts/check-docs.mjs
+
 step "cargo clippy (native)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 

@@ -33,6 +33,7 @@ pub mod hash;
 pub mod id;
 pub mod json;
 pub mod message;
+pub mod persister;
 pub mod profile;
 pub mod queue;
 pub mod replay;

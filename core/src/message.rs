@@ -38,7 +38,36 @@ pub struct PageInfo {
     pub locale: String,
 }
 
+/// The longest page URL, query or referrer segmint sends, in bytes...
+const MAX_URL_BYTES: usize = 2048;
+/// ...and page title. A page that keeps its state in a 20 KB query would
+/// otherwise pass the 32 KB event limit with every event it records.
+const MAX_TITLE_BYTES: usize = 512;
+
 impl PageInfo {
+    /// The page as segmint sends and evaluates it: without the site's
+    /// private URL parameters (`names`), and its texts cut to their caps.
+    pub fn as_sent(mut self, names: &[String]) -> PageInfo {
+        if !names.is_empty() {
+            for url in [&mut self.url, &mut self.search, &mut self.referrer] {
+                *url = crate::url::strip_params(url, names);
+            }
+        }
+        for (text, cap) in [
+            (&mut self.url, MAX_URL_BYTES),
+            (&mut self.search, MAX_URL_BYTES),
+            (&mut self.referrer, MAX_URL_BYTES),
+            (&mut self.title, MAX_TITLE_BYTES),
+        ] {
+            let mut at = cap.min(text.len());
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            text.truncate(at);
+        }
+        self
+    }
+
     /// The page's UTM campaign, named as Segment names it.
     pub fn campaign(&self) -> Vec<(String, String)> {
         crate::url::campaign(&self.search)

@@ -10,11 +10,13 @@
 //! beacons need not carry its events again. No answer the page does not
 //! hear takes an event out of storage (see `Tracker::release`).
 
+mod batch;
+
+pub use batch::Batch;
+
 use crate::error::Error;
-use crate::json::write_string;
 use crate::queue::Queue;
 use crate::retry::{classify, retry_after_ms, Backoff, Verdict};
-use crate::time::write_rfc3339;
 
 /// The browser's budget for bodies of `keepalive` requests in flight.
 pub const KEEPALIVE_BUDGET: usize = 64 * 1024;
@@ -23,22 +25,6 @@ pub const KEEPALIVE_BUDGET: usize = 64 * 1024;
 /// up to it (or to `max_events`), and `max_bytes` caps what goes on the
 /// wire.
 pub const MAX_BATCH_JSON: usize = 500 * 1024;
-
-/// A request to send.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Batch {
-    /// Identifies the answer in [`Delivery::settle`].
-    pub id: u64,
-    /// `{"batch":[...],"sentAt":..,"writeKey":..}`
-    pub body: String,
-    /// `body` gzip-compressed, when the endpoint accepts gzip: this goes
-    /// on the wire then, to the URL with `?compression=gzip`.
-    pub gzipped: Option<Vec<u8>>,
-    /// Sequence numbers of the events inside.
-    pub seqs: Vec<u64>,
-    /// Send with `keepalive`: the request outlives the page.
-    pub keepalive: bool,
-}
 
 /// How a request ended.
 #[derive(Clone, Debug, PartialEq)]
@@ -288,18 +274,6 @@ impl Delivery {
         self.flushes.iter().any(|f| seq <= f.through)
     }
 
-    fn batch_tail(&self, now: f64) -> String {
-        let mut tail = String::from("],\"sentAt\":\"");
-        write_rfc3339(&mut tail, now);
-        tail.push('"');
-        if let Some(key) = &self.write_key {
-            tail.push_str(",\"writeKey\":");
-            write_string(&mut tail, key);
-        }
-        tail.push('}');
-        tail
-    }
-
     /// The end of the range a batch may take events from: after a 413,
     /// the split range on top that still holds queued events (ranges
     /// whose events all left, delivered, refused or taken by another
@@ -345,111 +319,6 @@ impl Delivery {
         }
         let outlives = self.keepalive_fetch;
         self.build(queue, now, self.max_bytes, true, outlives, through)
-    }
-
-    /// Fills a batch from the oldest events not in flight, up to sequence
-    /// number `through`, at most `max_events` events and `max_bytes` of
-    /// body on the wire (one event always goes, whatever its size, so
-    /// nothing can stall the queue). A page-hide batch (`!ordinary`) that
-    /// cannot fit even one event in `max_bytes` is not made. `outlives`:
-    /// the way it is sent can outlive the page (keepalive, a beacon).
-    fn build(
-        &mut self,
-        queue: &mut Queue,
-        now: f64,
-        max_bytes: usize,
-        ordinary: bool,
-        outlives: bool,
-        through: u64,
-    ) -> Option<Batch> {
-        let tail = self.batch_tail(now);
-        let json_cap = if self.gzip {
-            self.json_cap()
-        } else {
-            max_bytes
-        };
-        let mut max_events = self.max_events;
-        const OPEN: &str = "{\"batch\":[";
-        let (body, seqs, gzipped) = loop {
-            let sendable = || {
-                queue
-                    .iter()
-                    .filter(|e| !e.in_flight)
-                    .take_while(|e| e.seq <= through)
-            };
-            // Which events go and the body's length first, so the body is
-            // allocated once: a body grown by doubling would hold up to
-            // three times its size at once, and wasm memory never shrinks.
-            let (mut count, mut json_len) = (0, OPEN.len() + tail.len());
-            for e in sendable() {
-                let len = queue.wire_len(e) + usize::from(count > 0);
-                if count > 0 && (count >= max_events || json_len + len > json_cap) {
-                    break;
-                }
-                json_len += len;
-                count += 1;
-            }
-            if count == 0 {
-                return None;
-            }
-            let mut body = String::with_capacity(json_len);
-            body.push_str(OPEN);
-            let mut seqs = Vec::with_capacity(count);
-            for e in sendable().take(count) {
-                if !seqs.is_empty() {
-                    body.push(',');
-                }
-                queue.write_entry(&mut body, e);
-                seqs.push(e.seq);
-            }
-            body.push_str(&tail);
-            let gzipped = self.gzip.then(|| crate::gzip::gzip(body.as_bytes()));
-            let wire = gzipped.as_ref().map_or(body.len(), Vec::len);
-            if wire <= max_bytes {
-                break (body, seqs, gzipped);
-            }
-            if seqs.len() == 1 {
-                if !ordinary {
-                    // Does not fit what is left of the keepalive budget.
-                    return None;
-                }
-                break (body, seqs, gzipped);
-            }
-            // Compressed, it is still over the cap: fewer events, in
-            // proportion (a tenth to spare).
-            let fit = seqs.len() * max_bytes / wire.max(1) * 9 / 10;
-            max_events = fit.clamp(1, seqs.len() - 1);
-        };
-        let bytes = gzipped.as_ref().map_or(body.len(), Vec::len);
-        queue.set_in_flight(&seqs, true);
-        let id = self.next_id;
-        self.next_id += 1;
-        // Ordinary batches use keepalive only up to half the budget: the
-        // browser releases a finished request's share some time after its
-        // answer arrives, and two halves always fit.
-        let keepalive = outlives
-            && self.keepalive_bytes() + bytes <= KEEPALIVE_BUDGET
-            && (!ordinary || bytes <= KEEPALIVE_BUDGET / 2);
-        self.in_flight.push(InFlight {
-            id,
-            sent_at: now,
-            seqs: seqs.clone(),
-            bytes,
-            keepalive,
-            ordinary,
-        });
-        Some(Batch {
-            id,
-            body,
-            gzipped,
-            seqs,
-            keepalive,
-        })
-    }
-
-    /// Bytes a batch puts on the wire.
-    pub fn wire_len(batch: &Batch) -> usize {
-        batch.gzipped.as_ref().map_or(batch.body.len(), Vec::len)
     }
 
     /// Batches for a page that is being hidden or unloaded, sent with
