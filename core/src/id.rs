@@ -77,6 +77,9 @@ impl Rng {
 }
 
 /// Formats 16 random bytes as a UUID v4 (sets the version and variant bits).
+// Hand-written rather than through the `uuid` crate: with it
+// (`Builder::from_random_bytes`, `encode_lower`) the wasm was 458 bytes
+// larger raw, 0.1 KB brotli (measured 2026-12-04).
 pub fn uuid_v4_from_bytes(mut bytes: [u8; 16]) -> String {
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
