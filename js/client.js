@@ -254,7 +254,7 @@ export class Client {
     } catch (e) {
       return this._fail(e);
     }
-    const err = this._core().track(event, json);
+    const err = this._core().record(0, event, json);
     return err === undefined ? OK : this._result(err);
   }
 
@@ -265,7 +265,7 @@ export class Client {
     if (name !== undefined && name !== null && typeof name !== "string") return this._fail(invalid("page(name)", "expected a string"));
     // The core reads the page afresh for a page view.
     this._href = location.href;
-    return this._call(() => this._recorder.page(name ?? undefined, encode(properties, "properties")));
+    return this._call(() => this._recorder.record(1, name ?? undefined, encode(properties, "properties")));
   }
 
   /** identify(userId, traits) or identify(traits). */
@@ -276,26 +276,26 @@ export class Client {
     if (userId !== undefined && userId !== null && typeof userId !== "string") {
       return this._fail(invalid("identify(userId)", "expected a string"));
     }
-    return this._call(() => this._core().identify(userId ?? undefined, encode(traits, "traits")));
+    return this._call(() => this._core().record(2, userId ?? undefined, encode(traits, "traits")));
   }
 
   /** Segment e-commerce "Product Clicked"; requires product_id. */
   productClicked(properties) {
     if (!this._recorder) return this._wait("productClicked", [properties]);
-    return this._call(() => this._core().productClicked(encode(properties ?? {}, "properties")));
+    return this._call(() => this._core().record(3, undefined, encode(properties ?? {}, "properties")));
   }
 
   /** Segment e-commerce "Products Searched" with `query`. */
   productsSearched(query, properties) {
     if (!this._recorder) return this._wait("productsSearched", [query, properties]);
     if (typeof query !== "string") return this._fail(invalid("productsSearched(query)", "expected a string"));
-    return this._call(() => this._core().productsSearched(query, encode(properties, "properties")));
+    return this._call(() => this._core().record(4, query, encode(properties, "properties")));
   }
 
   /** Segment e-commerce "Order Completed"; requires order_id and products. */
   orderCompleted(order) {
     if (!this._recorder) return this._wait("orderCompleted", [order]);
-    return this._call(() => this._core().orderCompleted(encode(order ?? {}, "order")));
+    return this._call(() => this._core().record(5, undefined, encode(order ?? {}, "order")));
   }
 
   _call(f) {

@@ -70,20 +70,26 @@ impl Segmint {
         self.settings.clone()
     }
 
-    /// `track(event, properties)`; `properties` is JSON object text.
-    pub fn track(&self, event: &str, properties: &str) -> CallResult {
-        outcome(
-            self.rt
-                .run(false, |s, now| s.tracker.track(event, properties, now)),
-        )
-    }
-
-    /// `page(name?, properties)`: reads the page's location and title
-    /// afresh (single-page apps call it on every route change).
-    pub fn page(&self, name: Option<String>, properties: &str) -> CallResult {
+    /// A call that records, by `kind`: 0 `track(a, b)`, 1 `page(a, b)`
+    /// (reading the page's location and title afresh), 2 `identify(a, b)`,
+    /// 3 `productClicked(b)`, 4 `productsSearched(a, b)`, 5
+    /// `orderCompleted(b)`; `b` is JSON object text. One export for all
+    /// of them: each export costs the wasm its own glue.
+    pub fn record(&self, kind: u8, a: Option<String>, b: &str) -> CallResult {
         outcome(self.rt.run(false, |s, now| {
-            s.tracker.set_page(browser::page_info(), now);
-            s.tracker.page(name.as_deref(), properties, now)
+            let t = &mut s.tracker;
+            let text = a.as_deref().unwrap_or_default();
+            match kind {
+                0 => t.track(text, b, now),
+                1 => {
+                    t.set_page(browser::page_info(), now);
+                    t.page(a.as_deref(), b, now)
+                }
+                2 => t.identify(a.as_deref(), b, now),
+                3 => t.product_clicked(b, now),
+                4 => t.products_searched(text, b, now),
+                _ => t.order_completed(b, now),
+            }
         }))
     }
 
@@ -95,39 +101,6 @@ impl Segmint {
         self.rt.run(false, |s, now| {
             s.tracker.set_page(browser::page_info(), now)
         });
-    }
-
-    /// `identify(userId?, traits)`
-    pub fn identify(&self, user_id: Option<String>, traits: &str) -> CallResult {
-        outcome(self.rt.run(false, |s, now| {
-            s.tracker.identify(user_id.as_deref(), traits, now)
-        }))
-    }
-
-    /// `productClicked(properties)`
-    #[wasm_bindgen(js_name = productClicked)]
-    pub fn product_clicked(&self, properties: &str) -> CallResult {
-        outcome(
-            self.rt
-                .run(false, |s, now| s.tracker.product_clicked(properties, now)),
-        )
-    }
-
-    /// `productsSearched(query, properties)`
-    #[wasm_bindgen(js_name = productsSearched)]
-    pub fn products_searched(&self, query: &str, properties: &str) -> CallResult {
-        outcome(self.rt.run(false, |s, now| {
-            s.tracker.products_searched(query, properties, now)
-        }))
-    }
-
-    /// `orderCompleted(order)`
-    #[wasm_bindgen(js_name = orderCompleted)]
-    pub fn order_completed(&self, order: &str) -> CallResult {
-        outcome(
-            self.rt
-                .run(false, |s, now| s.tracker.order_completed(order, now)),
-        )
     }
 
     /// `reset()`: a new anonymous id (and cookie); user, traits, profile

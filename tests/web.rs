@@ -151,7 +151,7 @@ fn identify_and_reset() {
     let sm = start("");
     let first = sm.anonymous_id();
     assert!(sm
-        .identify(Some("u1".into()), r#"{"plan":"pro"}"#)
+        .record(2, Some("u1".into()), r#"{"plan":"pro"}"#)
         .is_none());
     assert_eq!(sm.user_id().as_deref(), Some("u1"));
     assert_eq!(
@@ -173,13 +173,17 @@ async fn a_batch_reaches_the_local_endpoint() {
     clean();
     let sm = start(r#","writeKey":"wk-test""#);
     assert!(sm
-        .track("Product Clicked", r#"{"product_id":"p1","price":19.99}"#)
+        .record(
+            0,
+            Some("Product Clicked".into()),
+            r#"{"product_id":"p1","price":19.99}"#
+        )
         .is_none());
-    assert!(sm.products_searched("red shoes", "{}").is_none());
+    assert!(sm.record(4, Some("red shoes".into()), "{}").is_none());
     assert!(sm
-        .order_completed(r#"{"order_id":"o1","total":19.99,"products":[{"product_id":"p1","price":19.99,"quantity":1,"category":"shoes"}]}"#)
+        .record(5, None, r#"{"order_id":"o1","total":19.99,"products":[{"product_id":"p1","price":19.99,"quantity":1,"category":"shoes"}]}"#)
         .is_none());
-    assert!(sm.page(Some("Home".into()), "{}").is_none());
+    assert!(sm.record(1, Some("Home".into()), "{}").is_none());
     assert_eq!(sm.queued(), 4);
     let result = flush(&sm).await;
     assert_eq!(result.get("sent").and_then(Value::as_f64), Some(4.0));
@@ -269,7 +273,7 @@ async fn a_refused_connection_keeps_the_events_for_a_retry() {
         emit_sink(),
     )
     .unwrap();
-    assert!(sm.track("Refused", "{}").is_none());
+    assert!(sm.record(0, Some("Refused".into()), "{}").is_none());
     let result = flush(&sm).await;
     assert_eq!(result.get("sent").and_then(Value::as_f64), Some(0.0));
     assert_eq!(result.get("pending").and_then(Value::as_f64), Some(1.0));
@@ -277,7 +281,7 @@ async fn a_refused_connection_keeps_the_events_for_a_retry() {
     assert_eq!(sm.rules_version(), None);
     // Still working: calls are taken, and denying consent drops the queue
     // (so no later test finds it in storage).
-    assert!(sm.track("Refused again", "{}").is_none());
+    assert!(sm.record(0, Some("Refused again".into()), "{}").is_none());
     assert_eq!(sm.queued(), 2);
     assert!(sm.consent("denied").is_none());
     assert_eq!(sm.queued(), 0);
@@ -287,7 +291,7 @@ async fn a_refused_connection_keeps_the_events_for_a_retry() {
 async fn queued_events_are_in_storage_before_delivery() {
     clean();
     let sm = start("");
-    sm.track("Stored", "{}");
+    sm.record(0, Some("Stored".into()), "{}");
     // The write happens in a microtask after the call: yield once.
     JsFuture::from(js_sys::Promise::resolve(&JsValue::NULL))
         .await
@@ -339,14 +343,10 @@ async fn garbage_through_every_export_leaves_tracking_working() {
         "💥",
     ];
     for j in junk {
-        let _ = sm.track(j, j);
-        let _ = sm.page(Some(j.to_string()), j);
-        let _ = sm.page(None, j);
-        let _ = sm.identify(Some(j.to_string()), j);
-        let _ = sm.identify(None, j);
-        let _ = sm.product_clicked(j);
-        let _ = sm.products_searched(j, j);
-        let _ = sm.order_completed(j);
+        for kind in 0..7 {
+            let _ = sm.record(kind, Some(j.to_string()), j);
+            let _ = sm.record(kind, None, j);
+        }
         let _ = sm.consent(j);
         let _ = sm.decide(j);
         let _ = sm.in_segment(j);
@@ -359,13 +359,15 @@ async fn garbage_through_every_export_leaves_tracking_working() {
         }
     }
     let huge = format!(r#"{{"x":"{}"}}"#, "y".repeat(40_000));
-    let err = Value::parse(&sm.track("Big", &huge).unwrap()).unwrap();
+    let err = Value::parse(&sm.record(0, Some("Big".into()), &huge).unwrap()).unwrap();
     assert_eq!(
         err.get("code").and_then(Value::as_str),
         Some("event_too_large")
     );
     // Still works, and delivers.
-    assert!(sm.track("After Garbage", r#"{"ok":true}"#).is_none());
+    assert!(sm
+        .record(0, Some("After Garbage".into()), r#"{"ok":true}"#)
+        .is_none());
     let before = sm.queued();
     let result = flush(&sm).await;
     assert_eq!(result.get("pending").and_then(Value::as_f64), Some(0.0));
@@ -417,10 +419,10 @@ fn the_deepest_accepted_nesting_fits_the_stack() {
         "the limit is near 64 JSON levels, got {levels} $and levels"
     );
     let deep_props = format!("{}1{}", r#"{"a":"#.repeat(60), "}".repeat(60));
-    assert!(sm.track("E", &deep_props).is_none());
-    assert!(sm.identify(Some("u".into()), &deep_props).is_none());
+    assert!(sm.record(0, Some("E".into()), &deep_props).is_none());
+    assert!(sm.record(2, Some("u".into()), &deep_props).is_none());
     assert!(sm.in_segment("deep"), "{}", sm.segments());
     let too_deep = format!("{}1{}", r#"{"a":"#.repeat(70), "}".repeat(70));
-    assert!(sm.track("E", &too_deep).is_some());
-    assert!(sm.track("After", "{}").is_none());
+    assert!(sm.record(0, Some("E".into()), &too_deep).is_some());
+    assert!(sm.record(0, Some("After".into()), "{}").is_none());
 }
