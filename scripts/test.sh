@@ -40,6 +40,9 @@ bash scripts/build.sh
 node bench/size.mjs
 node bench/size-breakdown.mjs
 
+step "byte budgets (budgets.json)"
+node scripts/check-budgets.mjs
+
 step "wasm bindings in headless browsers"
 RECEIVER_PORT=${RECEIVER_PORT:-8787}
 node e2e/receiver.mjs --port "$RECEIVER_PORT" > target/receiver.log 2>&1 &

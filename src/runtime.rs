@@ -215,6 +215,7 @@ impl Runtime {
             Box::new(JsHost::default()),
             start,
         );
+        tracker.keep_heads_in(Box::new(browser::JsBlocks::default()));
         tracker.set_gzip(gzip);
         tracker.set_keepalive_fetch(browser::keepalive_fetch());
         if tracker.consent() == Consent::Granted {
@@ -610,7 +611,7 @@ fn beacon(url: &str, batch: &Batch) {
     };
     let (target, bytes) = wire(url, batch);
     // sendBeacon takes its content type from a blob.
-    let body = browser::text_blob(bytes).unwrap_or_else(|| JsValue::from_str(&batch.body));
+    let body = browser::text_blob(bytes).unwrap_or_else(|| js_sys::Uint8Array::from(bytes).into());
     if browser::send_beacon(&w.navigator(), &target, &body).is_err() {
         // The page is going: nobody is left to hear the answer.
         browser::on_settled(&post(&target, bytes, true, None), |_| {});

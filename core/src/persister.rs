@@ -33,7 +33,7 @@ pub fn encode_chunk<'a>(queue: &Queue, entries: impl Iterator<Item = &'a Entry>)
         out.push_str(&local_id.to_string());
         out.push('\t');
         // Heads are JSON text: a raw newline can never occur in them.
-        out.push_str(&e.head);
+        queue.write_head(&mut out, e);
     }
     out
 }
@@ -199,7 +199,7 @@ impl Persister {
         let entries: Vec<&Entry> = queue.iter_from(self.persisted_upto).collect();
         for (i, e) in entries.iter().enumerate() {
             pending.push(e);
-            bytes += e.head.len() + 4;
+            bytes += e.head_len() + 4;
             let last = i + 1 == entries.len();
             if last || pending.len() >= CHUNK_MAX_EVENTS || bytes >= CHUNK_MAX_BYTES {
                 result = self.write_chunk(queue, &pending, store);
@@ -549,7 +549,7 @@ mod tests {
             "{}",
             found.messages
         );
-        assert_eq!(next.iter().last().unwrap().message_id(), "m5999");
+        assert_eq!(next.message_id(next.iter().last().unwrap()), "m5999");
         // Delivering events that left storage touches nothing stored.
         let mut store = MemoryStore::default();
         let mut p = Persister::new("t3");
@@ -607,7 +607,7 @@ mod tests {
             }
         );
         assert_eq!(q2.len(), 120);
-        assert_eq!(q2.get(119).unwrap().message_id(), "m119");
+        assert_eq!(q2.message_id(q2.get(119).unwrap()), "m119");
         assert!(store.keys().iter().all(|k| k.starts_with("sgm_q.new.")));
         assert!(orphaned_tabs(&store, "new", None, 1e12).is_empty());
     }

@@ -3,6 +3,7 @@
 //! gzipped when the endpoint accepts it, within the event and byte caps.
 
 use super::{Delivery, InFlight, KEEPALIVE_BUDGET};
+use crate::gzip::Gzip;
 use crate::json::write_string;
 use crate::queue::Queue;
 use crate::time::write_rfc3339;
@@ -12,16 +13,22 @@ use crate::time::write_rfc3339;
 pub struct Batch {
     /// Identifies the answer in [`Delivery::settle`].
     pub id: u64,
-    /// `{"batch":[...],"sentAt":..,"writeKey":..}`
+    /// `{"batch":[...],"sentAt":..,"writeKey":..}`; empty when the batch
+    /// is gzipped (its JSON is compressed as it is made, never held whole).
     pub body: String,
-    /// `body` gzip-compressed, when the endpoint accepts gzip: this goes
+    /// The body gzip-compressed, when the endpoint accepts gzip: this goes
     /// on the wire then, to the URL with `?compression=gzip`.
     pub gzipped: Option<Vec<u8>>,
+    /// Bytes of the body's JSON.
+    pub json_len: usize,
     /// Sequence numbers of the events inside.
     pub seqs: Vec<u64>,
     /// Send with `keepalive`: the request outlives the page.
     pub keepalive: bool,
 }
+
+/// How much JSON is made before it goes to the encoder.
+const PIECE: usize = 16 * 1024;
 
 impl Delivery {
     fn batch_tail(&self, now: f64) -> String {
@@ -59,11 +66,11 @@ impl Delivery {
         };
         let mut max_events = self.max_events;
         const OPEN: &str = "{\"batch\":[";
-        let (body, seqs, gzipped) = loop {
+        let (body, seqs, gzipped, json_len) = loop {
             let sendable = || {
                 queue
                     .iter()
-                    .filter(|e| !e.in_flight)
+                    .filter(|e| !e.in_flight())
                     .take_while(|e| e.seq <= through)
             };
             // Which events go and the body's length first, so the body is
@@ -81,7 +88,9 @@ impl Delivery {
             if count == 0 {
                 return None;
             }
-            let mut body = String::with_capacity(json_len);
+            // Gzipped, the JSON goes to the encoder a few KB at a time.
+            let mut z = self.gzip.then(|| Gzip::new(json_len));
+            let mut body = String::with_capacity(if z.is_some() { PIECE + 1024 } else { json_len });
             body.push_str(OPEN);
             let mut seqs = Vec::with_capacity(count);
             for e in sendable().take(count) {
@@ -90,19 +99,27 @@ impl Delivery {
                 }
                 queue.write_entry(&mut body, e);
                 seqs.push(e.seq);
+                if let Some(z) = z.as_mut().filter(|_| body.len() >= PIECE) {
+                    z.write(body.as_bytes());
+                    body.clear();
+                }
             }
             body.push_str(&tail);
-            let gzipped = self.gzip.then(|| crate::gzip::gzip(body.as_bytes()));
+            let gzipped = z.map(|mut z| {
+                z.write(body.as_bytes());
+                body = String::new();
+                z.finish()
+            });
             let wire = gzipped.as_ref().map_or(body.len(), Vec::len);
             if wire <= max_bytes {
-                break (body, seqs, gzipped);
+                break (body, seqs, gzipped, json_len);
             }
             if seqs.len() == 1 {
                 if !ordinary {
                     // Does not fit what is left of the keepalive budget.
                     return None;
                 }
-                break (body, seqs, gzipped);
+                break (body, seqs, gzipped, json_len);
             }
             // Compressed, it is still over the cap: fewer events, in
             // proportion (a tenth to spare).
@@ -131,6 +148,7 @@ impl Delivery {
             id,
             body,
             gzipped,
+            json_len,
             seqs,
             keepalive,
         })

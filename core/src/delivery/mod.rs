@@ -291,7 +291,7 @@ impl Delivery {
         let through = self.through(queue);
         queue
             .iter()
-            .find(|e| !e.in_flight)
+            .find(|e| !e.in_flight())
             .filter(|e| e.seq <= through)
     }
 
@@ -311,7 +311,7 @@ impl Delivery {
         if now < self.not_before && (!flushing || self.server_asked_wait) {
             return None;
         }
-        let waiting = queue.iter().filter(|e| !e.in_flight).count();
+        let waiting = queue.iter().filter(|e| !e.in_flight()).count();
         let full = waiting >= self.max_events || queue.wire_bytes() >= self.json_cap();
         let due = flushing || full || now >= first.queued_at + self.interval_ms;
         if !due {
@@ -505,7 +505,7 @@ impl Delivery {
                     if let Some(e) = seqs.first().and_then(|&s| queue.get(s)) {
                         settled.errors.push(Error::EventRejected {
                             status,
-                            message_id: e.message_id().to_string(),
+                            message_id: queue.message_id(e),
                         });
                     }
                     settled.removed = seqs;
@@ -713,13 +713,12 @@ mod tests {
             // would still hold them, but not the 1,000 the next test sends.
             assert_eq!(b.seqs.len(), 100);
             let z = b.gzipped.as_ref().expect("gzipped");
-            assert_eq!(gunzip(z), b.body);
-            assert!(
-                z.len() * 8 < b.body.len(),
-                "{} of {}",
-                z.len(),
-                b.body.len()
-            );
+            let json = gunzip(z);
+            assert!(b.body.is_empty(), "the JSON is never held whole");
+            assert_eq!(json.len(), b.json_len);
+            let v = crate::json::Value::parse(&json).unwrap();
+            assert_eq!(v.get("batch").unwrap().as_array().unwrap().len(), 100);
+            assert!(z.len() * 8 < json.len(), "{} of {}", z.len(), json.len());
             assert!(b.keepalive, "a small compressed body goes with keepalive");
             deliver(&mut d, &mut q, &b, 0.0);
         }
@@ -737,7 +736,8 @@ mod tests {
         push_real(&mut q, 1000, 0.0);
         let b = d.poll(&mut q, 0.0).unwrap();
         assert_eq!(b.seqs.len(), 1000);
-        assert!(b.body.len() > 5 * 60 * 1024 && b.body.len() <= MAX_BATCH_JSON);
+        assert!(b.json_len > 5 * 60 * 1024 && b.json_len <= MAX_BATCH_JSON);
+        assert_eq!(gunzip(b.gzipped.as_ref().unwrap()).len(), b.json_len);
         assert!(Delivery::wire_len(&b) <= 60 * 1024);
         deliver(&mut d, &mut q, &b, 0.0);
         // A tight wire cap: the batch shrinks until it fits compressed.
@@ -751,7 +751,8 @@ mod tests {
             Delivery::wire_len(&b)
         );
         assert!(b.seqs.len() > 20 && b.seqs.len() < 1000, "{}", b.seqs.len());
-        assert_eq!(gunzip(b.gzipped.as_ref().unwrap()), b.body);
+        let json = gunzip(b.gzipped.as_ref().unwrap());
+        assert!(crate::json::Value::parse(&json).is_ok());
     }
 
     #[test]
@@ -1013,7 +1014,7 @@ mod tests {
             "the keepalive request is not sent twice"
         );
         let carried: usize = batches.iter().map(|b| b.seqs.len()).sum();
-        let in_flight = q.iter().filter(|e| e.in_flight).count();
+        let in_flight = q.iter().filter(|e| e.in_flight()).count();
         assert_eq!(in_flight, carried + ordinary.seqs.len());
         assert!(
             d.unload_batches(&mut q, 2.0, true).is_empty(),

@@ -73,7 +73,8 @@ impl Dispatch {
         dropped.len()
     }
 
-    /// Writes the messages queued since the last write.
+    /// Writes the messages queued since the last write; then their heads
+    /// leave the queue's tail (see [`Queue::seal`]).
     pub fn save<S: Store>(&mut self, storage: &mut Storage<S>, notices: &mut Notices, now: f64) {
         match self.persister.save_new(&self.queue, &mut storage.store) {
             // Nothing new to write says nothing about the storage.
@@ -84,6 +85,7 @@ impl Dispatch {
                 notices.maybe(storage.note(Err(reason)));
             }
         }
+        self.queue.seal();
     }
 
     /// Whether every queued message is in storage.
@@ -165,13 +167,13 @@ impl Dispatch {
             Some(z) => format!(
                 "batch of {} event(s), {} bytes ({} gzipped)",
                 batch.seqs.len(),
-                batch.body.len(),
+                batch.json_len,
                 z.len()
             ),
             None => format!(
                 "batch of {} event(s), {} bytes",
                 batch.seqs.len(),
-                batch.body.len()
+                batch.json_len
             ),
         });
         Some(batch)
@@ -278,6 +280,13 @@ fn failure_run(store: &dyn Store) -> Option<(f64, f64)> {
 /// The tracker's calls about its queue: writing it, sending it, the
 /// answers, the page going and coming back, other page views' queues.
 impl<S: Store> Tracker<S> {
+    /// Keeps the queued messages' heads in `blocks` once written (the
+    /// browser keeps them in the page's JavaScript heap: see
+    /// [`crate::queue`]).
+    pub fn keep_heads_in(&mut self, blocks: Box<dyn crate::queue::HeadBlocks>) {
+        self.dispatch.queue.keep_heads_in(blocks);
+    }
+
     /// Writes what changed since the last call: new queue chunks and the
     /// profile. The adapter calls this once per task (a microtask after
     /// the first event), so a burst costs one write, not one per event.
@@ -581,7 +590,7 @@ mod tests {
             .map(|n| d.push(head(n), "{}", 0.0, 3, &mut store))
             .sum();
         assert_eq!((dropped, d.queue.len()), (2, 3));
-        assert_eq!(d.queue.iter().next().unwrap().message_id(), "m2");
+        assert_eq!(d.queue.message_id(d.queue.iter().next().unwrap()), "m2");
     }
 
     #[test]

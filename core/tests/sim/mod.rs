@@ -28,9 +28,10 @@ use segmint_core::config::{Config, Consent};
 use segmint_core::delivery::{Batch, Outcome};
 use segmint_core::error::Error;
 use segmint_core::message::PageInfo;
-use segmint_core::queue::{QUEUE_PREFIX, STORED_QUEUE_BUDGET};
+use segmint_core::queue::{HeadBlocks, MemoryBlocks, QUEUE_PREFIX, STORED_QUEUE_BUDGET};
 use segmint_core::store::Store;
 use segmint_core::tracker::{Notice, Start, Tracker, KEY_PREFIX, SHARED_KEYS};
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -171,6 +172,23 @@ impl Store for TabStore {
             return Vec::new();
         }
         o.map.keys().cloned().collect()
+    }
+}
+
+/// A [`HeadBlocks`] store that hands out copies, as the browser's (the
+/// page's JavaScript heap) does.
+#[derive(Default)]
+pub struct CopiedBlocks(MemoryBlocks);
+
+impl HeadBlocks for CopiedBlocks {
+    fn put(&mut self, text: String) -> u32 {
+        self.0.put(text)
+    }
+    fn get(&self, id: u32) -> Cow<'_, str> {
+        Cow::Owned(self.0.get(id).into_owned())
+    }
+    fn remove(&mut self, id: u32) {
+        self.0.remove(id)
     }
 }
 
@@ -501,6 +519,11 @@ impl World {
             online: self.online,
         };
         let mut tracker = Tracker::new(config, store, Box::new(Native::default()), start);
+        if id % 2 == 1 {
+            // As the browser keeps them: out of the queue's memory, each
+            // read a copy.
+            tracker.keep_heads_in(Box::new(CopiedBlocks::default()));
+        }
         if tracker.consent() == Consent::Denied {
             // Denied at start: what earlier visits stored is deleted.
             self.withdraw();

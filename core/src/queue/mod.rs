@@ -1,9 +1,22 @@
 //! The event queue: messages waiting in recording order, each a head
 //! (the message without its context) and a shared context, as sent. Each
 //! page view also keeps them in storage ([`crate::persister`]).
+//!
+//! New heads gather in the queue's *tail*; once written to storage (or
+//! once the tail holds [`BLOCK_BYTES`]) they move out as one block to a
+//! [`HeadBlocks`] store: the queue's own memory by default, the page's
+//! JavaScript heap in the browser, which gives the memory back once they
+//! are delivered, where the wasm's linear memory would keep the high-water
+//! mark of a burst of events for the rest of the page view. A block moves
+//! in one call, so a burst of events costs a few crossings, not one each.
 
-use crate::message::{wire_len, write_message};
+use crate::message::{write_message, CONTEXT_JOINT};
+use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::VecDeque;
+
+mod entries;
+use entries::Entries;
 
 /// Storage keys of queue chunks start with this.
 pub const QUEUE_PREFIX: &str = "sgm_q.";
@@ -28,26 +41,92 @@ pub const STORED_QUEUE_BUDGET: usize = 1024 * 1024;
 /// chunks: the newest events.
 pub const UNREACHABLE_QUEUE_BUDGET: usize = 2 * CHUNK_MAX_BYTES;
 
+/// Where the queue keeps blocks of heads (see the module's docs).
+pub trait HeadBlocks {
+    /// Keeps `text`, a block of heads; its id.
+    fn put(&mut self, text: String) -> u32;
+    /// The text of block `id` (empty if none).
+    fn get(&self, id: u32) -> Cow<'_, str>;
+    /// Forgets block `id`.
+    fn remove(&mut self, id: u32);
+}
+
+/// Blocks in the queue's own memory.
+#[derive(Default)]
+pub struct MemoryBlocks {
+    slots: Vec<Option<String>>,
+    free: Vec<u32>,
+}
+
+impl HeadBlocks for MemoryBlocks {
+    fn put(&mut self, text: String) -> u32 {
+        match self.free.pop() {
+            Some(id) => {
+                if let Some(slot) = self.slots.get_mut(id as usize) {
+                    *slot = Some(text);
+                }
+                id
+            }
+            None => {
+                self.slots.push(Some(text));
+                (self.slots.len() - 1) as u32
+            }
+        }
+    }
+
+    fn get(&self, id: u32) -> Cow<'_, str> {
+        Cow::Borrowed(
+            self.slots
+                .get(id as usize)
+                .and_then(Option::as_deref)
+                .unwrap_or(""),
+        )
+    }
+
+    fn remove(&mut self, id: u32) {
+        if let Some(slot) = self.slots.get_mut(id as usize) {
+            if slot.take().is_some() {
+                self.free.push(id);
+            }
+        }
+    }
+}
+
+/// The tail moves out as a block once it holds this many bytes.
+pub const BLOCK_BYTES: usize = 32 * 1024;
+/// The block of a head still in the tail.
+const TAIL: u32 = u32::MAX;
+
 /// One queued message.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Entry {
     /// Position in this page view's queue; increases with every event.
     pub seq: u64,
-    /// The message without its context (see [`crate::message`]).
-    pub head: String,
-    /// Id of its context in the queue's context table.
-    pub ctx: u32,
     /// When it was queued (ms), for the flush interval.
     pub queued_at: f64,
-    /// Whether a request carrying it is under way.
-    pub in_flight: bool,
+    /// Where its head is: the block ([`TAIL`] while in the tail) and the
+    /// bytes within it. The head is the message without its context (see
+    /// [`crate::message`]).
+    block: u32,
+    start: u32,
+    /// The head's bytes; the top bit: a request carrying it is under way.
+    /// (Packed so an entry takes 32 bytes: 10,000 queued cost 320 KB.)
+    len: u32,
+    /// Id of its context in the queue's context table.
+    pub ctx: u32,
 }
 
+const IN_FLIGHT: u32 = 1 << 31;
+
 impl Entry {
-    /// The message's `messageId`, read from its head rather than kept
-    /// twice (a queued event costs wasm memory that is never given back).
-    pub fn message_id(&self) -> &str {
-        message_id_of(&self.head)
+    /// Bytes of the message's head.
+    pub fn head_len(&self) -> usize {
+        (self.len & !IN_FLIGHT) as usize
+    }
+
+    /// Whether a request carrying it is under way.
+    pub fn in_flight(&self) -> bool {
+        self.len & IN_FLIGHT != 0
     }
 }
 
@@ -112,9 +191,18 @@ struct Context {
 }
 
 /// Queued messages in order, with their shared contexts.
-#[derive(Clone, Debug, Default)]
 pub struct Queue {
-    entries: VecDeque<Entry>,
+    entries: Entries,
+    /// Heads not yet moved out, end to end.
+    tail: String,
+    blocks: Box<dyn HeadBlocks>,
+    /// (block, messages whose head it holds), oldest first.
+    live: VecDeque<(u32, u32)>,
+    /// The block read last (a block the store copies out is read once
+    /// for all its heads in a batch).
+    read: RefCell<Option<(u32, String)>>,
+    /// Messages whose head is in the tail.
+    in_tail: usize,
     /// (id, context): a handful at most, so a list.
     contexts: Vec<(u32, Context)>,
     last_ctx: Option<u32>,
@@ -123,7 +211,128 @@ pub struct Queue {
     wire_bytes: usize,
 }
 
+impl Default for Queue {
+    fn default() -> Queue {
+        Queue {
+            entries: Entries::default(),
+            tail: String::new(),
+            blocks: Box::new(MemoryBlocks::default()),
+            live: VecDeque::new(),
+            read: RefCell::new(None),
+            in_tail: 0,
+            contexts: Vec::new(),
+            last_ctx: None,
+            next_seq: 0,
+            next_ctx: 0,
+            wire_bytes: 0,
+        }
+    }
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("len", &self.entries.len())
+            .field("next_seq", &self.next_seq)
+            .field("blocks", &self.live.len())
+            .finish()
+    }
+}
+
 impl Queue {
+    /// Keeps the blocks of heads in `blocks` from now on (those kept so
+    /// far move).
+    pub fn keep_heads_in(&mut self, mut blocks: Box<dyn HeadBlocks>) {
+        for (id, _) in self.live.iter_mut() {
+            let moved = blocks.put(self.blocks.get(*id).into_owned());
+            self.blocks.remove(*id);
+            for e in self.entries.iter_mut().filter(|e| e.block == *id) {
+                e.block = moved;
+            }
+            *id = moved;
+        }
+        self.blocks = blocks;
+        self.read = RefCell::new(None);
+    }
+
+    /// Moves the tail's heads out as one block (the persister calls this
+    /// once they are in storage; [`push`](Self::push) once the tail holds
+    /// [`BLOCK_BYTES`]).
+    pub fn seal(&mut self) {
+        if self.tail.is_empty() {
+            return;
+        }
+        let text = std::mem::take(&mut self.tail);
+        let id = self.blocks.put(text);
+        // The tail's messages are the newest, but for renamed ones.
+        let mut held = 0;
+        for e in self.entries.iter_mut().rev() {
+            if held == self.in_tail {
+                break;
+            }
+            if e.block == TAIL {
+                e.block = id;
+                held += 1;
+            }
+        }
+        self.in_tail = 0;
+        if held > 0 {
+            self.live.push_back((id, held as u32));
+        } else {
+            self.blocks.remove(id);
+        }
+    }
+
+    /// Runs `f` on the head of `entry`.
+    fn with_head<R>(&self, entry: &Entry, f: impl FnOnce(&str) -> R) -> R {
+        let range = entry.start as usize..entry.start as usize + entry.head_len();
+        if entry.block == TAIL {
+            return f(self.tail.get(range).unwrap_or(""));
+        }
+        // A block copied out is read once for all its heads (a batch reads
+        // them in order); a store that lends its text is read as it is.
+        if let Ok(read) = self.read.try_borrow() {
+            if let Some((_, text)) = read.as_ref().filter(|(id, _)| *id == entry.block) {
+                return f(text.get(range).unwrap_or(""));
+            }
+        }
+        let text = self.blocks.get(entry.block);
+        match text {
+            Cow::Borrowed(text) => f(text.get(range).unwrap_or("")),
+            Cow::Owned(text) => {
+                let result = f(text.get(range).unwrap_or(""));
+                if let Ok(mut read) = self.read.try_borrow_mut() {
+                    *read = Some((entry.block, text));
+                }
+                result
+            }
+        }
+    }
+
+    /// One message whose head `block` held is gone.
+    fn release(&mut self, block: u32) {
+        if block == TAIL {
+            self.in_tail = self.in_tail.saturating_sub(1);
+            return;
+        }
+        let Some(at) = self.live.iter().position(|(id, _)| *id == block) else {
+            return;
+        };
+        let gone = self.live.get_mut(at).is_some_and(|(_, n)| {
+            *n = n.saturating_sub(1);
+            *n == 0
+        });
+        if gone {
+            self.live.remove(at);
+            self.blocks.remove(block);
+            if let Ok(mut read) = self.read.try_borrow_mut() {
+                if read.as_ref().is_some_and(|(id, _)| *id == block) {
+                    *read = None;
+                }
+            }
+        }
+    }
+
     // Ids are handed out in ascending order and contexts are only appended
     // or removed, so the list stays sorted by id.
     fn ctx(&self, id: u32) -> Option<&Context> {
@@ -184,24 +393,42 @@ impl Queue {
         }
         let entry = Entry {
             seq,
-            head,
-            ctx,
             queued_at: now,
-            in_flight: false,
+            block: TAIL,
+            start: self.tail.len() as u32,
+            len: head.len() as u32 & !IN_FLIGHT,
+            ctx,
         };
+        self.tail.push_str(&head);
+        self.in_tail += 1;
         self.wire_bytes += self.wire_len(&entry);
         self.entries.push_back(entry);
+        if self.tail.len() >= BLOCK_BYTES {
+            self.seal();
+        }
         seq
     }
 
-    /// Bytes of `entry` as sent.
+    /// Bytes of `entry` as sent (see [`crate::message::wire_len`]).
     pub fn wire_len(&self, entry: &Entry) -> usize {
-        wire_len(&entry.head, self.context(entry.ctx))
+        entry.head_len() + CONTEXT_JOINT.len() + self.context(entry.ctx).len() + 1
     }
 
     /// Appends `entry` as sent to `out`.
     pub fn write_entry(&self, out: &mut String, entry: &Entry) {
-        write_message(out, &entry.head, self.context(entry.ctx));
+        let context = self.context(entry.ctx);
+        self.with_head(entry, |head| write_message(out, head, context));
+    }
+
+    /// Appends the head of `entry` to `out`.
+    pub fn write_head(&self, out: &mut String, entry: &Entry) {
+        self.with_head(entry, |head| out.push_str(head));
+    }
+
+    /// The `messageId` of `entry`, read from its head rather than kept
+    /// twice.
+    pub fn message_id(&self, entry: &Entry) -> String {
+        self.with_head(entry, |head| message_id_of(head).to_string())
     }
 
     /// Number of queued messages.
@@ -226,8 +453,8 @@ impl Queue {
 
     /// The queued messages from sequence number `seq` on.
     pub fn iter_from(&self, seq: u64) -> impl Iterator<Item = &Entry> {
-        let start = self.entries.partition_point(|e| e.seq < seq);
-        self.entries.range(start..)
+        let start = self.entries.search(seq).unwrap_or_else(|i| i);
+        self.entries.from(start)
     }
 
     /// The sequence number the next message will get.
@@ -237,16 +464,20 @@ impl Queue {
 
     /// The message with sequence number `seq`.
     pub fn get(&self, seq: u64) -> Option<&Entry> {
-        let i = self.entries.binary_search_by_key(&seq, |e| e.seq).ok()?;
+        let i = self.entries.search(seq).ok()?;
         self.entries.get(i)
     }
 
     /// Marks messages as carried (or no longer carried) by a request.
     pub fn set_in_flight(&mut self, seqs: &[u64], in_flight: bool) {
         for &seq in seqs {
-            if let Ok(i) = self.entries.binary_search_by_key(&seq, |e| e.seq) {
+            if let Ok(i) = self.entries.search(seq) {
                 if let Some(e) = self.entries.get_mut(i) {
-                    e.in_flight = in_flight;
+                    if in_flight {
+                        e.len |= IN_FLIGHT;
+                    } else {
+                        e.len &= !IN_FLIGHT;
+                    }
                 }
             }
         }
@@ -259,7 +490,7 @@ impl Queue {
         for &seq in seqs {
             let index = match self.entries.front() {
                 Some(front) if front.seq == seq => Some(0),
-                _ => self.entries.binary_search_by_key(&seq, |e| e.seq).ok(),
+                _ => self.entries.search(seq).ok(),
             };
             if let Some(entry) = index.and_then(|i| self.entries.remove(i)) {
                 self.wire_bytes = self.wire_bytes.saturating_sub(self.wire_len(&entry));
@@ -267,10 +498,15 @@ impl Queue {
             }
         }
         for entry in &removed {
+            self.release(entry.block);
             if let Some(c) = self.ctx_mut(entry.ctx) {
                 c.refs = c.refs.saturating_sub(1);
             }
             self.collect(entry.ctx);
+        }
+        if self.entries.is_empty() {
+            // Nothing refers to the tail any more: its space is reused.
+            self.tail.clear();
         }
         removed
     }
@@ -280,7 +516,7 @@ impl Queue {
         let seqs: Vec<u64> = self
             .entries
             .iter()
-            .filter(|e| !e.in_flight)
+            .filter(|e| !e.in_flight())
             .take(n)
             .map(|e| e.seq)
             .collect();
@@ -293,26 +529,43 @@ impl Queue {
     pub fn rename_anonymous_id(&mut self, from: &str, to: &str) {
         // The head's own member is its last (see `message_id_of`).
         const KEY: &[u8] = b",\"anonymousId\":\"";
-        let mut wire_bytes = self.wire_bytes;
-        for e in self.entries.iter_mut().filter(|e| !e.in_flight) {
-            let Some(start) = e
-                .head
+        let rename = |head: &str| {
+            let start = head
                 .as_bytes()
                 .windows(KEY.len())
                 .rposition(|w| w == KEY)
-                .map(|at| at + KEY.len())
-            else {
+                .map(|at| at + KEY.len())?;
+            let end = start + from.len();
+            let (before, after) = (head.get(..start)?, head.get(end..)?);
+            (head.get(start..end) == Some(from) && after.starts_with('"'))
+                .then(|| [before, to, after].concat())
+        };
+        // Renamed heads go to the tail (their messages keep their place).
+        let mut renamed = Vec::new();
+        for i in 0..self.entries.len() {
+            let Some(e) = self.entries.get(i).filter(|e| !e.in_flight()) else {
                 continue;
             };
-            let end = start + from.len();
-            if let (Some(before), Some(after)) = (e.head.get(..start), e.head.get(end..)) {
-                if e.head.get(start..end) == Some(from) && after.starts_with('"') {
-                    e.head = [before, to, after].concat();
-                    wire_bytes = wire_bytes.saturating_sub(from.len()) + to.len();
-                }
+            if let Some(head) = self.with_head(e, rename) {
+                renamed.push((i, head));
             }
         }
-        self.wire_bytes = wire_bytes;
+        if renamed.is_empty() {
+            return;
+        }
+        self.seal();
+        for (i, head) in renamed {
+            let start = self.tail.len() as u32;
+            self.tail.push_str(&head);
+            let Some(e) = self.entries.get_mut(i) else {
+                continue;
+            };
+            self.in_tail += 1;
+            let old = std::mem::replace(&mut e.block, TAIL);
+            (e.start, e.len) = (start, head.len() as u32);
+            self.wire_bytes = self.wire_bytes.saturating_sub(from.len()) + to.len();
+            self.release(old);
+        }
     }
 
     /// Removes everything.
@@ -339,6 +592,74 @@ mod tests {
         q
     }
 
+    /// Blocks handed out as copies, as the browser's store does; counts
+    /// the blocks it holds.
+    #[derive(Default)]
+    struct Copied(MemoryBlocks, std::rc::Rc<std::cell::Cell<usize>>);
+
+    impl HeadBlocks for Copied {
+        fn put(&mut self, text: String) -> u32 {
+            self.1.set(self.1.get() + 1);
+            self.0.put(text)
+        }
+        fn get(&self, id: u32) -> Cow<'_, str> {
+            Cow::Owned(self.0.get(id).into_owned())
+        }
+        fn remove(&mut self, id: u32) {
+            self.1.set(self.1.get() - 1);
+            self.0.remove(id)
+        }
+    }
+
+    #[test]
+    fn heads_move_out_in_blocks_and_go_when_their_messages_do() {
+        let held = std::rc::Rc::new(std::cell::Cell::new(0));
+        let mut q = queue_with(3);
+        q.keep_heads_in(Box::new(Copied(MemoryBlocks::default(), held.clone())));
+        q.seal();
+        assert_eq!(held.get(), 1, "the three heads went out as one block");
+        let ctx = q.intern("{\"page\":{}}");
+        // A burst: the tail moves out every BLOCK_BYTES.
+        let long = format!("{}{}", head("long"), ",\"pad\":\"x\"".repeat(100));
+        for _ in 0..(3 * BLOCK_BYTES / long.len()) {
+            q.push(long.clone(), ctx, 0.0);
+        }
+        assert!(held.get() >= 3, "{} blocks", held.get());
+        let mut body = String::new();
+        for e in q.iter() {
+            q.write_entry(&mut body, e);
+        }
+        assert!(body.starts_with(&head("m0")) && body.contains(&long));
+        assert_eq!(q.message_id(q.get(2).unwrap()), "m2");
+        let seqs: Vec<u64> = q.iter().map(|e| e.seq).collect();
+        q.remove(&seqs);
+        assert_eq!(held.get(), 0, "every block let go");
+        // A rename takes the head to the tail and lets its block go.
+        let mut q = queue_with(1);
+        q.keep_heads_in(Box::new(Copied(MemoryBlocks::default(), held.clone())));
+        q.seal();
+        let renamed = format!(
+            "{},\"anonymousId\":\"{}\"",
+            head("r"),
+            "11111111-1111-4111-8111-111111111111"
+        );
+        let ctx = q.intern("{}");
+        q.push(renamed, ctx, 0.0);
+        q.seal();
+        q.rename_anonymous_id(
+            "11111111-1111-4111-8111-111111111111",
+            "22222222-2222-4222-8222-222222222222",
+        );
+        let mut h = String::new();
+        q.write_head(&mut h, q.get(1).unwrap());
+        assert!(
+            h.ends_with("\"anonymousId\":\"22222222-2222-4222-8222-222222222222\""),
+            "{h}"
+        );
+        q.seal();
+        assert_eq!(held.get(), 2, "the renamed head's old block went");
+    }
+
     #[test]
     fn the_message_id_is_read_from_the_head() {
         use crate::message::{message_head, Ids, Kind};
@@ -357,7 +678,7 @@ mod tests {
         let mut q = Queue::default();
         let ctx = q.intern("{}");
         let seq = q.push(head, ctx, 0.0);
-        assert_eq!(q.get(seq).unwrap().message_id(), "the-id");
+        assert_eq!(q.message_id(q.get(seq).unwrap()), "the-id");
     }
 
     #[test]
@@ -409,7 +730,14 @@ mod tests {
         );
         q.set_in_flight(&[0], true);
         q.rename_anonymous_id(old, new);
-        let heads: Vec<&str> = q.iter().map(|e| e.head.as_str()).collect();
+        let heads: Vec<String> = q
+            .iter()
+            .map(|e| {
+                let mut h = String::new();
+                q.write_head(&mut h, e);
+                h
+            })
+            .collect();
         assert!(
             heads[0].ends_with(&format!("\"anonymousId\":\"{old}\",\"timestamp\":\"t\"")),
             "in flight: as sent"
