@@ -36,6 +36,8 @@ if [ -z "${SEGMINT_SKIP_WEBKIT:-}" ]; then
   command -v xvfb-run >/dev/null || apt_missing+=(xvfb)
   command -v xauth >/dev/null || apt_missing+=(xauth)
 fi
+# sqlite3: the Segment-clients test holds the collector's database lock.
+command -v sqlite3 >/dev/null || apt_missing+=(sqlite3)
 # PostgreSQL server binaries for the collector's PostgreSQL tests.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_missing+=(postgresql)
 # pkg-config + libssl are not needed: every crate here is pure Rust or bundles its C.

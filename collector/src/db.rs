@@ -13,6 +13,15 @@ pub type DbError = String;
 const COLUMNS: &str =
     "message_id, received_at, timestamp, kind, event, anonymous_id, user_id, segments, promo_segment, promo_variation, order_total, order_id, bot, body";
 
+/// The events of one user, by an anonymousId or a userId (`$1`): those
+/// of the ids seen together with it, whichever SDK sent them (segmint and
+/// Segment's keep anonymous ids of their own; an identify joins them).
+const ONE_USER: &str = "WHERE anonymous_id = $1 OR user_id = $1
+    OR user_id IN (SELECT user_id FROM events WHERE anonymous_id = $1 AND user_id IS NOT NULL)
+    OR anonymous_id IN (SELECT anonymous_id FROM events WHERE anonymous_id IS NOT NULL
+        AND (user_id = $1 OR user_id IN
+            (SELECT user_id FROM events WHERE anonymous_id = $1 AND user_id IS NOT NULL)))";
+
 /// Where events are stored.
 #[derive(Clone)]
 pub enum Db {
@@ -53,7 +62,8 @@ impl Db {
                        order_id TEXT,
                        bot BOOLEAN NOT NULL DEFAULT false,
                        body TEXT NOT NULL);
-                     CREATE INDEX IF NOT EXISTS events_user ON events (anonymous_id, timestamp, seq);",
+                     CREATE INDEX IF NOT EXISTS events_user ON events (anonymous_id, timestamp, seq);
+                     CREATE INDEX IF NOT EXISTS events_user_id ON events (user_id);",
                 )
                 .await
                 .map_err(|e| format!("cannot create the schema: {e}"))?;
@@ -82,13 +92,8 @@ impl Db {
     }
 
     /// One user's events with their bodies, in time order.
-    pub async fn events_of(&self, anonymous_id: &str) -> Result<Vec<StoredEvent>, DbError> {
-        self.select(
-            "WHERE anonymous_id = $1",
-            Some(anonymous_id.to_string()),
-            true,
-        )
-        .await
+    pub async fn events_of(&self, id: &str) -> Result<Vec<StoredEvent>, DbError> {
+        self.select(ONE_USER, Some(id.to_string()), true).await
     }
 
     /// Every stored message id (for tests and checks).
@@ -316,7 +321,8 @@ impl Sqlite {
                order_id TEXT,
                bot INTEGER NOT NULL DEFAULT 0,
                body TEXT NOT NULL);
-             CREATE INDEX IF NOT EXISTS events_user ON events (anonymous_id, timestamp, seq);",
+             CREATE INDEX IF NOT EXISTS events_user ON events (anonymous_id, timestamp, seq);
+             CREATE INDEX IF NOT EXISTS events_user_id ON events (user_id);",
         )
         .map_err(|e| format!("cannot create the schema in {path}: {e}"))?;
         migrate(&conn).map_err(|e| format!("cannot add the new columns in {path}: {e}"))?;

@@ -2,7 +2,7 @@
 
 use crate::dashboard;
 use crate::db::Db;
-use crate::ingest::{decode_body, parse_batch, Refusal, StoredEvent};
+use crate::ingest::{decode_body, parse_request, Refusal, Shape, StoredEvent};
 use crate::rules::RulesState;
 use crate::summary::Summary;
 use axum::body::{Body, Bytes};
@@ -10,7 +10,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use segmint_core::condition::Native;
 use segmint_core::json::{write_number, write_string, Value};
@@ -64,8 +64,15 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/dashboard", get(dashboard_page))
         .route("/dashboard/charts/{name}", get(chart))
         .route_layer(middleware::from_fn_with_state(app.clone(), dashboard_guard));
-    Router::new()
-        .route("/v1/batch", post(batch).options(preflight))
+    let mut router = Router::new();
+    for &(path, shape) in TRACKING_PATHS {
+        router = router.route(path, tracking(shape));
+    }
+    router
+        // analytics.js posts its own delivery counters to `<apiHost>/m`;
+        // they are not shoppers' events, so they are acknowledged and
+        // dropped rather than answered 404 in every shop's console.
+        .route("/v1/m", post(sdk_metrics).options(preflight))
         .route("/v1/rules", get(rules).options(preflight))
         // The storefront's own panel: a visitor's event names, by the
         // anonymous id only that visitor has.
@@ -196,7 +203,7 @@ async fn preflight(State(app): State<Arc<App>>, headers: HeaderMap) -> Response 
         h.insert(
             header::ACCESS_CONTROL_ALLOW_HEADERS,
             HeaderValue::from_static(
-                "Content-Type, If-None-Match, Authorization, Content-Encoding",
+                "Content-Type, If-None-Match, Authorization, Content-Encoding, X-Retry-Count",
             ),
         );
         h.insert(
@@ -244,14 +251,55 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-async fn batch(
-    State(app): State<Arc<App>>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    raw: Bytes,
+/// Segment's HTTP Tracking API: where its clients post, and what each
+/// path's body holds. `/v1/batch` is segmint's own; the short paths are
+/// analytics.js's (the type's first letter; `b` for its batches).
+const TRACKING_PATHS: &[(&str, Shape)] = &[
+    ("/v1/batch", Shape::Batch),
+    ("/v1/import", Shape::Batch),
+    ("/v1/b", Shape::Batch),
+    ("/v1/track", Shape::One("track")),
+    ("/v1/t", Shape::One("track")),
+    ("/v1/page", Shape::One("page")),
+    ("/v1/p", Shape::One("page")),
+    ("/v1/screen", Shape::One("screen")),
+    ("/v1/s", Shape::One("screen")),
+    ("/v1/identify", Shape::One("identify")),
+    ("/v1/i", Shape::One("identify")),
+    ("/v1/group", Shape::One("group")),
+    ("/v1/g", Shape::One("group")),
+    ("/v1/alias", Shape::One("alias")),
+    ("/v1/a", Shape::One("alias")),
+];
+
+async fn sdk_metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    with_cors(
+        StatusCode::NO_CONTENT.into_response(),
+        &app.settings,
+        &headers,
+    )
+}
+
+/// The route of a tracking path whose body holds `shape`.
+fn tracking(shape: Shape) -> MethodRouter<Arc<App>> {
+    post(
+        move |State(app): State<Arc<App>>,
+              Query(query): Query<HashMap<String, String>>,
+              headers: HeaderMap,
+              raw: Bytes| async move { receive(&app, shape, &query, &headers, &raw).await },
+    )
+    .options(preflight)
+}
+
+async fn receive(
+    app: &App,
+    shape: Shape,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    raw: &[u8],
 ) -> Response {
-    let response = ingest(&app, &query, &headers, &raw).await;
-    let mut response = with_cors(response, &app.settings, &headers);
+    let response = ingest(app, shape, query, headers, raw).await;
+    let mut response = with_cors(response, &app.settings, headers);
     // Tells the SDK it may gzip its batches (`?compression=gzip`).
     response
         .headers_mut()
@@ -261,6 +309,7 @@ async fn batch(
 
 async fn ingest(
     app: &App,
+    shape: Shape,
     query: &HashMap<String, String>,
     headers: &HeaderMap,
     raw: &[u8],
@@ -277,8 +326,9 @@ async fn ingest(
             .is_some_and(|v| v.as_bytes() == b"gzip");
     let received_at = now_ms();
     let parsed = decode_body(raw, gzip).and_then(|body| {
-        parse_batch(
+        parse_request(
             &body,
+            shape,
             received_at,
             app.settings.write_key.as_deref(),
             basic_user(headers).as_deref(),

@@ -190,6 +190,18 @@ fn text(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).map(str::to_string)
 }
 
+/// What a request body holds, by the path it was posted to (Segment's
+/// HTTP Tracking API).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// `{"batch": [...], "sentAt": .., "writeKey": ..}`: `/v1/batch`,
+    /// `/v1/import`, `/v1/b`.
+    Batch,
+    /// One message whose type the path names (`/v1/track`, `/v1/t`, ...),
+    /// which wins over a `type` in the body, as at Segment.
+    One(&'static str),
+}
+
 /// Parses a batch body into events to store. `write_key`: when set, the
 /// batch's `writeKey` (or the Basic user name) must match it.
 pub fn parse_batch(
@@ -198,94 +210,150 @@ pub fn parse_batch(
     write_key: Option<&str>,
     basic_user: Option<&str>,
 ) -> Result<Vec<StoredEvent>, Refusal> {
+    parse_request(body, Shape::Batch, received_at, write_key, basic_user)
+}
+
+/// Parses a request body of `shape` into events to store. `write_key`:
+/// when set, the body's `writeKey` or the Basic user name (where Segment's
+/// clients put it) must match it.
+pub fn parse_request(
+    body: &str,
+    shape: Shape,
+    received_at: f64,
+    write_key: Option<&str>,
+    basic_user: Option<&str>,
+) -> Result<Vec<StoredEvent>, Refusal> {
     let doc = Value::parse(body).map_err(|e| bad(format!("malformed JSON: {e}")))?;
+    if doc.as_object().is_none() {
+        return Err(bad("expected a JSON object"));
+    }
     if let Some(expected) = write_key {
-        let given = doc.get("writeKey").and_then(Value::as_str).or(basic_user);
-        if given != Some(expected) {
+        let in_body = doc.get("writeKey").and_then(Value::as_str);
+        let accepted = [in_body, basic_user]
+            .into_iter()
+            .flatten()
+            .any(|given| given == expected);
+        if !accepted {
             return Err(Refusal {
                 status: 401,
-                message: "missing or wrong writeKey".into(),
+                message: "missing or wrong writeKey (in the body, or as the Basic auth user name)"
+                    .into(),
             });
         }
     }
-    let batch = doc
-        .get("batch")
-        .and_then(Value::as_array)
-        .ok_or_else(|| bad("expected {\"batch\": [...]}"))?;
     // As Segment does: the device's clock may be off, but the time between
     // recording an event and sending its batch is right on any clock.
-    let sent_at = doc
-        .get("sentAt")
-        .and_then(Value::as_str)
-        .and_then(parse_rfc3339);
-    let mut events = Vec::with_capacity(batch.len());
-    for (i, m) in batch.iter().enumerate() {
-        let at = |what: &str| bad(format!("batch[{i}]: {what}"));
-        if m.as_object().is_none() {
-            return Err(at("expected an object"));
+    let sent_at = |v: &Value| {
+        v.get("sentAt")
+            .and_then(Value::as_str)
+            .and_then(parse_rfc3339)
+    };
+    match shape {
+        Shape::Batch => {
+            let batch = doc
+                .get("batch")
+                .and_then(Value::as_array)
+                .ok_or_else(|| bad("expected {\"batch\": [...]}"))?;
+            let batch_sent_at = sent_at(&doc);
+            batch
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    let sent = sent_at(m).or(batch_sent_at);
+                    stored_event(m.clone(), None, sent, received_at)
+                        .map_err(|what| bad(format!("batch[{i}]: {what}")))
+                })
+                .collect()
         }
-        let body = m.to_json();
-        if body.len() > MAX_EVENT_BYTES {
-            return Err(at(&format!(
-                "{} bytes, over the 32 KB limit per event",
-                body.len()
-            )));
+        Shape::One(kind) => {
+            let sent = sent_at(&doc);
+            stored_event(doc, Some(kind), sent, received_at)
+                .map(|e| vec![e])
+                .map_err(bad)
         }
-        let message_id = match m.get("messageId") {
-            Some(Value::String(id)) if !id.is_empty() && id.len() <= 200 => id.clone(),
-            _ => return Err(at("messageId: expected a non-empty string")),
-        };
-        let kind = text(m, "type").ok_or_else(|| at("type: expected a string"))?;
-        let anonymous_id = text(m, "anonymousId");
-        let user_id = text(m, "userId");
-        if anonymous_id.is_none() && user_id.is_none() {
-            return Err(at("expected an anonymousId or a userId"));
-        }
-        let event = match kind.as_str() {
-            "track" => Some(
-                text(m, "event").ok_or_else(|| at("event: a track message needs an event name"))?,
-            ),
-            _ => text(m, "name"),
-        };
-        let timestamp = match m.get("timestamp") {
-            None | Some(Value::Null) => received_at,
-            Some(Value::String(t)) => {
-                let device = parse_rfc3339(t)
-                    .ok_or_else(|| at("timestamp: expected an RFC 3339 date-time"))?;
-                sent_at.map_or(device, |sent| received_at - (sent - device).max(0.0))
-            }
-            Some(_) => return Err(at("timestamp: expected a string")),
-        };
-        let segments = m
-            .get("context")
-            .and_then(|c| c.get("segments"))
-            .filter(|s| s.as_array().is_some())
-            .map_or_else(|| "[]".to_string(), Value::to_json);
-        let bot = sent_by_bot(m);
-        let props = m.get("properties").cloned().unwrap_or_default();
-        let (promo_segment, promo_variation, order_total) = match event.as_deref() {
-            Some("Promotion Viewed") => (text(&props, "segment"), text(&props, "variation"), None),
-            Some("Order Completed") => (None, None, order_value(&props)),
-            _ => (None, None, None),
-        };
-        events.push(StoredEvent {
-            message_id,
-            received_at,
-            timestamp,
-            kind,
-            event,
-            anonymous_id,
-            user_id,
-            segments,
-            promo_segment,
-            promo_variation,
-            order_total,
-            order_id: order_id(m),
-            bot,
-            body,
-        });
     }
-    Ok(events)
+}
+
+/// One message as stored, or what is wrong with it. `kind`: the type the
+/// path names.
+fn stored_event(
+    mut m: Value,
+    kind: Option<&str>,
+    sent_at: Option<f64>,
+    received_at: f64,
+) -> Result<StoredEvent, String> {
+    if m.as_object().is_none() {
+        return Err("expected an object".into());
+    }
+    // The key is the sender's, not the event's: not stored with it.
+    m.remove("writeKey");
+    if let Some(kind) = kind {
+        m.insert("type", Value::String(kind.into()));
+    }
+    let body = m.to_json();
+    if body.len() > MAX_EVENT_BYTES {
+        return Err(format!(
+            "{} bytes, over the 32 KB limit per event",
+            body.len()
+        ));
+    }
+    let message_id = match m.get("messageId") {
+        Some(Value::String(id)) if !id.is_empty() && id.len() <= 200 => id.clone(),
+        _ => return Err("messageId: expected a non-empty string".into()),
+    };
+    let kind = text(&m, "type").ok_or("type: expected a string")?;
+    let anonymous_id = text(&m, "anonymousId");
+    let user_id = text(&m, "userId");
+    if anonymous_id.is_none() && user_id.is_none() {
+        return Err("expected an anonymousId or a userId".into());
+    }
+    let event = match kind.as_str() {
+        "track" => Some(text(&m, "event").ok_or("event: a track message needs an event name")?),
+        _ => text(&m, "name"),
+    };
+    let timestamp = match m.get("timestamp") {
+        None | Some(Value::Null) => received_at,
+        Some(Value::String(t)) => {
+            let device = parse_rfc3339(t).ok_or("timestamp: expected an RFC 3339 date-time")?;
+            sent_at.map_or(device, |sent| received_at - (sent - device).max(0.0))
+        }
+        Some(_) => return Err("timestamp: expected a string".into()),
+    };
+    let segments = m
+        .get("context")
+        .and_then(|c| c.get("segments"))
+        .filter(|s| s.as_array().is_some())
+        .map_or_else(|| "[]".to_string(), Value::to_json);
+    let bot = sent_by_bot(&m);
+    // Only track messages carry the dashboard's events: a page or screen
+    // named "Order Completed" is not an order.
+    let props = m.get("properties").cloned().unwrap_or_default();
+    let tracked = if kind == "track" {
+        event.as_deref()
+    } else {
+        None
+    };
+    let (promo_segment, promo_variation, order_total) = match tracked {
+        Some("Promotion Viewed") => (text(&props, "segment"), text(&props, "variation"), None),
+        Some("Order Completed") => (None, None, order_value(&props)),
+        _ => (None, None, None),
+    };
+    Ok(StoredEvent {
+        message_id,
+        received_at,
+        timestamp,
+        order_id: if kind == "track" { order_id(&m) } else { None },
+        kind,
+        event,
+        anonymous_id,
+        user_id,
+        segments,
+        promo_segment,
+        promo_variation,
+        order_total,
+        bot,
+        body,
+    })
 }
 
 #[cfg(test)]
