@@ -29,7 +29,7 @@ if (!url) {
   const database = arg("database", `sqlite:${tmp}/load.db`);
   const port = 18000 + Math.floor(Math.random() * 1000);
   url = `http://127.0.0.1:${port}`;
-  child = spawn(path.join(ROOT, "target/server/segmint-collector"), ["--listen", `127.0.0.1:${port}`, "--database", database], { stdio: "ignore" });
+  child = spawn(path.join(ROOT, "target/server/segmint-collector"), ["--listen", `127.0.0.1:${port}`, "--database", database, "--rate-limit", "0"], { stdio: "ignore" });
   for (let i = 0; i < 200; i++) {
     try {
       if ((await fetch(`${url}/api/summary`)).ok) break;

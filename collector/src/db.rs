@@ -2,7 +2,10 @@
 //! interface with the same behaviour: a message id is stored once, and an
 //! event is acknowledged only after its transaction committed.
 
+use crate::figures::{self, Rollup};
 use crate::ingest::StoredEvent;
+use crate::summary::Summary;
+use std::collections::HashSet;
 use std::sync::mpsc;
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -22,88 +25,160 @@ const ONE_USER: &str = "WHERE anonymous_id = $1 OR user_id = $1
         AND (user_id = $1 OR user_id IN
             (SELECT user_id FROM events WHERE anonymous_id = $1 AND user_id IS NOT NULL)))";
 
+/// The segment ids the rules in force define: the only ones the figures
+/// count.
+pub type Defined = Arc<HashSet<String>>;
+
 /// Where events are stored.
 #[derive(Clone)]
 pub enum Db {
     /// Embedded SQLite (WAL).
     Sqlite(Sqlite),
-    /// A PostgreSQL server.
-    Postgres(Arc<tokio_postgres::Client>),
+    /// A PostgreSQL server, through a pool of connections that are
+    /// replaced when they break (a restarted server, a dropped link).
+    Postgres(deadpool_postgres::Pool),
 }
+
+const EVENTS_SCHEMA_PG: &str = "CREATE TABLE IF NOT EXISTS events (
+   seq BIGSERIAL PRIMARY KEY,
+   message_id TEXT NOT NULL UNIQUE,
+   received_at DOUBLE PRECISION NOT NULL,
+   timestamp DOUBLE PRECISION NOT NULL,
+   kind TEXT NOT NULL,
+   event TEXT,
+   anonymous_id TEXT,
+   user_id TEXT,
+   segments TEXT NOT NULL,
+   promo_segment TEXT,
+   promo_variation TEXT,
+   order_total DOUBLE PRECISION,
+   order_id TEXT,
+   bot BOOLEAN NOT NULL DEFAULT false,
+   body TEXT NOT NULL);
+ CREATE INDEX IF NOT EXISTS events_user ON events (anonymous_id, timestamp, seq);
+ CREATE INDEX IF NOT EXISTS events_user_id ON events (user_id);";
+
+/// Events read per step when the figures are built from stored events
+/// (a database an older collector wrote).
+const BUILD_PAGE: i64 = 20_000;
 
 impl Db {
     /// Opens `sqlite:path` (or a bare path) or `postgres://...`, creating
-    /// the schema if needed.
-    pub async fn open(url: &str) -> Result<Db, DbError> {
+    /// the schema if needed, and the figures' tables from the stored
+    /// events if a collector that kept its figures in memory wrote them.
+    pub async fn open(url: &str, defined: &Defined) -> Result<Db, DbError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            let pool = postgres_pool(url)?;
+            let mut client = pool
+                .get()
                 .await
                 .map_err(|e| format!("cannot connect to PostgreSQL: {e}"))?;
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    eprintln!("segmint-collector: PostgreSQL connection ended: {e}");
-                }
-            });
             client
-                .batch_execute(
-                    "CREATE TABLE IF NOT EXISTS events (
-                       seq BIGSERIAL PRIMARY KEY,
-                       message_id TEXT NOT NULL UNIQUE,
-                       received_at DOUBLE PRECISION NOT NULL,
-                       timestamp DOUBLE PRECISION NOT NULL,
-                       kind TEXT NOT NULL,
-                       event TEXT,
-                       anonymous_id TEXT,
-                       user_id TEXT,
-                       segments TEXT NOT NULL,
-                       promo_segment TEXT,
-                       promo_variation TEXT,
-                       order_total DOUBLE PRECISION,
-                       order_id TEXT,
-                       bot BOOLEAN NOT NULL DEFAULT false,
-                       body TEXT NOT NULL);
-                     CREATE INDEX IF NOT EXISTS events_user ON events (anonymous_id, timestamp, seq);
-                     CREATE INDEX IF NOT EXISTS events_user_id ON events (user_id);",
-                )
+                .batch_execute(EVENTS_SCHEMA_PG)
                 .await
+                .and(client.batch_execute(figures::SCHEMA).await)
                 .map_err(|e| format!("cannot create the schema: {e}"))?;
             postgres_migrate(&client)
                 .await
                 .map_err(|e| format!("cannot add the new columns: {e}"))?;
-            return Ok(Db::Postgres(Arc::new(client)));
+            postgres_build_figures(&mut client, defined)
+                .await
+                .map_err(|e| format!("cannot build the figures: {e}"))?;
+            drop(client);
+            return Ok(Db::Postgres(pool));
         }
         let path = url.strip_prefix("sqlite:").unwrap_or(url).to_string();
-        Sqlite::open(path).map(Db::Sqlite)
+        let defined = defined.clone();
+        tokio::task::spawn_blocking(move || Sqlite::open(path, &defined))
+            .await
+            .map_err(|e| e.to_string())?
+            .map(Db::Sqlite)
     }
 
-    /// Stores events; returns, per event, whether it was new (false: its
-    /// message id was already stored).
-    pub async fn insert(&self, events: Vec<StoredEvent>) -> Result<Vec<bool>, DbError> {
+    /// Stores events and what they add to the figures (counting the
+    /// segment ids in `defined`), in one transaction; returns, per event,
+    /// whether it was new (false: its message id was already stored).
+    pub async fn insert(
+        &self,
+        events: Vec<StoredEvent>,
+        defined: Defined,
+    ) -> Result<Vec<bool>, DbError> {
         match self {
-            Db::Sqlite(s) => s.insert(events).await,
-            Db::Postgres(client) => postgres_insert(client, &events).await,
+            Db::Sqlite(s) => s.insert(events, defined).await,
+            Db::Postgres(pool) => {
+                let mut client = pool.get().await.map_err(|e| e.to_string())?;
+                postgres_insert(&mut client, &events, &defined)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
         }
     }
 
-    /// Every event without its body, in storage order (to rebuild the
-    /// dashboard's figures at start).
-    pub async fn scan(&self) -> Result<Vec<StoredEvent>, DbError> {
-        self.select("", None, false).await
+    /// The dashboard's figures; `now` in ms.
+    pub async fn summary(&self, now: f64) -> Result<Summary, DbError> {
+        let since = figures::Param::Int((now / figures::MINUTE).floor() as i64 - 59);
+        let params = |q: &str| {
+            if q.contains("$1") {
+                vec![since.clone()]
+            } else {
+                Vec::new()
+            }
+        };
+        let mut results = Vec::with_capacity(figures::SUMMARY_QUERIES.len());
+        match self {
+            Db::Sqlite(s) => {
+                let path = s.path.clone();
+                let queries: Vec<(&'static str, Vec<figures::Param>)> = figures::SUMMARY_QUERIES
+                    .iter()
+                    .map(|q| (*q, params(q)))
+                    .collect();
+                results = tokio::task::spawn_blocking(move || {
+                    let conn = read_connection(&path)?;
+                    queries
+                        .iter()
+                        .map(|(q, p)| figures::sqlite::query(&conn, q, p))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| e.to_string())
+                })
+                .await
+                .map_err(|e| e.to_string())??;
+            }
+            Db::Postgres(pool) => {
+                let client = pool.get().await.map_err(|e| e.to_string())?;
+                for q in figures::SUMMARY_QUERIES {
+                    results.push(
+                        figures::postgres::query(&client, q, &params(q))
+                            .await
+                            .map_err(|e| e.to_string())?,
+                    );
+                }
+            }
+        }
+        Ok(Summary::from_rows(&results))
+    }
+
+    /// Events stored, bots' included (read from the figures).
+    pub async fn stored(&self) -> Result<u64, DbError> {
+        Ok(self.summary(0.0).await?.events())
     }
 
     /// One user's events with their bodies, in time order.
     pub async fn events_of(&self, id: &str) -> Result<Vec<StoredEvent>, DbError> {
-        self.select(ONE_USER, Some(id.to_string()), true).await
+        self.select(ONE_USER, Some(id.to_string()), true, "timestamp, seq", None)
+            .await
     }
 
-    /// Every stored message id (for tests and checks).
-    pub async fn message_ids(&self) -> Result<Vec<String>, DbError> {
-        Ok(self
-            .scan()
-            .await?
-            .into_iter()
-            .map(|e| e.message_id)
-            .collect())
+    /// The latest `limit` events of an anonymous id, without their
+    /// bodies, newest first (the demo's panel).
+    pub async fn recent_of(&self, id: &str, limit: i64) -> Result<Vec<StoredEvent>, DbError> {
+        self.select(
+            "WHERE anonymous_id = $1",
+            Some(id.to_string()),
+            false,
+            "received_at DESC, seq DESC",
+            Some(limit),
+        )
+        .await
     }
 
     async fn select(
@@ -111,53 +186,26 @@ impl Db {
         filter: &str,
         arg: Option<String>,
         with_body: bool,
+        order: &str,
+        limit: Option<i64>,
     ) -> Result<Vec<StoredEvent>, DbError> {
         let body = if with_body { "body" } else { "''" };
-        let order = if arg.is_some() {
-            "timestamp, seq"
-        } else {
-            "seq"
-        };
+        let limit = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
         let sql = format!(
-            "SELECT message_id, received_at, timestamp, kind, event, anonymous_id, user_id, segments, promo_segment, promo_variation, order_total, order_id, bot, {body} FROM events {filter} ORDER BY {order}"
+            "SELECT message_id, received_at, timestamp, kind, event, anonymous_id, user_id, segments, promo_segment, promo_variation, order_total, order_id, bot, {body} FROM events {filter} ORDER BY {order}{limit}"
         );
         match self {
             Db::Sqlite(s) => {
                 let path = s.path.clone();
-                let sql = sql.replace("$1", "?1");
                 tokio::task::spawn_blocking(move || {
-                    let conn = rusqlite::Connection::open(&path).map_err(|e| e.to_string())?;
-                    let mut stmt = conn.prepare(&sql).map_err(|e| e.to_string())?;
-                    let map = |r: &rusqlite::Row<'_>| {
-                        Ok(StoredEvent {
-                            message_id: r.get(0)?,
-                            received_at: r.get(1)?,
-                            timestamp: r.get(2)?,
-                            kind: r.get(3)?,
-                            event: r.get(4)?,
-                            anonymous_id: r.get(5)?,
-                            user_id: r.get(6)?,
-                            segments: r.get(7)?,
-                            promo_segment: r.get(8)?,
-                            promo_variation: r.get(9)?,
-                            order_total: r.get(10)?,
-                            order_id: r.get(11)?,
-                            bot: r.get(12)?,
-                            body: r.get(13)?,
-                        })
-                    };
-                    let rows = match &arg {
-                        Some(a) => stmt.query_map([a], map),
-                        None => stmt.query_map([], map),
-                    }
-                    .map_err(|e| e.to_string())?;
-                    rows.collect::<Result<Vec<_>, _>>()
-                        .map_err(|e| e.to_string())
+                    let conn = read_connection(&path)?;
+                    sqlite_select(&conn, &sql, arg.as_slice()).map_err(|e| e.to_string())
                 })
                 .await
                 .map_err(|e| e.to_string())?
             }
-            Db::Postgres(client) => {
+            Db::Postgres(pool) => {
+                let client = pool.get().await.map_err(|e| e.to_string())?;
                 let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = match &arg {
                     Some(a) => vec![a],
                     None => Vec::new(),
@@ -188,6 +236,119 @@ impl Db {
             }
         }
     }
+}
+
+fn read_connection(path: &str) -> Result<rusqlite::Connection, DbError> {
+    let conn = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
+    Ok(conn)
+}
+
+/// Rows of `sql` (selecting the event columns) with `args`.
+fn sqlite_select(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    args: &[String],
+) -> rusqlite::Result<Vec<StoredEvent>> {
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
+        Ok(StoredEvent {
+            message_id: r.get(0)?,
+            received_at: r.get(1)?,
+            timestamp: r.get(2)?,
+            kind: r.get(3)?,
+            event: r.get(4)?,
+            anonymous_id: r.get(5)?,
+            user_id: r.get(6)?,
+            segments: r.get(7)?,
+            promo_segment: r.get(8)?,
+            promo_variation: r.get(9)?,
+            order_total: r.get(10)?,
+            order_id: r.get(11)?,
+            bot: r.get(12)?,
+            body: r.get(13)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// A pool for `url`, with TLS when the URL asks for it (`sslmode=require`
+/// or stricter) and plain TCP otherwise.
+fn postgres_pool(url: &str) -> Result<deadpool_postgres::Pool, DbError> {
+    let config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| format!("not a PostgreSQL URL: {e}"))?;
+    let manager = deadpool_postgres::Manager::from_config(
+        config,
+        tokio_postgres::NoTls,
+        deadpool_postgres::ManagerConfig {
+            recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+        },
+    );
+    deadpool_postgres::Pool::builder(manager)
+        .max_size(16)
+        .wait_timeout(Some(std::time::Duration::from_secs(5)))
+        .create_timeout(Some(std::time::Duration::from_secs(5)))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|e| format!("cannot make a PostgreSQL pool: {e}"))
+}
+
+/// Builds the figures' tables from the stored events, once: a database
+/// an older collector wrote has events but no figures. Two collectors
+/// starting at once take turns (the table lock), and the second finds
+/// the work done.
+async fn postgres_build_figures(
+    client: &mut deadpool_postgres::Object,
+    defined: &Defined,
+) -> Result<(), tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    tx.batch_execute("LOCK TABLE fig_state IN EXCLUSIVE MODE")
+        .await?;
+    let built = tx
+        .query_opt("SELECT 1 FROM fig_state WHERE name = 'built'", &[])
+        .await?
+        .is_some();
+    if !built {
+        let mut after: i64 = 0;
+        loop {
+            let rows = tx
+                .query(
+                    &format!("SELECT seq, message_id, received_at, timestamp, anonymous_id, user_id, segments, promo_segment, promo_variation, order_total, order_id, bot FROM events WHERE seq > $1 ORDER BY seq LIMIT {BUILD_PAGE}"),
+                    &[&after],
+                )
+                .await?;
+            let Some(last) = rows.last() else { break };
+            after = last.get(0);
+            let events: Vec<StoredEvent> = rows
+                .iter()
+                .map(|r| StoredEvent {
+                    message_id: r.get(1),
+                    received_at: r.get(2),
+                    timestamp: r.get(3),
+                    kind: String::new(),
+                    event: None,
+                    anonymous_id: r.get(4),
+                    user_id: r.get(5),
+                    segments: r.get(6),
+                    promo_segment: r.get(7),
+                    promo_variation: r.get(8),
+                    order_total: r.get(9),
+                    order_id: r.get(10),
+                    bot: r.get(11),
+                    body: String::new(),
+                })
+                .collect();
+            figures::postgres::apply(&tx, &Rollup::of(&events, defined).statements()).await?;
+        }
+        tx.execute(
+            "INSERT INTO fig_state (name, value) VALUES ('built', '1')",
+            &[],
+        )
+        .await?;
+    }
+    tx.commit().await
 }
 
 /// As [`migrate`], for PostgreSQL.
@@ -231,62 +392,76 @@ async fn postgres_migrate(client: &tokio_postgres::Client) -> Result<(), tokio_p
     Ok(())
 }
 
+/// Event rows per INSERT: 14 parameters each, under PostgreSQL's 65,535.
+const EVENTS_PER_STATEMENT: usize = 2_000;
+
 async fn postgres_insert(
-    client: &tokio_postgres::Client,
+    client: &mut deadpool_postgres::Object,
     events: &[StoredEvent],
-) -> Result<Vec<bool>, DbError> {
+    defined: &Defined,
+) -> Result<Vec<bool>, tokio_postgres::Error> {
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    let mut sql = format!("INSERT INTO events ({COLUMNS}) VALUES ");
-    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-        Vec::with_capacity(events.len() * 14);
-    for (i, e) in events.iter().enumerate() {
-        if i > 0 {
-            sql.push(',');
-        }
-        let base = i * 14;
-        sql.push('(');
-        for k in 1..=14 {
-            if k > 1 {
+    let tx = client.transaction().await?;
+    let mut inserted = HashSet::new();
+    for chunk in events.chunks(EVENTS_PER_STATEMENT) {
+        let mut sql = format!("INSERT INTO events ({COLUMNS}) VALUES ");
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+            Vec::with_capacity(chunk.len() * 14);
+        for (i, e) in chunk.iter().enumerate() {
+            if i > 0 {
                 sql.push(',');
             }
-            sql.push_str(&format!("${}", base + k));
+            let base = i * 14;
+            sql.push('(');
+            for k in 1..=14 {
+                if k > 1 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!("${}", base + k));
+            }
+            sql.push(')');
+            params.extend_from_slice(&[
+                &e.message_id,
+                &e.received_at,
+                &e.timestamp,
+                &e.kind,
+                &e.event,
+                &e.anonymous_id,
+                &e.user_id,
+                &e.segments,
+                &e.promo_segment,
+                &e.promo_variation,
+                &e.order_total,
+                &e.order_id,
+                &e.bot,
+                &e.body,
+            ]);
         }
-        sql.push(')');
-        params.extend_from_slice(&[
-            &e.message_id,
-            &e.received_at,
-            &e.timestamp,
-            &e.kind,
-            &e.event,
-            &e.anonymous_id,
-            &e.user_id,
-            &e.segments,
-            &e.promo_segment,
-            &e.promo_variation,
-            &e.order_total,
-            &e.order_id,
-            &e.bot,
-            &e.body,
-        ]);
+        sql.push_str(" ON CONFLICT (message_id) DO NOTHING RETURNING message_id");
+        for row in tx.query(&sql, &params).await? {
+            inserted.insert(row.get::<_, String>(0));
+        }
     }
-    sql.push_str(" ON CONFLICT (message_id) DO NOTHING RETURNING message_id");
-    let rows = client
-        .query(&sql, &params)
-        .await
-        .map_err(|e| e.to_string())?;
-    let inserted: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
     // A batch may repeat an id: only its first occurrence is new.
-    let mut seen = std::collections::HashSet::new();
-    Ok(events
+    let flags: Vec<bool> = events
         .iter()
-        .map(|e| inserted.contains(&e.message_id) && seen.insert(e.message_id.clone()))
-        .collect())
+        .map(|e| inserted.remove(&e.message_id))
+        .collect();
+    let new = events
+        .iter()
+        .zip(&flags)
+        .filter(|(_, n)| **n)
+        .map(|(e, _)| e);
+    figures::postgres::apply(&tx, &Rollup::of(new, defined).statements()).await?;
+    tx.commit().await?;
+    Ok(flags)
 }
 
 type WriteRequest = (
     Vec<StoredEvent>,
+    Defined,
     oneshot::Sender<Result<Vec<bool>, DbError>>,
 );
 
@@ -299,8 +474,8 @@ pub struct Sqlite {
 }
 
 impl Sqlite {
-    fn open(path: String) -> Result<Sqlite, DbError> {
-        let conn =
+    fn open(path: String, defined: &Defined) -> Result<Sqlite, DbError> {
+        let mut conn =
             rusqlite::Connection::open(&path).map_err(|e| format!("cannot open {path}: {e}"))?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
@@ -326,6 +501,10 @@ impl Sqlite {
         )
         .map_err(|e| format!("cannot create the schema in {path}: {e}"))?;
         migrate(&conn).map_err(|e| format!("cannot add the new columns in {path}: {e}"))?;
+        conn.execute_batch(figures::SCHEMA)
+            .map_err(|e| format!("cannot create the figures' tables in {path}: {e}"))?;
+        sqlite_build_figures(&mut conn, defined)
+            .map_err(|e| format!("cannot build the figures in {path}: {e}"))?;
         let (tx, rx) = mpsc::channel::<WriteRequest>();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -334,10 +513,14 @@ impl Sqlite {
         Ok(Sqlite { path, writer: tx })
     }
 
-    async fn insert(&self, events: Vec<StoredEvent>) -> Result<Vec<bool>, DbError> {
+    async fn insert(
+        &self,
+        events: Vec<StoredEvent>,
+        defined: Defined,
+    ) -> Result<Vec<bool>, DbError> {
         let (tx, rx) = oneshot::channel();
         self.writer
-            .send((events, tx))
+            .send((events, defined, tx))
             .map_err(|_| "the SQLite writer stopped".to_string())?;
         rx.await
             .map_err(|_| "the SQLite writer stopped".to_string())?
@@ -396,6 +579,56 @@ fn derived(body: &str) -> (bool, Option<String>) {
     }
 }
 
+/// As [`postgres_build_figures`], for SQLite (one process holds it).
+fn sqlite_build_figures(
+    conn: &mut rusqlite::Connection,
+    defined: &Defined,
+) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    let built = tx
+        .prepare("SELECT 1 FROM fig_state WHERE name = 'built'")?
+        .exists([])?;
+    if !built {
+        let mut after: i64 = 0;
+        loop {
+            let page: Vec<(i64, StoredEvent)> = {
+                let mut stmt = tx.prepare(&format!("SELECT seq, message_id, received_at, timestamp, anonymous_id, user_id, segments, promo_segment, promo_variation, order_total, order_id, bot FROM events WHERE seq > ?1 ORDER BY seq LIMIT {BUILD_PAGE}"))?;
+                let rows = stmt.query_map([after], |r| {
+                    Ok((
+                        r.get(0)?,
+                        StoredEvent {
+                            message_id: r.get(1)?,
+                            received_at: r.get(2)?,
+                            timestamp: r.get(3)?,
+                            kind: String::new(),
+                            event: None,
+                            anonymous_id: r.get(4)?,
+                            user_id: r.get(5)?,
+                            segments: r.get(6)?,
+                            promo_segment: r.get(7)?,
+                            promo_variation: r.get(8)?,
+                            order_total: r.get(9)?,
+                            order_id: r.get(10)?,
+                            bot: r.get(11)?,
+                            body: String::new(),
+                        },
+                    ))
+                })?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            let Some((last, _)) = page.last() else { break };
+            after = *last;
+            let rollup = Rollup::of(page.iter().map(|(_, e)| e), defined);
+            figures::sqlite::apply(&tx, &rollup.statements())?;
+        }
+        tx.execute(
+            "INSERT INTO fig_state (name, value) VALUES ('built', '1')",
+            [],
+        )?;
+    }
+    tx.commit()
+}
+
 fn writer(mut conn: rusqlite::Connection, rx: mpsc::Receiver<WriteRequest>) {
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
@@ -412,7 +645,7 @@ fn writer(mut conn: rusqlite::Connection, rx: mpsc::Receiver<WriteRequest>) {
                 let mut stmt = tx.prepare_cached(&format!(
                     "INSERT OR IGNORE INTO events ({COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)"
                 ))?;
-                for (events, _) in &group {
+                for (events, defined, _) in &group {
                     let mut flags = Vec::with_capacity(events.len());
                     for e in events {
                         let changed = stmt.execute(rusqlite::params![
@@ -433,6 +666,12 @@ fn writer(mut conn: rusqlite::Connection, rx: mpsc::Receiver<WriteRequest>) {
                         ])?;
                         flags.push(changed == 1);
                     }
+                    let new = events
+                        .iter()
+                        .zip(&flags)
+                        .filter(|(_, n)| **n)
+                        .map(|(e, _)| e);
+                    figures::sqlite::apply(&tx, &Rollup::of(new, defined).statements())?;
                     out.push(flags);
                 }
             }
@@ -441,12 +680,12 @@ fn writer(mut conn: rusqlite::Connection, rx: mpsc::Receiver<WriteRequest>) {
         })();
         match result {
             Ok(all) => {
-                for ((_, reply), flags) in group.into_iter().zip(all) {
+                for ((_, _, reply), flags) in group.into_iter().zip(all) {
                     let _ = reply.send(Ok(flags));
                 }
             }
             Err(e) => {
-                for (_, reply) in group {
+                for (_, _, reply) in group {
                     let _ = reply.send(Err(format!("SQLite: {e}")));
                 }
             }

@@ -2,9 +2,10 @@
 
 use crate::dashboard;
 use crate::db::Db;
-use crate::ingest::{decode_body, parse_request, Refusal, Shape, StoredEvent};
+use crate::ingest::{
+    decode_body, parse_request, too_large, Refusal, Shape, StoredEvent, MAX_REQUEST_BYTES,
+};
 use crate::rules::RulesState;
-use crate::summary::Summary;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -12,12 +13,13 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
+use http_body_util::BodyExt;
 use segmint_core::condition::Native;
 use segmint_core::json::{write_number, write_string, Value};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Component, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Settings of a running collector.
 #[derive(Clone, Debug, Default)]
@@ -34,14 +36,17 @@ pub struct Settings {
     /// (HTTP Basic, any user name). Without it they answer only requests
     /// from this machine.
     pub dashboard_password: Option<String>,
+    /// Tracking requests a client address may make per second, on
+    /// average (0: no limit).
+    pub rate_limit: u32,
+    /// How many it may make at once above that.
+    pub rate_burst: u32,
 }
 
 /// Shared state of the handlers.
 pub struct App {
     /// Where events go.
     pub db: Db,
-    /// The dashboard's figures.
-    pub summary: Mutex<Summary>,
     /// The rules in force.
     pub rules: RulesState,
     /// Flags.
@@ -54,6 +59,41 @@ fn now_ms() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
+type RateLimit = tower_governor::GovernorLayer<
+    tower_governor::key_extractor::PeerIpKeyExtractor,
+    governor::middleware::NoOpMiddleware<governor::clock::QuantaInstant>,
+    Body,
+>;
+
+/// The per-address limit on tracking requests, as a layer (none when
+/// `rate_limit` is 0): over it, 429 with `Retry-After` and a JSON error,
+/// which segmint's SDK and Segment's retry after the time given.
+fn rate_limit(settings: &Settings) -> Option<RateLimit> {
+    if settings.rate_limit == 0 {
+        return None;
+    }
+    let config = tower_governor::governor::GovernorConfigBuilder::default()
+        .per_millisecond((1000 / u64::from(settings.rate_limit)).max(1))
+        .burst_size(settings.rate_burst.max(1))
+        .finish()?;
+    Some(
+        tower_governor::GovernorLayer::new(config).error_handler(|e| {
+            let wait = match e {
+                tower_governor::GovernorError::TooManyRequests { wait_time, .. } => wait_time,
+                _ => 1,
+            };
+            let mut r = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many requests from this address; retry after the time given",
+            );
+            if let Ok(v) = HeaderValue::from_str(&wait.max(1).to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            r
+        }),
+    )
+}
+
 /// The router for `app`.
 pub fn router(app: Arc<App>) -> Router {
     // What shoppers' data the dashboard reads: not for every visitor of
@@ -64,11 +104,15 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/dashboard", get(dashboard_page))
         .route("/dashboard/charts/{name}", get(chart))
         .route_layer(middleware::from_fn_with_state(app.clone(), dashboard_guard));
-    let mut router = Router::new();
+    let mut tracking_routes = Router::new();
     for &(path, shape) in TRACKING_PATHS {
-        router = router.route(path, tracking(shape));
+        tracking_routes = tracking_routes.route(path, tracking(shape));
     }
-    router
+    if let Some(limit) = rate_limit(&app.settings) {
+        tracking_routes = tracking_routes.route_layer(limit);
+    }
+    Router::new()
+        .merge(tracking_routes)
         // analytics.js posts its own delivery counters to `<apiHost>/m`;
         // they are not shoppers' events, so they are acknowledged and
         // dropped rather than answered 404 in every shop's console.
@@ -280,13 +324,54 @@ async fn sdk_metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Respons
     )
 }
 
+/// How long a client may take to send a request's body.
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A tracking request's body, at most [`MAX_REQUEST_BYTES`], refused with
+/// a JSON error (413 when too large, 408 when too slow) rather than
+/// read whole.
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Refusal> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_REQUEST_BYTES) {
+        return Err(too_large());
+    }
+    let limited = http_body_util::Limited::new(body, MAX_REQUEST_BYTES);
+    match tokio::time::timeout(BODY_READ_TIMEOUT, limited.collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(e)) => Err(Refusal {
+            status: 400,
+            message: format!("the body could not be read: {e}"),
+        }),
+        Err(_) => Err(Refusal {
+            status: 408,
+            message: format!(
+                "the body took over {} s to arrive",
+                BODY_READ_TIMEOUT.as_secs()
+            ),
+        }),
+    }
+}
+
 /// The route of a tracking path whose body holds `shape`.
 fn tracking(shape: Shape) -> MethodRouter<Arc<App>> {
     post(
         move |State(app): State<Arc<App>>,
               Query(query): Query<HashMap<String, String>>,
               headers: HeaderMap,
-              raw: Bytes| async move { receive(&app, shape, &query, &headers, &raw).await },
+              body: Body| async move {
+            let raw = match read_body(&headers, body).await {
+                Ok(raw) => raw,
+                Err(Refusal { status, message }) => {
+                    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+                    return with_cors(error(status, &message), &app.settings, &headers);
+                }
+            };
+            receive(&app, shape, &query, &headers, &raw).await
+        },
     )
     .options(preflight)
 }
@@ -343,17 +428,8 @@ async fn ingest(
             )
         }
     };
-    match app.db.insert(events.clone()).await {
-        Ok(flags) => {
-            if let Ok(mut s) = app.summary.lock() {
-                for (e, new) in events.iter().zip(flags) {
-                    if new {
-                        s.add(e);
-                    }
-                }
-            }
-            json(StatusCode::OK, "{\"success\":true}".into())
-        }
+    match app.db.insert(events, app.rules.defined()).await {
+        Ok(_) => json(StatusCode::OK, "{\"success\":true}".into()),
         Err(e) => {
             eprintln!("segmint-collector: storing a batch failed: {e}");
             let mut r = error(
@@ -419,11 +495,22 @@ fn named_segments(app: &App) -> Vec<(String, String)> {
 async fn summary(State(app): State<Arc<App>>) -> Response {
     let named = named_segments(&app);
     let version = app.rules.get().map(|l| l.rules.version.clone());
-    let body = match app.summary.lock() {
-        Ok(s) => s.to_json(&named, version.as_deref(), now_ms()),
-        Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "summary unavailable"),
-    };
-    json(StatusCode::OK, body)
+    let now = now_ms();
+    match app.db.summary(now).await {
+        Ok(s) => json(StatusCode::OK, s.to_json(&named, version.as_deref(), now)),
+        Err(e) => storage_unavailable(&e),
+    }
+}
+
+/// Events `/api/recent` reads at most.
+const RECENT_EVENTS: i64 = 200;
+
+fn storage_unavailable(e: &str) -> Response {
+    eprintln!("segmint-collector: reading the database failed: {e}");
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "storage is unavailable; retry",
+    )
 }
 
 /// The demo page's panel: this visitor's latest batches.
@@ -434,15 +521,15 @@ async fn recent(
     let Some(id) = query.get("anonymousId") else {
         return error(StatusCode::BAD_REQUEST, "anonymousId is required");
     };
-    let events = match app.db.events_of(id).await {
+    // The latest events only, without bodies: what the panel shows,
+    // whatever the id's history.
+    let events = match app.db.recent_of(id, RECENT_EVENTS).await {
         Ok(e) => e,
-        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e),
+        Err(e) => return storage_unavailable(&e),
     };
     let mut batches: Vec<(f64, Vec<String>)> = Vec::new();
-    let mut sorted = events;
-    sorted.sort_by(|a, b| a.received_at.total_cmp(&b.received_at));
-    for e in sorted {
-        let name = e.event.clone().unwrap_or_else(|| e.kind.clone());
+    for e in events.into_iter().rev() {
+        let name = e.event.unwrap_or(e.kind);
         match batches.last_mut() {
             Some((at, names)) if *at == e.received_at => names.push(name),
             _ => batches.push((e.received_at, vec![name])),
@@ -520,9 +607,10 @@ async fn dashboard_page() -> Response {
 
 async fn chart(State(app): State<Arc<App>>, Path(name): Path<String>) -> Response {
     let named = named_segments(&app);
-    let svg = match app.summary.lock() {
-        Ok(s) => dashboard::chart(&name, &s, &named, now_ms()),
-        Err(_) => None,
+    let now = now_ms();
+    let svg = match app.db.summary(now).await {
+        Ok(s) => dashboard::chart(&name, &s, &named, now),
+        Err(e) => return storage_unavailable(&e),
     };
     match svg {
         Some(svg) => (

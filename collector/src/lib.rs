@@ -19,6 +19,7 @@
 
 pub mod dashboard;
 pub mod db;
+pub mod figures;
 pub mod http;
 pub mod ingest;
 pub mod rules;
@@ -26,7 +27,7 @@ pub mod summary;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Everything the command line sets.
 #[derive(Clone, Debug)]
@@ -39,37 +40,44 @@ pub struct Options {
     pub rules: Option<PathBuf>,
     /// `--www`, `--pkg`, `--allow-origin`, `--write-key`
     pub settings: http::Settings,
+    /// `--max-connections`: open connections at most; more wait to be
+    /// accepted.
+    pub max_connections: usize,
+    /// `--header-timeout`: how long a connection may take to send a
+    /// request's headers (an idle one is closed after it).
+    pub header_timeout: std::time::Duration,
 }
 
 /// A collector bound to its address, ready to serve.
 pub struct Server {
     listener: tokio::net::TcpListener,
     app: Arc<http::App>,
+    max_connections: usize,
+    header_timeout: std::time::Duration,
 }
 
 impl Server {
-    /// Opens the database (rebuilding the dashboard's figures from what it
-    /// holds), loads the rules, and binds the address.
+    /// Loads the rules, opens the database, and binds the address.
     pub async fn start(options: Options) -> Result<Server, String> {
-        let db = db::Db::open(&options.database).await?;
-        let mut summary = summary::Summary::default();
-        for e in db.scan().await? {
-            summary.add(&e);
-        }
         let rules = rules::RulesState::default();
         if let Some(path) = options.rules {
             rules.watch(path)?;
         }
+        let db = db::Db::open(&options.database, &rules.defined()).await?;
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
         let app = Arc::new(http::App {
             db,
-            summary: Mutex::new(summary),
             rules,
             settings: options.settings,
         });
-        Ok(Server { listener, app })
+        Ok(Server {
+            listener,
+            app,
+            max_connections: options.max_connections,
+            header_timeout: options.header_timeout,
+        })
     }
 
     /// The address it listens on.
@@ -77,16 +85,56 @@ impl Server {
         self.listener.local_addr().map_err(|e| e.to_string())
     }
 
-    /// Events already stored when it started.
-    pub fn stored(&self) -> u64 {
-        self.app.summary.lock().map_or(0, |s| s.events())
+    /// Events stored so far.
+    pub async fn stored(&self) -> u64 {
+        self.app.db.stored().await.unwrap_or(0)
     }
 
-    /// Serves until the process ends.
+    /// Serves until the process ends. Each connection holds one of
+    /// `max_connections` slots; a client that sends no complete request
+    /// headers within `header_timeout` is disconnected, so idle or slow
+    /// connections cannot hold every slot.
     pub async fn run(self) -> Result<(), String> {
-        let app = http::router(self.app).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, app)
-            .await
-            .map_err(|e| e.to_string())
+        use hyper_util::rt::{TokioIo, TokioTimer};
+        use tower::ServiceExt;
+        let router = http::router(self.app);
+        let slots = Arc::new(tokio::sync::Semaphore::new(self.max_connections.max(1)));
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_timeout)
+            .keep_alive(true);
+        loop {
+            let slot = slots
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|e| e.to_string())?;
+            let (stream, peer) = match self.listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, say: wait, then go on.
+                    eprintln!("segmint-collector: accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let router = router.clone();
+            let http1 = http1.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |mut request: hyper::Request<hyper::body::Incoming>| {
+                        request
+                            .extensions_mut()
+                            .insert(axum::extract::ConnectInfo(peer));
+                        router.clone().oneshot(request)
+                    },
+                );
+                // A client that goes away or times out ends its own
+                // connection; nothing to report.
+                let _ = http1.serve_connection(TokioIo::new(stream), service).await;
+                drop(slot);
+            });
+        }
     }
 }

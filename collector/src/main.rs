@@ -1,62 +1,78 @@
 //! `segmint-collector`: see README "Collector".
+use clap::Parser;
 use segmint_collector::{http::Settings, Options, Server};
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
-const USAGE: &str = "usage: segmint-collector [--listen 127.0.0.1:8080] [--database sqlite:segmint.db | postgres://...]
-                         [--rules rules.json] [--www www] [--pkg pkg]
-                         [--allow-origin <origin>]... [--write-key <key>]
-                         [--dashboard-password <password>]   (or SEGMINT_DASHBOARD_PASSWORD)";
+/// segmint's reference collector: Segment-compatible ingest, the rules
+/// document, the demo storefront and the dashboard.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// `sqlite:path` (embedded) or `postgres://user@host/db` (several
+    /// collectors may share one PostgreSQL).
+    #[arg(long, default_value = "sqlite:segmint.db")]
+    database: String,
+    /// The rules document to serve at /v1/rules (reloaded when it changes).
+    #[arg(long)]
+    rules: Option<PathBuf>,
+    /// The demo storefront's directory, served at /.
+    #[arg(long)]
+    www: Option<PathBuf>,
+    /// The built SDK package, served at /pkg/.
+    #[arg(long)]
+    pkg: Option<PathBuf>,
+    /// An origin whose pages may send events and read rules (repeat it; `*` for any).
+    #[arg(long = "allow-origin")]
+    allow_origins: Vec<String>,
+    /// The write key batches must carry (in the body or as the Basic user name).
+    #[arg(long)]
+    write_key: Option<String>,
+    /// Opens the dashboard and the per-user API to other machines (HTTP Basic).
+    #[arg(long, env = "SEGMINT_DASHBOARD_PASSWORD", hide_env_values = true)]
+    dashboard_password: Option<String>,
+    /// Tracking requests per second one client address may make, on average (0: no limit).
+    #[arg(long, default_value_t = 100)]
+    rate_limit: u32,
+    /// Tracking requests one address may make at once above that average.
+    #[arg(long, default_value_t = 400)]
+    rate_burst: u32,
+    /// Open connections at most; more wait to be accepted.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// Seconds a connection may take to send a request's headers; idle ones are closed after it.
+    #[arg(long, default_value_t = 10)]
+    header_timeout: u64,
+}
 
-fn parse(args: &[String]) -> Result<Options, String> {
-    let mut options = Options {
-        listen: "127.0.0.1:8080".parse().map_err(|e| format!("{e}"))?,
-        database: "sqlite:segmint.db".into(),
-        rules: None,
-        settings: Settings {
-            dashboard_password: std::env::var("SEGMINT_DASHBOARD_PASSWORD")
-                .ok()
-                .filter(|p| !p.is_empty()),
-            ..Settings::default()
-        },
-    };
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let mut value = || {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
-        };
-        match flag.as_str() {
-            "--listen" => {
-                let v = value()?;
-                options.listen = v
-                    .parse()
-                    .map_err(|_| format!("--listen: {v} is not an address like 127.0.0.1:8080"))?;
-            }
-            "--database" => options.database = value()?,
-            "--rules" => options.rules = Some(PathBuf::from(value()?)),
-            "--www" => options.settings.www = Some(PathBuf::from(value()?)),
-            "--pkg" => options.settings.pkg = Some(PathBuf::from(value()?)),
-            "--allow-origin" => options.settings.allow_origins.push(value()?),
-            "--write-key" => options.settings.write_key = Some(value()?),
-            "--dashboard-password" => options.settings.dashboard_password = Some(value()?),
-            "-h" | "--help" => return Err(USAGE.into()),
-            other => return Err(format!("unknown flag {other}\n{USAGE}")),
+impl Cli {
+    fn options(self) -> Options {
+        Options {
+            listen: self.listen,
+            database: self.database,
+            rules: self.rules,
+            settings: Settings {
+                allow_origins: self.allow_origins,
+                write_key: self.write_key,
+                www: self.www,
+                pkg: self.pkg,
+                dashboard_password: self.dashboard_password.filter(|p| !p.is_empty()),
+                rate_limit: self.rate_limit,
+                rate_burst: self.rate_burst,
+            },
+            max_connections: self.max_connections,
+            header_timeout: Duration::from_secs(self.header_timeout.max(1)),
         }
     }
-    Ok(options)
 }
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let options = match parse(&args) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
-    };
+    let options = Cli::parse().options();
     let database = options.database.clone();
     let dashboard_locked = options.settings.dashboard_password.is_some();
     let server = match Server::start(options).await {
@@ -69,7 +85,7 @@ async fn main() {
     let address = server.address().map(|a| a.to_string()).unwrap_or_default();
     println!(
         "segmint-collector on http://{address}  ({database}, {} events stored)",
-        server.stored()
+        server.stored().await
     );
     println!("  demo storefront: http://{address}/");
     let access = if dashboard_locked {

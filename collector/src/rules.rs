@@ -3,6 +3,7 @@
 //! reported and the last good document stays in force.
 
 use segmint_core::rules::Rules;
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
@@ -16,6 +17,8 @@ pub struct Loaded {
     pub etag: String,
     /// The parsed rules (for server-side evaluation and segment names).
     pub rules: Rules,
+    /// Its segment ids: the only ones the dashboard's figures count.
+    pub defined: Arc<HashSet<String>>,
 }
 
 /// The rules in force, shared with the request handlers.
@@ -37,6 +40,7 @@ pub fn load(text: String) -> Result<Loaded, String> {
     Ok(Loaded {
         etag: format!("\"{:016x}\"", fnv64(text.as_bytes())),
         text,
+        defined: Arc::new(rules.segments.iter().map(|s| s.id.clone()).collect()),
         rules,
     })
 }
@@ -45,6 +49,11 @@ impl RulesState {
     /// The document in force.
     pub fn get(&self) -> Option<Arc<Loaded>> {
         self.current.read().ok().and_then(|g| g.clone())
+    }
+
+    /// The segment ids of the document in force (none without one).
+    pub fn defined(&self) -> Arc<HashSet<String>> {
+        self.get().map(|l| l.defined.clone()).unwrap_or_default()
     }
 
     fn set(&self, loaded: Loaded) {

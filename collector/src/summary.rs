@@ -2,15 +2,13 @@
 //! time, and per segment the conversion and average order value of users
 //! shown the personalized banner against the holdout.
 //!
-//! Kept in memory and updated with every newly stored event (rebuilt from
-//! storage at start), so SQLite and PostgreSQL give the same figures and
-//! `/api/summary` costs nothing to serve.
+//! Read from the figures' tables that ingest keeps ([`crate::figures`]),
+//! so every collector process on one database answers the same, and
+//! nothing here grows with the events stored.
 
-use crate::ingest::StoredEvent;
+use crate::figures::{Cell, MINUTE};
 use segmint_core::json::{write_number, write_string, Value};
-use std::collections::{BTreeMap, HashMap, HashSet};
-
-const MINUTE: f64 = 60_000.0;
+use std::collections::{BTreeMap, HashMap};
 
 /// Conversion of users shown one variation of a segment's banner.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -98,89 +96,79 @@ pub fn normal_cdf(x: f64) -> f64 {
     }
 }
 
-/// Everything the dashboard shows, updated event by event.
-#[derive(Clone, Debug, Default)]
+/// Everything the dashboard shows, as read from the figures' tables
+/// ([`crate::figures`]).
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Summary {
     events: u64,
-    users: HashSet<String>,
-    per_minute: BTreeMap<i64, u64>,
-    /// Per user: time and segments of their latest event.
-    latest: HashMap<String, (f64, Vec<String>)>,
-    /// Per minute, per segment: the users seen in it.
-    sizes: BTreeMap<i64, HashMap<String, HashSet<String>>>,
-    /// Per (segment, variation), per user: first exposure time.
-    exposures: HashMap<(String, String), HashMap<String, f64>>,
-    /// Per user: (time, value) of their orders.
-    orders: HashMap<String, Vec<(f64, f64)>>,
-    /// Per user: the order ids counted (an order sent again, from a
-    /// reloaded thank-you page, counts once).
-    order_ids: HashMap<String, HashSet<String>>,
-    /// Events from bots: stored, counted here, and in no other figure.
+    users: u64,
     bot_events: u64,
-    /// Bots' anonymous (or user) ids.
-    bot_users: HashSet<String>,
+    bot_users: u64,
+    per_minute: BTreeMap<i64, u64>,
+    /// Per segment: users whose latest event puts them in it.
+    sizes: HashMap<String, usize>,
+    /// Per minute, per segment: the users seen in it.
+    sizes_by_minute: BTreeMap<i64, HashMap<String, usize>>,
+    /// Per (segment, variation).
+    arms: HashMap<(String, String), Arm>,
 }
 
 impl Summary {
-    /// Counts a newly stored event.
-    pub fn add(&mut self, e: &StoredEvent) {
-        if e.bot {
-            self.bot_events += 1;
-            if let Some(id) = e.anonymous_id.as_ref().or(e.user_id.as_ref()) {
-                self.bot_users.insert(id.clone());
-            }
-            return;
-        }
-        self.events += 1;
-        let minute = (e.received_at / MINUTE).floor() as i64;
-        *self.per_minute.entry(minute).or_default() += 1;
-        let Some(user) = e.anonymous_id.clone().or_else(|| e.user_id.clone()) else {
-            return;
+    /// The figures from the rows of [`crate::figures::SUMMARY_QUERIES`],
+    /// in their order.
+    pub fn from_rows(results: &[Vec<Vec<Cell>>]) -> Summary {
+        let empty = Vec::new();
+        let rows = |i: usize| results.get(i).unwrap_or(&empty);
+        let first = |i: usize, col: usize| {
+            rows(i)
+                .first()
+                .and_then(|r| r.get(col))
+                .map_or(0, |c| c.number() as u64)
         };
-        self.users.insert(user.clone());
-        let segments: Vec<String> = match Value::parse(&e.segments) {
-            Ok(Value::Array(items)) => items
-                .into_iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect(),
-            _ => Vec::new(),
+        let cell = |row: &[Cell], col: usize| row.get(col).cloned().unwrap_or(Cell::Null);
+        let mut s = Summary {
+            events: first(0, 0),
+            bot_events: first(0, 1),
+            users: first(1, 0),
+            bot_users: first(2, 0),
+            ..Summary::default()
         };
-        let at = (e.timestamp / MINUTE).floor() as i64;
-        let bucket = self.sizes.entry(at).or_default();
-        for s in &segments {
-            bucket.entry(s.clone()).or_default().insert(user.clone());
+        for row in rows(3) {
+            s.per_minute
+                .insert(cell(row, 0).number() as i64, cell(row, 1).number() as u64);
         }
-        let newer = self
-            .latest
-            .get(&user)
-            .is_none_or(|(t, _)| e.timestamp >= *t);
-        if newer {
-            self.latest.insert(user.clone(), (e.timestamp, segments));
-        }
-        if let (Some(segment), Some(variation)) = (&e.promo_segment, &e.promo_variation) {
-            let first = self
-                .exposures
-                .entry((segment.clone(), variation.clone()))
-                .or_default();
-            let t = first.entry(user.clone()).or_insert(e.timestamp);
-            *t = t.min(e.timestamp);
-        }
-        if let Some(id) = &e.order_id {
-            if !self
-                .order_ids
-                .entry(user.clone())
-                .or_default()
-                .insert(id.clone())
-            {
-                return;
+        for row in rows(4) {
+            let n = cell(row, 1).number() as usize;
+            if let Ok(Value::Array(items)) = Value::parse(cell(row, 0).text()) {
+                for id in items.iter().filter_map(Value::as_str) {
+                    *s.sizes.entry(id.to_string()).or_default() += n;
+                }
             }
         }
-        if let Some(total) = e.order_total {
-            self.orders
-                .entry(user)
+        for row in rows(5) {
+            s.sizes_by_minute
+                .entry(cell(row, 0).number() as i64)
                 .or_default()
-                .push((e.timestamp, total));
+                .insert(
+                    cell(row, 1).text().to_string(),
+                    cell(row, 2).number() as usize,
+                );
         }
+        for row in rows(6) {
+            s.arms.insert(
+                (
+                    cell(row, 0).text().to_string(),
+                    cell(row, 1).text().to_string(),
+                ),
+                Arm {
+                    exposed: cell(row, 2).number() as usize,
+                    converted: cell(row, 3).number() as usize,
+                    orders: cell(row, 4).number() as usize,
+                    revenue: cell(row, 5).number(),
+                },
+            );
+        }
+        s
     }
 
     /// Stored events counted (bots' included).
@@ -190,10 +178,7 @@ impl Summary {
 
     /// Users whose latest event puts them in `segment`.
     pub fn size(&self, segment: &str) -> usize {
-        self.latest
-            .values()
-            .filter(|(_, s)| s.iter().any(|x| x == segment))
-            .count()
+        self.sizes.get(segment).copied().unwrap_or(0)
     }
 
     /// Events per minute over the last `minutes` (oldest first).
@@ -211,10 +196,11 @@ impl Summary {
             .map(|m| {
                 (
                     m,
-                    self.sizes
+                    self.sizes_by_minute
                         .get(&m)
                         .and_then(|b| b.get(segment))
-                        .map_or(0, HashSet::len),
+                        .copied()
+                        .unwrap_or(0),
                 )
             })
             .collect()
@@ -222,48 +208,16 @@ impl Summary {
 
     /// The arm of `segment` shown `variation`.
     pub fn arm(&self, segment: &str, variation: &str) -> Arm {
-        let mut arm = Arm::default();
-        let Some(first) = self
-            .exposures
+        self.arms
             .get(&(segment.to_string(), variation.to_string()))
-        else {
-            return arm;
-        };
-        arm.exposed = first.len();
-        for (user, exposed_at) in first {
-            let after: Vec<f64> = self
-                .orders
-                .get(user)
-                .map(|o| {
-                    o.iter()
-                        .filter(|(t, _)| t >= exposed_at)
-                        .map(|(_, v)| *v)
-                        .collect()
-                })
-                .unwrap_or_default();
-            if !after.is_empty() {
-                arm.converted += 1;
-                arm.orders += after.len();
-                arm.revenue += after.iter().sum::<f64>();
-            }
-        }
-        arm
+            .cloned()
+            .unwrap_or_default()
     }
 
-    /// Segments to report: the rules' (id, name), then any others seen.
+    /// Segments to report: the rules' (id, name). Names a client made up
+    /// are stored with its events but are not figures.
     pub fn segment_ids(&self, named: &[(String, String)]) -> Vec<(String, String)> {
-        let mut out: Vec<(String, String)> = named.to_vec();
-        let mut seen: Vec<String> = self
-            .latest
-            .values()
-            .flat_map(|(_, s)| s.iter().cloned())
-            .chain(self.exposures.keys().map(|(s, _)| s.clone()))
-            .filter(|s| !out.iter().any(|(id, _)| id == s))
-            .collect();
-        seen.sort();
-        seen.dedup();
-        out.extend(seen.into_iter().map(|s| (s.clone(), s)));
-        out
+        named.to_vec()
     }
 
     /// The JSON of `GET /api/summary`.
@@ -276,11 +230,11 @@ impl Summary {
         let mut out = String::from("{\"events\":");
         write_number(&mut out, self.events as f64);
         out.push_str(",\"users\":");
-        write_number(&mut out, self.users.len() as f64);
+        write_number(&mut out, self.users as f64);
         out.push_str(",\"bots\":{\"events\":");
         write_number(&mut out, self.bot_events as f64);
         out.push_str(",\"users\":");
-        write_number(&mut out, self.bot_users.len() as f64);
+        write_number(&mut out, self.bot_users as f64);
         out.push('}');
         out.push_str(",\"rulesVersion\":");
         match rules_version {
@@ -363,6 +317,42 @@ fn write_pairs(out: &mut String, pairs: impl Iterator<Item = (f64, f64)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::figures::{self, Rollup};
+    use crate::ingest::StoredEvent;
+    use std::collections::HashSet;
+
+    /// The figures' tables in an in-memory SQLite, fed one event at a
+    /// time as ingest feeds them.
+    struct Figures(rusqlite::Connection);
+
+    impl Figures {
+        fn new() -> Figures {
+            let conn = rusqlite::Connection::open_in_memory().unwrap();
+            conn.execute_batch(figures::SCHEMA).unwrap();
+            Figures(conn)
+        }
+
+        fn add(&self, e: &StoredEvent) {
+            let defined: HashSet<String> = ["vip", "new-user"].map(String::from).into();
+            figures::sqlite::apply(&self.0, &Rollup::of([e], &defined).statements()).unwrap();
+        }
+
+        fn summary(&self) -> Summary {
+            let first_minute = figures::Param::Int(0);
+            let rows: Vec<_> = figures::SUMMARY_QUERIES
+                .iter()
+                .map(|q| {
+                    let params = if q.contains("$1") {
+                        vec![first_minute.clone()]
+                    } else {
+                        vec![]
+                    };
+                    figures::sqlite::query(&self.0, q, &params).unwrap()
+                })
+                .collect();
+            Summary::from_rows(&rows)
+        }
+    }
 
     fn ev(user: &str, t: f64, event: &str, segments: &str) -> StoredEvent {
         StoredEvent {
@@ -400,14 +390,15 @@ mod tests {
 
     #[test]
     fn conversion_counts_orders_after_exposure() {
-        let mut s = Summary::default();
-        s.add(&order("a", 1.0, 99.0)); // before exposure: not attributed
-        s.add(&exposed("a", 2.0, "vip", "personalized"));
-        s.add(&order("a", 3.0, 30.0));
-        s.add(&order("a", 4.0, 10.0));
-        s.add(&exposed("b", 2.0, "vip", "personalized"));
-        s.add(&exposed("c", 2.0, "vip", "holdout"));
-        s.add(&order("c", 5.0, 50.0));
+        let f = Figures::new();
+        f.add(&order("a", 1.0, 99.0)); // before exposure: not attributed
+        f.add(&exposed("a", 2.0, "vip", "personalized"));
+        f.add(&order("a", 3.0, 30.0));
+        f.add(&order("a", 4.0, 10.0));
+        f.add(&exposed("b", 2.0, "vip", "personalized"));
+        f.add(&exposed("c", 2.0, "vip", "holdout"));
+        f.add(&order("c", 5.0, 50.0));
+        let s = f.summary();
         let p = s.arm("vip", "personalized");
         assert_eq!((p.exposed, p.converted, p.orders), (2, 1, 2));
         assert_eq!(p.rate(), 0.5);
@@ -423,17 +414,18 @@ mod tests {
 
     #[test]
     fn an_order_sent_again_counts_once() {
-        let mut s = Summary::default();
-        s.add(&exposed("a", 1.0, "vip", "personalized"));
+        let f = Figures::new();
+        f.add(&exposed("a", 1.0, "vip", "personalized"));
         let again = |t: f64, id: &str| StoredEvent {
             order_id: Some(id.into()),
             message_id: format!("m{t}"),
             ..order("a", t, 40.0)
         };
-        s.add(&again(2.0, "o-1"));
-        s.add(&again(3.0, "o-1")); // the thank-you page reloaded
-        s.add(&again(4.0, "o-2"));
-        s.add(&order("a", 5.0, 10.0)); // no id: counted
+        f.add(&again(2.0, "o-1"));
+        f.add(&again(3.0, "o-1")); // the thank-you page reloaded
+        f.add(&again(4.0, "o-2"));
+        f.add(&order("a", 5.0, 10.0)); // no id: counted
+        let s = f.summary();
         let arm = s.arm("vip", "personalized");
         assert_eq!((arm.orders, arm.revenue), (3, 90.0));
         assert_eq!(s.events(), 5, "every event is still counted as received");
@@ -441,12 +433,13 @@ mod tests {
 
     #[test]
     fn bots_are_counted_apart_and_in_no_figure() {
-        let mut s = Summary::default();
-        s.add(&exposed("person", 1.0, "vip", "personalized"));
+        let f = Figures::new();
+        f.add(&exposed("person", 1.0, "vip", "personalized"));
         let bot = |e: StoredEvent| StoredEvent { bot: true, ..e };
-        s.add(&bot(exposed("crawler", 1.0, "vip", "personalized")));
-        s.add(&bot(ev("crawler", 2.0, "Page Viewed", r#"["new-user"]"#)));
-        s.add(&bot(order("crawler", 3.0, 10.0)));
+        f.add(&bot(exposed("crawler", 1.0, "vip", "personalized")));
+        f.add(&bot(ev("crawler", 2.0, "Page Viewed", r#"["new-user"]"#)));
+        f.add(&bot(order("crawler", 3.0, 10.0)));
+        let s = f.summary();
         assert_eq!(s.arm("vip", "personalized").exposed, 1);
         assert_eq!(s.size("new-user"), 0);
         assert_eq!(s.events(), 4, "stored events, bots' included");

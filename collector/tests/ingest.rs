@@ -264,7 +264,15 @@ fn counts(c: &Collector) -> [f64; 5] {
 /// counts once, also in a database written before either (and after a
 /// restart).
 fn old_rows_are_classified(database: &str) {
-    let c = Collector::start(database, &[]);
+    let dir = common::temp_dir("vip-rules");
+    let rules = dir.join("rules.json");
+    std::fs::write(
+        &rules,
+        r#"{"version":"v","traits":{},"segments":[{"id":"vip","name":"VIPs","priority":1,"condition":{"days_since_first_seen":{"$lte":7}}}]}"#,
+    )
+    .unwrap();
+    let args = ["--rules", rules.to_str().unwrap()];
+    let c = Collector::start(database, &args);
     assert_eq!(
         counts(&c),
         [4.0, 1.0, 1.0, 1.0, 1.0],
@@ -278,12 +286,13 @@ fn old_rows_are_classified(database: &str) {
     assert_eq!(c.post("/v1/batch", &batch("person", 2, None)).status, 200);
     assert_eq!(counts(&c), [6.0, 2.0, 4.0, 2.0, 1.0]);
     drop(c);
-    let c = Collector::start(database, &[]);
+    let c = Collector::start(database, &args);
     assert_eq!(
         counts(&c),
         [6.0, 2.0, 4.0, 2.0, 1.0],
-        "rebuilt from storage"
+        "the same after a restart"
     );
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]

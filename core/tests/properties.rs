@@ -406,3 +406,38 @@ proptest! {
         prop_assert!(store.borrow().keys().iter().all(|k| !k.starts_with("sgm_q.")), "storage is clean");
     }
 }
+
+proptest! {
+    /// Objects with repeated keys, small (scanned) and large (sorted),
+    /// parse as JSON.parse does: each key at its first position with its
+    /// last value.
+    #[test]
+    fn repeated_keys_keep_first_position_and_last_value(
+        keys in proptest::collection::vec(0u8..40, 0..120),
+    ) {
+        let text = format!(
+            "{{{}}}",
+            keys.iter()
+                .enumerate()
+                .map(|(i, k)| format!("\"k{k}\":{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let mut expected: Vec<(String, f64)> = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            let key = format!("k{k}");
+            match expected.iter_mut().find(|(e, _)| *e == key) {
+                Some(slot) => slot.1 = i as f64,
+                None => expected.push((key, i as f64)),
+            }
+        }
+        let v = Value::parse(&text).unwrap();
+        let got: Vec<(String, f64)> = v
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_f64().unwrap()))
+            .collect();
+        prop_assert_eq!(got, expected);
+    }
+}
