@@ -327,25 +327,43 @@ async fn sdk_metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Respons
 /// How long a client may take to send a request's body.
 const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Bytes of an oversized body read and thrown away before answering 413:
+/// a server that answers before the client finished sending, and closes,
+/// makes the client's network stack report a reset instead of the 413
+/// (and the SDK would retry rather than split the batch).
+const DRAINED_AT_MOST: usize = 8 * 1024 * 1024;
+
 /// A tracking request's body, at most [`MAX_REQUEST_BYTES`], refused with
 /// a JSON error (413 when too large, 408 when too slow) rather than
-/// read whole.
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Refusal> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_REQUEST_BYTES) {
-        return Err(too_large());
-    }
-    let limited = http_body_util::Limited::new(body, MAX_REQUEST_BYTES);
-    match tokio::time::timeout(BODY_READ_TIMEOUT, limited.collect()).await {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Ok(Err(e)) => Err(Refusal {
-            status: 400,
-            message: format!("the body could not be read: {e}"),
-        }),
+/// kept whole.
+async fn read_body(body: Body) -> Result<Bytes, Refusal> {
+    let read = async move {
+        let mut body = body;
+        let mut kept: Vec<u8> = Vec::new();
+        let mut seen = 0usize;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| Refusal {
+                status: 400,
+                message: format!("the body could not be read: {e}"),
+            })?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            seen += data.len();
+            if seen <= MAX_REQUEST_BYTES {
+                kept.extend_from_slice(&data);
+            } else if seen > DRAINED_AT_MOST {
+                break;
+            }
+        }
+        if seen > MAX_REQUEST_BYTES {
+            Err(too_large())
+        } else {
+            Ok(Bytes::from(kept))
+        }
+    };
+    match tokio::time::timeout(BODY_READ_TIMEOUT, read).await {
+        Ok(result) => result,
         Err(_) => Err(Refusal {
             status: 408,
             message: format!(
@@ -363,7 +381,7 @@ fn tracking(shape: Shape) -> MethodRouter<Arc<App>> {
               Query(query): Query<HashMap<String, String>>,
               headers: HeaderMap,
               body: Body| async move {
-            let raw = match read_body(&headers, body).await {
+            let raw = match read_body(body).await {
                 Ok(raw) => raw,
                 Err(Refusal { status, message }) => {
                     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);

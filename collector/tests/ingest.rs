@@ -75,7 +75,9 @@ fn behaviour(database: &str) {
         r#""properties":{"i":0}"#,
         &format!(r#""properties":{{"pad":"{}"}}"#, "x".repeat(600_000)),
     );
-    assert_eq!(c.post("/v1/batch", &huge).status, 400);
+    let r = c.post("/v1/batch", &huge);
+    assert_eq!(r.status, 413, "over 500 KB: {}", r.body);
+    assert!(r.body.starts_with("{\"error\":"), "{}", r.body);
     assert_eq!(
         stored(&c),
         5.0,
