@@ -580,8 +580,8 @@ impl<'a> Parser<'a> {
     }
 }
 
-/// Objects up to this many members are checked for repeated keys by
-/// scanning; larger ones by sorting.
+/// Objects up to this many members are first scanned for a repeated key;
+/// larger ones, and those with a repeat, are sorted.
 const SCANNED_MEMBERS: usize = 16;
 
 #[cfg(test)]
@@ -590,50 +590,84 @@ std::thread_local! {
     static KEY_COMPARISONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
+/// Sorts `items` by `less`, in place: O(n log n) in the worst case, and a
+/// few hundred bytes of wasm where the standard library's sorts cost
+/// kilobytes.
+fn heap_sort(items: &mut [usize], less: impl Fn(usize, usize) -> bool) {
+    let at = |items: &[usize], i: usize| items.get(i).copied().unwrap_or(0);
+    let sift_down = |items: &mut [usize], mut root: usize, end: usize| loop {
+        let mut child = 2 * root + 1;
+        if child >= end {
+            break;
+        }
+        if child + 1 < end && less(at(items, child), at(items, child + 1)) {
+            child += 1;
+        }
+        if !less(at(items, root), at(items, child)) {
+            break;
+        }
+        items.swap(root, child);
+        root = child;
+    };
+    let n = items.len();
+    for root in (0..n / 2).rev() {
+        sift_down(items, root, n);
+    }
+    for end in (1..n).rev() {
+        items.swap(0, end);
+        sift_down(items, 0, end);
+    }
+}
+
 /// A repeated key keeps its first position and its last value, as
 /// JSON.parse does. Small objects are scanned; larger ones are sorted by
 /// key (stable, so repeats stay in input order), which keeps a body of
 /// many keys at O(n log n) whatever the keys are: a hash table could be
 /// fed colliding keys.
+fn text(members: &[(String, Value)], i: usize) -> Option<&str> {
+    members.get(i).map(|(k, _)| k.as_str())
+}
+
 fn without_repeats(mut members: Vec<(String, Value)>) -> Vec<(String, Value)> {
-    if members.len() <= SCANNED_MEMBERS {
-        let mut out: Vec<(String, Value)> = Vec::with_capacity(members.len());
-        for (key, value) in members {
-            match out.iter_mut().find(|(k, _)| *k == key) {
-                Some(slot) => slot.1 = value,
-                None => out.push((key, value)),
-            }
-        }
-        return out;
+    let n = members.len();
+    // The usual object: a few keys, none repeated, nothing to allocate.
+    if n <= SCANNED_MEMBERS
+        && !(1..n).any(|i| (0..i).any(|j| text(&members, i) == text(&members, j)))
+    {
+        return members;
     }
-    let mut order: Vec<usize> = (0..members.len()).collect();
-    let key = |i: usize| members.get(i).map(|(k, _)| k.as_str());
-    order.sort_by(|&a, &b| {
+    let mut order: Vec<usize> = (0..n).collect();
+    // Key, then position: equal keys stay in input order.
+    heap_sort(&mut order, |a, b| {
         #[cfg(test)]
         KEY_COMPARISONS.with(|c| c.set(c.get() + 1));
-        key(a).cmp(&key(b))
+        let (ka, kb) = (text(&members, a), text(&members, b));
+        ka < kb || (ka == kb && a < b)
     });
-    let mut keep = vec![true; members.len()];
-    let mut runs: Vec<(usize, usize)> = Vec::new();
-    for run in order.chunk_by(|&a, &b| key(a) == key(b)) {
-        if let (Some(&first), Some(&last)) = (run.first(), run.last()) {
-            if first != last {
-                runs.push((first, last));
-                for &later in run.iter().skip(1) {
-                    if let Some(k) = keep.get_mut(later) {
-                        *k = false;
-                    }
-                }
+    let mut keep = vec![true; n];
+    let mut first = 0;
+    for (rank, &i) in order.iter().enumerate() {
+        if rank > 0 && text(&members, i) == text(&members, first) {
+            // A repeat: the first occurrence takes its value (the keys
+            // are equal, so the whole member can be swapped), and its
+            // own slot goes.
+            members.swap(first, i);
+            if let Some(k) = keep.get_mut(i) {
+                *k = false;
             }
+        } else {
+            first = i;
         }
     }
-    // The first occurrence takes the last one's value (their keys are
-    // equal, so the whole member can be swapped).
-    for (first, last) in runs {
-        members.swap(first, last);
+    // Kept members move forward in order; the repeats end up last.
+    let mut kept = 0;
+    for (i, k) in keep.into_iter().enumerate() {
+        if k {
+            members.swap(kept, i);
+            kept += 1;
+        }
     }
-    let mut flags = keep.into_iter();
-    members.retain(|_| flags.next().unwrap_or(false));
+    members.truncate(kept);
     members
 }
 
