@@ -356,7 +356,7 @@ fn stored_event(
         Some("Order Completed") => (None, None, order_value(&props)),
         _ => (None, None, None),
     };
-    Ok(StoredEvent {
+    let stored = StoredEvent {
         message_id,
         received_at,
         timestamp,
@@ -371,7 +371,25 @@ fn stored_event(
         order_total,
         bot,
         body,
-    })
+    };
+    // PostgreSQL's text cannot hold U+0000: such a message could never be
+    // stored there, so it is refused now (a 503 would be retried forever).
+    let columns = [
+        Some(&stored.message_id),
+        Some(&stored.kind),
+        stored.event.as_ref(),
+        stored.anonymous_id.as_ref(),
+        stored.user_id.as_ref(),
+        stored.promo_segment.as_ref(),
+        stored.promo_variation.as_ref(),
+        stored.order_id.as_ref(),
+    ];
+    if columns.into_iter().flatten().any(|t| t.contains('\0')) {
+        return Err(
+            "an id, event name, promotion or order id holds U+0000, which cannot be stored".into(),
+        );
+    }
+    Ok(stored)
 }
 
 #[cfg(test)]

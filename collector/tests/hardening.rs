@@ -216,6 +216,13 @@ fn postgres_large_batches_and_restarts() {
             .unwrap()
     };
     assert_eq!(stored(&c), 5_000.0);
+    // A message PostgreSQL could never store (U+0000 in text): 400, not
+    // a 503 the client would retry for ever.
+    let nul =
+        r#"{"batch":[{"type":"track","event":"E\u0000","messageId":"nul-1","anonymousId":"a"}]}"#;
+    let r = c.post("/v1/batch", nul);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(error_of(&r.body).contains("U+0000"));
     pg.restart();
     let start = Instant::now();
     loop {
