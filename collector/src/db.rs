@@ -13,8 +13,24 @@ use tokio::sync::oneshot;
 /// A storage failure, as text for logs and 503 answers.
 pub type DbError = String;
 
-const COLUMNS: &str =
-    "message_id, received_at, timestamp, kind, event, anonymous_id, user_id, segments, promo_segment, promo_variation, order_total, order_id, bot, body";
+/// The columns read back into a [`StoredEvent`], `body` (or `''` in its
+/// place) after them: see [`sqlite_event`], [`postgres_event`].
+macro_rules! event_columns {
+    () => {
+        "message_id, received_at, timestamp, kind, event, anonymous_id, user_id, segments, promo_segment, promo_variation, order_total, order_id, bot"
+    };
+}
+const EVENT_COLUMNS: &str = event_columns!();
+const COLUMNS: &str = concat!(event_columns!(), ", body");
+
+/// 20,000 stored events without their bodies, after seq `$1` (the seq is
+/// the last column): a step of building the figures of a database an
+/// older collector wrote.
+const EVENTS_PAGE: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    ", '', seq FROM events WHERE seq > $1 ORDER BY seq LIMIT 20000"
+);
 
 /// The events of one user, by an anonymousId or a userId (`$1`): those
 /// of the ids seen together with it, whichever SDK sent them (segmint and
@@ -57,10 +73,6 @@ const EVENTS_SCHEMA_PG: &str = "CREATE TABLE IF NOT EXISTS events (
    body TEXT NOT NULL);
  CREATE INDEX IF NOT EXISTS events_user ON events (anonymous_id, timestamp, seq);
  CREATE INDEX IF NOT EXISTS events_user_id ON events (user_id);";
-
-/// Events read per step when the figures are built from stored events
-/// (a database an older collector wrote).
-const BUILD_PAGE: i64 = 20_000;
 
 impl Db {
     /// Opens `sqlite:path` (or a bare path) or `postgres://...`, creating
@@ -117,22 +129,43 @@ impl Db {
     /// The dashboard's figures; `now` in ms.
     pub async fn summary(&self, now: f64) -> Result<Summary, DbError> {
         let since = figures::Param::Int((now / figures::MINUTE).floor() as i64 - 59);
-        let params = |q: &str| {
-            if q.contains("$1") {
-                vec![since.clone()]
-            } else {
-                Vec::new()
-            }
+        let queries = figures::SUMMARY_QUERIES
+            .iter()
+            .map(|q| {
+                let params = if q.contains("$1") {
+                    vec![since.clone()]
+                } else {
+                    Vec::new()
+                };
+                (*q, params)
+            })
+            .collect();
+        Ok(Summary::from_rows(&self.figure_rows(queries).await?))
+    }
+
+    /// Events stored, bots' included (the first of the summary's queries
+    /// only: this is printed at start).
+    pub async fn stored(&self) -> Result<u64, DbError> {
+        let rows = self
+            .figure_rows(vec![(figures::SUMMARY_QUERIES[0], Vec::new())])
+            .await?;
+        let row = rows.first().and_then(|r| r.first());
+        let count = |i: usize| {
+            row.and_then(|r| r.get(i))
+                .map_or(0.0, figures::Cell::number)
         };
-        let mut results = Vec::with_capacity(figures::SUMMARY_QUERIES.len());
+        Ok((count(0) + count(1)) as u64)
+    }
+
+    /// The rows of each `(sql, params)` over the figures' tables.
+    async fn figure_rows(
+        &self,
+        queries: Vec<(&'static str, Vec<figures::Param>)>,
+    ) -> Result<Vec<Vec<Vec<figures::Cell>>>, DbError> {
         match self {
             Db::Sqlite(s) => {
                 let path = s.path.clone();
-                let queries: Vec<(&'static str, Vec<figures::Param>)> = figures::SUMMARY_QUERIES
-                    .iter()
-                    .map(|q| (*q, params(q)))
-                    .collect();
-                results = tokio::task::spawn_blocking(move || {
+                tokio::task::spawn_blocking(move || {
                     let conn = read_connection(&path)?;
                     queries
                         .iter()
@@ -141,25 +174,21 @@ impl Db {
                         .map_err(|e| e.to_string())
                 })
                 .await
-                .map_err(|e| e.to_string())??;
+                .map_err(|e| e.to_string())?
             }
             Db::Postgres(pool) => {
                 let client = pool.get().await.map_err(|e| e.to_string())?;
-                for q in figures::SUMMARY_QUERIES {
+                let mut results = Vec::with_capacity(queries.len());
+                for (q, p) in &queries {
                     results.push(
-                        figures::postgres::query(&client, q, &params(q))
+                        figures::postgres::query(&client, q, p)
                             .await
                             .map_err(|e| e.to_string())?,
                     );
                 }
+                Ok(results)
             }
         }
-        Ok(Summary::from_rows(&results))
-    }
-
-    /// Events stored, bots' included (read from the figures).
-    pub async fn stored(&self) -> Result<u64, DbError> {
-        Ok(self.summary(0.0).await?.events())
     }
 
     /// One user's events with their bodies, in time order.
@@ -191,9 +220,8 @@ impl Db {
     ) -> Result<Vec<StoredEvent>, DbError> {
         let body = if with_body { "body" } else { "''" };
         let limit = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
-        let sql = format!(
-            "SELECT message_id, received_at, timestamp, kind, event, anonymous_id, user_id, segments, promo_segment, promo_variation, order_total, order_id, bot, {body} FROM events {filter} ORDER BY {order}{limit}"
-        );
+        let sql =
+            format!("SELECT {EVENT_COLUMNS}, {body} FROM events {filter} ORDER BY {order}{limit}");
         match self {
             Db::Sqlite(s) => {
                 let path = s.path.clone();
@@ -214,25 +242,7 @@ impl Db {
                     .query(&sql, &params)
                     .await
                     .map_err(|e| e.to_string())?;
-                Ok(rows
-                    .iter()
-                    .map(|r| StoredEvent {
-                        message_id: r.get(0),
-                        received_at: r.get(1),
-                        timestamp: r.get(2),
-                        kind: r.get(3),
-                        event: r.get(4),
-                        anonymous_id: r.get(5),
-                        user_id: r.get(6),
-                        segments: r.get(7),
-                        promo_segment: r.get(8),
-                        promo_variation: r.get(9),
-                        order_total: r.get(10),
-                        order_id: r.get(11),
-                        bot: r.get(12),
-                        body: r.get(13),
-                    })
-                    .collect())
+                Ok(rows.iter().map(postgres_event).collect())
             }
         }
     }
@@ -245,6 +255,46 @@ fn read_connection(path: &str) -> Result<rusqlite::Connection, DbError> {
     Ok(conn)
 }
 
+/// An event from a row of [`EVENT_COLUMNS`] and the body.
+fn sqlite_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
+    Ok(StoredEvent {
+        message_id: r.get(0)?,
+        received_at: r.get(1)?,
+        timestamp: r.get(2)?,
+        kind: r.get(3)?,
+        event: r.get(4)?,
+        anonymous_id: r.get(5)?,
+        user_id: r.get(6)?,
+        segments: r.get(7)?,
+        promo_segment: r.get(8)?,
+        promo_variation: r.get(9)?,
+        order_total: r.get(10)?,
+        order_id: r.get(11)?,
+        bot: r.get(12)?,
+        body: r.get(13)?,
+    })
+}
+
+/// As [`sqlite_event`], for PostgreSQL.
+fn postgres_event(r: &tokio_postgres::Row) -> StoredEvent {
+    StoredEvent {
+        message_id: r.get(0),
+        received_at: r.get(1),
+        timestamp: r.get(2),
+        kind: r.get(3),
+        event: r.get(4),
+        anonymous_id: r.get(5),
+        user_id: r.get(6),
+        segments: r.get(7),
+        promo_segment: r.get(8),
+        promo_variation: r.get(9),
+        order_total: r.get(10),
+        order_id: r.get(11),
+        bot: r.get(12),
+        body: r.get(13),
+    }
+}
+
 /// Rows of `sql` (selecting the event columns) with `args`.
 fn sqlite_select(
     conn: &rusqlite::Connection,
@@ -252,24 +302,7 @@ fn sqlite_select(
     args: &[String],
 ) -> rusqlite::Result<Vec<StoredEvent>> {
     let mut stmt = conn.prepare(sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
-        Ok(StoredEvent {
-            message_id: r.get(0)?,
-            received_at: r.get(1)?,
-            timestamp: r.get(2)?,
-            kind: r.get(3)?,
-            event: r.get(4)?,
-            anonymous_id: r.get(5)?,
-            user_id: r.get(6)?,
-            segments: r.get(7)?,
-            promo_segment: r.get(8)?,
-            promo_variation: r.get(9)?,
-            order_total: r.get(10)?,
-            order_id: r.get(11)?,
-            bot: r.get(12)?,
-            body: r.get(13)?,
-        })
-    })?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), sqlite_event)?;
     rows.collect()
 }
 
@@ -313,33 +346,10 @@ async fn postgres_build_figures(
     if !built {
         let mut after: i64 = 0;
         loop {
-            let rows = tx
-                .query(
-                    &format!("SELECT seq, message_id, received_at, timestamp, anonymous_id, user_id, segments, promo_segment, promo_variation, order_total, order_id, bot FROM events WHERE seq > $1 ORDER BY seq LIMIT {BUILD_PAGE}"),
-                    &[&after],
-                )
-                .await?;
+            let rows = tx.query(EVENTS_PAGE, &[&after]).await?;
             let Some(last) = rows.last() else { break };
-            after = last.get(0);
-            let events: Vec<StoredEvent> = rows
-                .iter()
-                .map(|r| StoredEvent {
-                    message_id: r.get(1),
-                    received_at: r.get(2),
-                    timestamp: r.get(3),
-                    kind: String::new(),
-                    event: None,
-                    anonymous_id: r.get(4),
-                    user_id: r.get(5),
-                    segments: r.get(6),
-                    promo_segment: r.get(7),
-                    promo_variation: r.get(8),
-                    order_total: r.get(9),
-                    order_id: r.get(10),
-                    bot: r.get(11),
-                    body: String::new(),
-                })
-                .collect();
+            after = last.get(14);
+            let events: Vec<StoredEvent> = rows.iter().map(postgres_event).collect();
             figures::postgres::apply(&tx, &Rollup::of(&events, defined).statements()).await?;
         }
         tx.execute(
@@ -592,28 +602,8 @@ fn sqlite_build_figures(
         let mut after: i64 = 0;
         loop {
             let page: Vec<(i64, StoredEvent)> = {
-                let mut stmt = tx.prepare(&format!("SELECT seq, message_id, received_at, timestamp, anonymous_id, user_id, segments, promo_segment, promo_variation, order_total, order_id, bot FROM events WHERE seq > ?1 ORDER BY seq LIMIT {BUILD_PAGE}"))?;
-                let rows = stmt.query_map([after], |r| {
-                    Ok((
-                        r.get(0)?,
-                        StoredEvent {
-                            message_id: r.get(1)?,
-                            received_at: r.get(2)?,
-                            timestamp: r.get(3)?,
-                            kind: String::new(),
-                            event: None,
-                            anonymous_id: r.get(4)?,
-                            user_id: r.get(5)?,
-                            segments: r.get(6)?,
-                            promo_segment: r.get(7)?,
-                            promo_variation: r.get(8)?,
-                            order_total: r.get(9)?,
-                            order_id: r.get(10)?,
-                            bot: r.get(11)?,
-                            body: String::new(),
-                        },
-                    ))
-                })?;
+                let mut stmt = tx.prepare(&EVENTS_PAGE.replace("$1", "?1"))?;
+                let rows = stmt.query_map([after], |r| Ok((r.get(14)?, sqlite_event(r)?)))?;
                 rows.collect::<rusqlite::Result<_>>()?
             };
             let Some((last, _)) = page.last() else { break };
