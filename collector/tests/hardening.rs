@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{batch, Collector, Postgres};
+use common::{batch, stored, Collector, Postgres};
 use segmint_core::json::Value;
 use std::io::Write;
 use std::net::TcpStream;
@@ -25,12 +25,7 @@ fn sqlite(name: &str) -> (std::path::PathBuf, String) {
 }
 
 fn rules_args(dir: &std::path::Path) -> Vec<String> {
-    let rules = dir.join("rules.json");
-    std::fs::copy(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../rules.json"),
-        &rules,
-    )
-    .unwrap();
+    let rules = common::rules_copy(dir);
     vec!["--rules".into(), rules.to_str().unwrap().into()]
 }
 
@@ -208,13 +203,6 @@ fn postgres_large_batches_and_restarts() {
     assert!(body.len() < 500 * 1024, "{}", body.len());
     let r = c.post("/v1/batch", &body);
     assert_eq!(r.status, 200, "{}", r.body);
-    let stored = |c: &Collector| {
-        Value::parse(&c.get("/api/summary").body)
-            .unwrap()
-            .get("events")
-            .and_then(Value::as_f64)
-            .unwrap()
-    };
     assert_eq!(stored(&c), 5_000.0);
     // A message PostgreSQL could never store (U+0000 in text): 400, not
     // a 503 the client would retry for ever.

@@ -9,26 +9,16 @@
 
 mod common;
 
-use common::{batch, Collector, Postgres};
+use common::{batch, stored, Collector, Postgres};
 use flate2::write::GzEncoder;
 use segmint_core::json::Value;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-fn stored(c: &Collector) -> f64 {
-    Value::parse(&c.get("/api/summary").body)
-        .unwrap()
-        .get("events")
-        .and_then(Value::as_f64)
-        .unwrap()
-}
-
 fn behaviour(database: &str) {
     let dir = common::temp_dir("rules");
-    let rules = dir.join("rules.json");
-    let seed =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../rules.json")).unwrap();
-    std::fs::write(&rules, &seed).unwrap();
+    let rules = common::rules_copy(&dir);
+    let seed = std::fs::read_to_string(&rules).unwrap();
     let c = Collector::start(
         database,
         &[

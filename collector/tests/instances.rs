@@ -31,12 +31,7 @@ fn figures(c: &Collector) -> (f64, f64, String) {
 fn two_collectors_on_one_postgres() {
     let pg = Postgres::start();
     let dir = common::temp_dir("instances");
-    let rules = dir.join("rules.json");
-    std::fs::copy(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../rules.json"),
-        &rules,
-    )
-    .unwrap();
+    let rules = common::rules_copy(&dir);
     let args = ["--rules", rules.to_str().unwrap()];
     let mut a = Collector::start(&pg.url, &args);
     let b = Collector::start(&pg.url, &args);

@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{Collector, Postgres};
+use common::{stored, Collector, Postgres};
 use segmint_core::json::Value;
 
 const KEY: &str = "s3cret";
@@ -27,14 +27,6 @@ fn now() -> String {
     let mut out = String::new();
     segmint_core::time::write_rfc3339(&mut out, ms);
     out
-}
-
-fn stored(c: &Collector) -> f64 {
-    Value::parse(&c.get("/api/summary").body)
-        .unwrap()
-        .get("events")
-        .and_then(Value::as_f64)
-        .unwrap()
 }
 
 fn post_basic(c: &Collector, path: &str, body: &str) -> common::Response {

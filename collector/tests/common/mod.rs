@@ -174,6 +174,29 @@ pub fn request(
     try_request(port, method, path, headers, body).unwrap()
 }
 
+/// Events stored, as `/api/summary` counts them.
+#[allow(dead_code)]
+pub fn stored(c: &Collector) -> f64 {
+    segmint_core::json::Value::parse(&c.get("/api/summary").body)
+        .unwrap()
+        .get("events")
+        .and_then(segmint_core::json::Value::as_f64)
+        .unwrap()
+}
+
+/// A copy of the repository's rules document in `dir` (a test may change
+/// it, and the collector reloads it).
+#[allow(dead_code)]
+pub fn rules_copy(dir: &Path) -> PathBuf {
+    let rules = dir.join("rules.json");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../rules.json"),
+        &rules,
+    )
+    .unwrap();
+    rules
+}
+
 /// A Segment batch of `n` track events with ids `{prefix}-0..n`.
 pub fn batch(prefix: &str, n: usize, write_key: Option<&str>) -> String {
     let events: Vec<String> = (0..n)
@@ -274,11 +297,9 @@ impl Postgres {
 }
 
 impl Postgres {
-    /// Stops the server (closing every connection) and starts it again
-    /// with the same options.
-    #[allow(dead_code)]
-    pub fn restart(&mut self) {
-        let data = self.dir.join("data");
+    /// `pg_ctl -D <data>`, as the `postgres` user when the tests run as
+    /// root.
+    fn pg_ctl(&self) -> Command {
         let mut cmd = if self.as_postgres {
             let mut c = Command::new("runuser");
             c.args(["-u", "postgres", "--"])
@@ -287,9 +308,18 @@ impl Postgres {
         } else {
             Command::new(self.bin.join("pg_ctl"))
         };
+        cmd.arg("-D").arg(self.dir.join("data"));
+        cmd
+    }
+
+    /// Stops the server (closing every connection) and starts it again
+    /// with the same options.
+    #[allow(dead_code)]
+    pub fn restart(&mut self) {
         let log = self.dir.join("log");
-        let out = cmd
-            .args(["-D", data.to_str().unwrap(), "-m", "fast", "-w", "-l"])
+        let out = self
+            .pg_ctl()
+            .args(["-m", "fast", "-w", "-l"])
             .arg(&log)
             .arg("restart")
             .output()
@@ -301,10 +331,11 @@ impl Postgres {
         );
     }
 
-    /// Runs SQL with psql.
-    pub fn execute(&self, sql: &str) {
+    /// psql's output for `sql`, run with `flags`; fails the test on an
+    /// error.
+    fn psql(&self, flags: &str, sql: &str) -> String {
         let out = Command::new(self.bin.join("psql"))
-            .args(["-v", "ON_ERROR_STOP=1", "-q", "-d", &self.url, "-c", sql])
+            .args(["-v", "ON_ERROR_STOP=1", flags, "-d", &self.url, "-c", sql])
             .output()
             .unwrap();
         assert!(
@@ -312,23 +343,18 @@ impl Postgres {
             "psql failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs SQL with psql.
+    pub fn execute(&self, sql: &str) {
+        self.psql("-q", sql);
     }
 }
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        let data = self.dir.join("data");
-        let mut cmd = if self.as_postgres {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"])
-                .arg(self.bin.join("pg_ctl"));
-            c
-        } else {
-            Command::new(self.bin.join("pg_ctl"))
-        };
-        let _ = cmd
-            .args(["-D", data.to_str().unwrap(), "-m", "immediate", "stop"])
-            .output();
+        let _ = self.pg_ctl().args(["-m", "immediate", "stop"]).output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -337,18 +363,6 @@ impl Postgres {
     /// The rows of a query, one line each (psql's unaligned output).
     #[allow(dead_code)]
     pub fn query(&self, sql: &str) -> Vec<String> {
-        let out = Command::new(self.bin.join("psql"))
-            .args(["-v", "ON_ERROR_STOP=1", "-At", "-d", &self.url, "-c", sql])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "psql failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_string)
-            .collect()
+        self.psql("-At", sql).lines().map(str::to_string).collect()
     }
 }
