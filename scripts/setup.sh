@@ -40,6 +40,10 @@ fi
 command -v sqlite3 >/dev/null || apt_missing+=(sqlite3)
 # PostgreSQL server binaries for the collector's PostgreSQL tests.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_missing+=(postgresql)
+# ClickHouse for the collector's ClickHouse tests (each starts its own
+# server from a temporary config; the system service is never used).
+command -v clickhouse-server >/dev/null || apt_missing+=(clickhouse-server)
+command -v clickhouse-client >/dev/null || apt_missing+=(clickhouse-client)
 # pkg-config + libssl are not needed: every crate here is pure Rust or bundles its C.
 if [ ${#apt_missing[@]} -gt 0 ]; then
   log "apt-get install ${apt_missing[*]}"

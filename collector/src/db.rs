@@ -1,7 +1,8 @@
-//! Event storage: SQLite (embedded, the default) or PostgreSQL, behind one
-//! interface with the same behaviour: a message id is stored once, and an
-//! event is acknowledged only after its transaction committed.
+//! Event storage: SQLite (embedded, the default), PostgreSQL or
+//! ClickHouse, behind one interface with the same behaviour: a message id
+//! is stored once, and an event is acknowledged only after it is stored.
 
+use crate::clickhouse::ClickHouse;
 use crate::figures::{self, Rollup};
 use crate::ingest::StoredEvent;
 use crate::summary::Summary;
@@ -53,6 +54,8 @@ pub enum Db {
     /// A PostgreSQL server, through a pool of connections that are
     /// replaced when they break (a restarted server, a dropped link).
     Postgres(deadpool_postgres::Pool),
+    /// A ClickHouse server, over HTTP ([`crate::clickhouse`]).
+    ClickHouse(ClickHouse),
 }
 
 const EVENTS_SCHEMA_PG: &str = "CREATE TABLE IF NOT EXISTS events (
@@ -75,10 +78,14 @@ const EVENTS_SCHEMA_PG: &str = "CREATE TABLE IF NOT EXISTS events (
  CREATE INDEX IF NOT EXISTS events_user_id ON events (user_id);";
 
 impl Db {
-    /// Opens `sqlite:path` (or a bare path) or `postgres://...`, creating
-    /// the schema if needed, and the figures' tables from the stored
-    /// events if a collector that kept its figures in memory wrote them.
+    /// Opens `sqlite:path` (or a bare path), `postgres://...` or
+    /// `clickhouse://...`, creating the schema if needed, and the figures'
+    /// tables from the stored events if a collector that kept its figures
+    /// in memory wrote them.
     pub async fn open(url: &str, defined: &Defined) -> Result<Db, DbError> {
+        if url.starts_with("clickhouse://") {
+            return ClickHouse::open(url).await.map(Db::ClickHouse);
+        }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = postgres_pool(url)?;
             let mut client = pool
@@ -123,12 +130,20 @@ impl Db {
                     .await
                     .map_err(|e| e.to_string())
             }
+            Db::ClickHouse(ch) => ch.insert(&events).await,
         }
     }
 
-    /// The dashboard's figures; `now` in ms.
-    pub async fn summary(&self, now: f64) -> Result<Summary, DbError> {
-        let since = figures::Param::Int((now / figures::MINUTE).floor() as i64 - 59);
+    /// The dashboard's figures, counting the segment ids in `defined`;
+    /// `now` in ms.
+    pub async fn summary(&self, now: f64, defined: &Defined) -> Result<Summary, DbError> {
+        let first_minute = (now / figures::MINUTE).floor() as i64 - 59;
+        if let Db::ClickHouse(ch) = self {
+            return Ok(Summary::from_rows(
+                &ch.summary_rows(first_minute, defined).await?,
+            ));
+        }
+        let since = figures::Param::Int(first_minute);
         let queries = figures::SUMMARY_QUERIES
             .iter()
             .map(|q| {
@@ -146,6 +161,9 @@ impl Db {
     /// Events stored, bots' included (the first of the summary's queries
     /// only: this is printed at start).
     pub async fn stored(&self) -> Result<u64, DbError> {
+        if let Db::ClickHouse(ch) = self {
+            return ch.stored().await;
+        }
         let rows = self
             .figure_rows(vec![(figures::SUMMARY_QUERIES[0], Vec::new())])
             .await?;
@@ -188,62 +206,80 @@ impl Db {
                 }
                 Ok(results)
             }
+            Db::ClickHouse(_) => Err("ClickHouse computes its figures from the events".into()),
         }
     }
 
     /// One user's events with their bodies, in time order.
     pub async fn events_of(&self, id: &str) -> Result<Vec<StoredEvent>, DbError> {
-        self.select(ONE_USER, Some(id.to_string()), true, "timestamp, seq", None)
+        let order = format!("timestamp, {}", self.storing_order(""));
+        self.select(ONE_USER, id.to_string(), true, &order, None)
             .await
     }
 
     /// The latest `limit` events of an anonymous id, without their
     /// bodies, newest first (the demo's panel).
     pub async fn recent_of(&self, id: &str, limit: i64) -> Result<Vec<StoredEvent>, DbError> {
+        let order = format!("received_at DESC, {}", self.storing_order(" DESC"));
         self.select(
             "WHERE anonymous_id = $1",
-            Some(id.to_string()),
+            id.to_string(),
             false,
-            "received_at DESC, seq DESC",
+            &order,
             Some(limit),
         )
         .await
     }
 
+    /// Columns that order events as they were stored (`direction` after
+    /// each): SQLite's and PostgreSQL's sequence; ClickHouse has none, so
+    /// its time received, then message id.
+    fn storing_order(&self, direction: &str) -> String {
+        match self {
+            Db::ClickHouse(_) => format!("received_at{direction}, message_id{direction}"),
+            _ => format!("seq{direction}"),
+        }
+    }
+
+    /// Events matching `filter` (a WHERE clause whose `$1` is `arg`), in
+    /// `order`, with their bodies or without.
     async fn select(
         &self,
         filter: &str,
-        arg: Option<String>,
+        arg: String,
         with_body: bool,
         order: &str,
         limit: Option<i64>,
     ) -> Result<Vec<StoredEvent>, DbError> {
         let body = if with_body { "body" } else { "''" };
         let limit = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
+        // ClickHouse reads a message stored twice, before its parts merge,
+        // once.
+        let table = match self {
+            Db::ClickHouse(_) => "events FINAL",
+            _ => "events",
+        };
         let sql =
-            format!("SELECT {EVENT_COLUMNS}, {body} FROM events {filter} ORDER BY {order}{limit}");
+            format!("SELECT {EVENT_COLUMNS}, {body} FROM {table} {filter} ORDER BY {order}{limit}");
         match self {
             Db::Sqlite(s) => {
                 let path = s.path.clone();
                 tokio::task::spawn_blocking(move || {
                     let conn = read_connection(&path)?;
-                    sqlite_select(&conn, &sql, arg.as_slice()).map_err(|e| e.to_string())
+                    sqlite_select(&conn, &sql, &[arg]).map_err(|e| e.to_string())
                 })
                 .await
                 .map_err(|e| e.to_string())?
             }
             Db::Postgres(pool) => {
                 let client = pool.get().await.map_err(|e| e.to_string())?;
-                let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = match &arg {
-                    Some(a) => vec![a],
-                    None => Vec::new(),
-                };
                 let rows = client
-                    .query(&sql, &params)
+                    .query(&sql, &[&arg])
                     .await
                     .map_err(|e| e.to_string())?;
                 Ok(rows.iter().map(postgres_event).collect())
             }
+            Db::ClickHouse(ch) => ch.select(&sql, &arg).await,
         }
     }
 }

@@ -514,7 +514,7 @@ async fn summary(State(app): State<Arc<App>>) -> Response {
     let named = named_segments(&app);
     let version = app.rules.get().map(|l| l.rules.version.clone());
     let now = now_ms();
-    match app.db.summary(now).await {
+    match app.db.summary(now, &app.rules.defined()).await {
         Ok(s) => json(StatusCode::OK, s.to_json(&named, version.as_deref(), now)),
         Err(e) => storage_unavailable(&e),
     }
@@ -626,7 +626,7 @@ async fn dashboard_page() -> Response {
 async fn chart(State(app): State<Arc<App>>, Path(name): Path<String>) -> Response {
     let named = named_segments(&app);
     let now = now_ms();
-    let svg = match app.db.summary(now).await {
+    let svg = match app.db.summary(now, &app.rules.defined()).await {
         Ok(s) => dashboard::chart(&name, &s, &named, now),
         Err(e) => return storage_unavailable(&e),
     };

@@ -1,6 +1,7 @@
 //! segmint-collector: the reference collector for segmint.
 //!
-//! Stores Segment-compatible batches (SQLite by default, or PostgreSQL),
+//! Stores Segment-compatible batches (SQLite by default, PostgreSQL or
+//! ClickHouse),
 //! serves the rules document, the demo storefront and the built SDK, and a
 //! dashboard of segment sizes and conversion, personalized against
 //! holdout. It reuses segmint-core, so a batch, a rule and a segment mean
@@ -17,6 +18,7 @@
     )
 )]
 
+pub mod clickhouse;
 pub mod dashboard;
 pub mod db;
 pub mod figures;
@@ -34,7 +36,7 @@ use std::sync::Arc;
 pub struct Options {
     /// `--listen`
     pub listen: SocketAddr,
-    /// `--database`: `sqlite:path` or `postgres://...`
+    /// `--database`: `sqlite:path`, `postgres://...` or `clickhouse://...`
     pub database: String,
     /// `--rules`
     pub rules: Option<PathBuf>,

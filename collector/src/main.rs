@@ -13,8 +13,9 @@ struct Cli {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// `sqlite:path` (embedded) or `postgres://user@host/db` (several
-    /// collectors may share one PostgreSQL).
+    /// `sqlite:path` (embedded), `postgres://user@host/db` (several
+    /// collectors may share one PostgreSQL) or
+    /// `clickhouse://user:password@host:8123/db` (ClickHouse's HTTP port).
     #[arg(long, default_value = "sqlite:segmint.db")]
     database: String,
     /// The rules document to serve at /v1/rules (reloaded when it changes).

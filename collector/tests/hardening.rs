@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{batch, stored, Collector, Postgres};
+use common::{batch, stored, ClickHouse, Collector, Postgres};
 use segmint_core::json::Value;
 use std::io::Write;
 use std::net::TcpStream;
@@ -41,8 +41,20 @@ fn error_of(body: &str) -> String {
 #[test]
 fn made_up_segment_names_are_stored_but_not_counted() {
     let (dir, url) = sqlite("names");
-    let args = rules_args(&dir);
-    let c = Collector::start(&url, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    made_up_names(&dir, &url);
+}
+
+#[test]
+fn clickhouse_made_up_segment_names_are_stored_but_not_counted() {
+    let ch = ClickHouse::start();
+    made_up_names(&common::temp_dir("ch-names"), &ch.url);
+}
+
+/// 30,000 made-up segment names, sent three times, leave the summary
+/// small and count only the rules' own segments.
+fn made_up_names(dir: &std::path::Path, url: &str) {
+    let args = rules_args(dir);
+    let c = Collector::start(url, &args.iter().map(String::as_str).collect::<Vec<_>>());
     // 30,000 names over 15 events (the review's batch carried 43,960),
     // each event under the 32 KB limit.
     let events: Vec<String> = (0..15)

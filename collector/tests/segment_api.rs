@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{stored, Collector, Postgres};
+use common::{stored, ClickHouse, Collector, Postgres};
 use segmint_core::json::Value;
 
 const KEY: &str = "s3cret";
@@ -229,4 +229,10 @@ fn sqlite() {
 fn postgres() {
     let pg = Postgres::start();
     segment_api(&pg.url);
+}
+
+#[test]
+fn clickhouse() {
+    let ch = ClickHouse::start();
+    segment_api(&ch.url);
 }

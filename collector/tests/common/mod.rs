@@ -153,15 +153,37 @@ pub fn try_request(
         .and_then(|l| l.split(' ').nth(1))
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| std::io::Error::other("bad status line"))?;
-    let headers = lines
+    let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(": "))
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    });
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
     Ok(Response {
         status,
         headers,
-        body: body.to_string(),
+        body,
     })
+}
+
+/// A chunked HTTP body's content (ClickHouse answers that way).
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
 }
 
 pub fn request(
@@ -364,5 +386,92 @@ impl Postgres {
     #[allow(dead_code)]
     pub fn query(&self, sql: &str) -> Vec<String> {
         self.psql("-At", sql).lines().map(str::to_string).collect()
+    }
+}
+
+/// A ClickHouse server for the test (Debian's `clickhouse-server`), on
+/// loopback ports, its data in a temporary directory; stopped and removed
+/// when dropped.
+pub struct ClickHouse {
+    pub url: String,
+    pub http_port: u16,
+    child: Child,
+    dir: PathBuf,
+}
+
+impl ClickHouse {
+    pub fn start() -> ClickHouse {
+        let dir = temp_dir("clickhouse");
+        let (http_port, tcp_port) = (free_port(), free_port());
+        let d = dir.display();
+        std::fs::write(
+            dir.join("config.xml"),
+            format!(
+                "<yandex>
+  <logger><level>warning</level><log>{d}/log.txt</log><errorlog>{d}/err.txt</errorlog></logger>
+  <http_port>{http_port}</http_port>
+  <tcp_port>{tcp_port}</tcp_port>
+  <listen_host>127.0.0.1</listen_host>
+  <path>{d}/data/</path>
+  <tmp_path>{d}/tmp/</tmp_path>
+  <users_config>users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <mark_cache_size>536870912</mark_cache_size>
+</yandex>"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("users.xml"),
+            "<yandex><profiles><default/></profiles><users><default><password></password>
+<networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota>
+</default></users><quotas><default/></quotas></yandex>",
+        )
+        .unwrap();
+        let child = Command::new("clickhouse-server")
+            .arg(format!(
+                "--config-file={}",
+                dir.join("config.xml").display()
+            ))
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("clickhouse-server is not installed: run scripts/setup.sh");
+        let ch = ClickHouse {
+            url: format!("clickhouse://127.0.0.1:{http_port}/segmint"),
+            http_port,
+            child,
+            dir,
+        };
+        let start = Instant::now();
+        while try_request(http_port, "GET", "/ping", &[], b"")
+            .map(|r| r.status)
+            .ok()
+            != Some(200)
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "clickhouse-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        ch
+    }
+
+    /// The text ClickHouse answers to `sql` (tab-separated rows).
+    pub fn query(&self, sql: &str) -> String {
+        let r = request(self.http_port, "POST", "/", &[], sql.as_bytes());
+        assert_eq!(r.status, 200, "{sql}: {}", r.body);
+        r.body
+    }
+}
+
+impl Drop for ClickHouse {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
