@@ -91,7 +91,7 @@ impl Db {
             let mut client = pool
                 .get()
                 .await
-                .map_err(|e| format!("cannot connect to PostgreSQL: {e}"))?;
+                .map_err(|e| format!("cannot connect to PostgreSQL: {}", explained(&e)))?;
             client
                 .batch_execute(EVENTS_SCHEMA_PG)
                 .await
@@ -125,10 +125,10 @@ impl Db {
         match self {
             Db::Sqlite(s) => s.insert(events, defined).await,
             Db::Postgres(pool) => {
-                let mut client = pool.get().await.map_err(|e| e.to_string())?;
+                let mut client = pool.get().await.map_err(|e| explained(&e))?;
                 postgres_insert(&mut client, &events, &defined)
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| explained(&e))
             }
             Db::ClickHouse(ch) => ch.insert(&events).await,
         }
@@ -195,13 +195,13 @@ impl Db {
                 .map_err(|e| e.to_string())?
             }
             Db::Postgres(pool) => {
-                let client = pool.get().await.map_err(|e| e.to_string())?;
+                let client = pool.get().await.map_err(|e| explained(&e))?;
                 let mut results = Vec::with_capacity(queries.len());
                 for (q, p) in &queries {
                     results.push(
                         figures::postgres::query(&client, q, p)
                             .await
-                            .map_err(|e| e.to_string())?,
+                            .map_err(|e| explained(&e))?,
                     );
                 }
                 Ok(results)
@@ -272,16 +272,29 @@ impl Db {
                 .map_err(|e| e.to_string())?
             }
             Db::Postgres(pool) => {
-                let client = pool.get().await.map_err(|e| e.to_string())?;
+                let client = pool.get().await.map_err(|e| explained(&e))?;
                 let rows = client
                     .query(&sql, &[&arg])
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| explained(&e))?;
                 Ok(rows.iter().map(postgres_event).collect())
             }
             Db::ClickHouse(ch) => ch.select(&sql, &arg).await,
         }
     }
+}
+
+/// An error with the errors it wraps: tokio-postgres says only "db
+/// error" and keeps the server's message as its source.
+fn explained(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 fn read_connection(path: &str) -> Result<rusqlite::Connection, DbError> {
@@ -342,15 +355,13 @@ fn sqlite_select(
     rows.collect()
 }
 
-/// A pool for `url`, with TLS when the URL asks for it (`sslmode=require`
-/// or stricter) and plain TCP otherwise.
+/// A pool for `url`, encrypted and checked as its `sslmode` and
+/// `sslrootcert` ask ([`crate::postgres_tls`]).
 fn postgres_pool(url: &str) -> Result<deadpool_postgres::Pool, DbError> {
-    let config: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e| format!("not a PostgreSQL URL: {e}"))?;
+    let (config, tls) = crate::postgres_tls::connection(url)?;
     let manager = deadpool_postgres::Manager::from_config(
         config,
-        tokio_postgres::NoTls,
+        tls,
         deadpool_postgres::ManagerConfig {
             recycling_method: deadpool_postgres::RecyclingMethod::Fast,
         },

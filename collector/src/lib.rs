@@ -24,6 +24,7 @@ pub mod db;
 pub mod figures;
 pub mod http;
 pub mod ingest;
+pub mod postgres_tls;
 pub mod rules;
 pub mod summary;
 

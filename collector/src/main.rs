@@ -71,10 +71,25 @@ impl Cli {
     }
 }
 
+/// A database URL fit to print: its password, if any, masked.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest.get(..authority_end).and_then(|a| a.rfind('@')) {
+        Some(at) => match rest.get(..at).and_then(|userinfo| userinfo.split_once(':')) {
+            Some((user, _)) => format!("{scheme}://{user}:***{}", rest.get(at..).unwrap_or("")),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let options = Cli::parse().options();
-    let database = options.database.clone();
+    let database = without_password(&options.database);
     let dashboard_locked = options.settings.dashboard_password.is_some();
     let server = match Server::start(options).await {
         Ok(s) => s,
@@ -98,5 +113,23 @@ async fn main() {
     if let Err(e) = server.run().await {
         eprintln!("segmint-collector: {e}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_password;
+
+    #[test]
+    fn passwords_are_not_printed() {
+        assert_eq!(
+            without_password("clickhouse://default:s3cret@ch:8123/db"),
+            "clickhouse://default:***@ch:8123/db"
+        );
+        assert_eq!(
+            without_password("postgres://u@h/db?sslmode=require"),
+            "postgres://u@h/db?sslmode=require"
+        );
+        assert_eq!(without_password("sqlite:segmint.db"), "sqlite:segmint.db");
     }
 }

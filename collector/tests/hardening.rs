@@ -240,3 +240,44 @@ fn postgres_large_batches_and_restarts() {
     }
     assert_eq!(stored(&c), 5_003.0);
 }
+
+/// The collector's stderr when it cannot start on `database` (it must
+/// exit, not serve).
+fn start_failure(database: &str) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_segmint-collector"))
+        .args(["--listen", "127.0.0.1:0", "--database", database])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "started on {database}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn postgres_over_tls_as_the_url_asks() {
+    let pg = Postgres::start_tls();
+    let ca = pg.dir().join("ca.pem");
+    // The server takes TLS connections only.
+    let plain = start_failure(&format!("{}?sslmode=disable", pg.url));
+    assert!(plain.contains("pg_hba.conf"), "{plain}");
+    // sslmode=require encrypts, checking no certificate (libpq's meaning);
+    // verify-full checks it against sslrootcert and the host name.
+    for (i, query) in [
+        "sslmode=require".to_string(),
+        format!("sslmode=verify-full&sslrootcert={}", ca.display()),
+        format!("sslmode=verify-ca&sslrootcert={}", ca.display()),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let c = Collector::start(&format!("{}?{query}", pg.url), &[]);
+        let r = c.post("/v1/batch", &batch(&format!("tls{i}"), 3, None));
+        assert_eq!(r.status, 200, "{query}: {}", r.body);
+        assert_eq!(stored(&c), 3.0 * (i + 1) as f64, "{query}");
+        let encrypted = pg.query("SELECT count(*) FROM pg_stat_ssl WHERE ssl");
+        assert_ne!(encrypted, ["0"], "{query}: no encrypted connection");
+    }
+    // A certificate no public CA signed fails verify-full without the
+    // test's CA.
+    let unknown = start_failure(&format!("{}?sslmode=verify-full", pg.url));
+    assert!(unknown.to_lowercase().contains("certificate"), "{unknown}");
+}

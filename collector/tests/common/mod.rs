@@ -262,8 +262,27 @@ fn pg_bin() -> PathBuf {
 
 impl Postgres {
     pub fn start() -> Postgres {
+        Postgres::start_with(false)
+    }
+
+    /// A server that accepts TLS connections only (`hostssl` lines in
+    /// pg_hba.conf), with a certificate for 127.0.0.1 and localhost from a
+    /// CA of the test's own, whose PEM is `ca.pem` in [`Postgres::dir`].
+    pub fn start_tls() -> Postgres {
+        Postgres::start_with(true)
+    }
+
+    /// The server's own directory (certificates, the log).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn start_with(tls: bool) -> Postgres {
         let bin = pg_bin();
         let dir = temp_dir("pg");
+        if tls {
+            make_certificates(&dir);
+        }
         let as_postgres = Command::new("id")
             .arg("-u")
             .output()
@@ -300,10 +319,21 @@ impl Postgres {
             &["-D", &data_s, "-A", "trust", "-U", "postgres", "--no-sync"],
         );
         let port = free_port();
-        let opts = format!(
+        let mut opts = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
             dir.display()
         );
+        if tls {
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+            )
+            .unwrap();
+            let d = dir.display();
+            opts.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={d}/server.pem -c ssl_key_file={d}/server.key"
+            ));
+        }
         let log = dir.join("log").to_str().unwrap().to_string();
         run(
             &bin.join("pg_ctl"),
@@ -316,6 +346,79 @@ impl Postgres {
             as_postgres,
         }
     }
+}
+
+/// A CA and a server certificate it signs, for 127.0.0.1 and localhost,
+/// made with openssl in `dir`: ca.pem, server.pem, server.key (mode 600,
+/// as PostgreSQL requires).
+fn make_certificates(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=segmint test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.pem",
+    ]);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        dir.join("server.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
 }
 
 impl Postgres {
