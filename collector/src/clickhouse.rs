@@ -4,10 +4,10 @@
 //!
 //! Events go to a `ReplacingMergeTree` ordered by message id: a message
 //! stored twice (a retried batch, two collectors racing) is one row once
-//! the parts merge, and every read says `FINAL`, so it counts once before
-//! that too. There are no transactions to keep rollups in, so the
-//! dashboard's figures are computed from the events by ClickHouse's own
-//! aggregation, which is what it is built for.
+//! the parts merge, and every read of it says `FINAL`, so it counts once
+//! before that too. There are no transactions to keep rollups in:
+//! materialized views aggregate each insert as it lands, into states a
+//! duplicate does not change, and the dashboard reads them ([`SCHEMA`]).
 //!
 //! Only SQL that Debian's ClickHouse 18.16 and current releases both
 //! accept: no query parameters (values are quoted here), no JSON
@@ -41,7 +41,14 @@ pub struct ClickHouse {
     credentials: Option<(String, String)>,
 }
 
-const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS events (
+/// The events table, then the figures' materialized views: ClickHouse
+/// aggregates each insert into them as it lands (and `POPULATE` fills a
+/// view created over stored events). Their states are idempotent (first
+/// and latest times, distinct users, orders by key), so a message stored
+/// twice before the parts merge changes no figure; queries finish the
+/// aggregation (`-Merge`) and keep the segment ids the rules define.
+const SCHEMA: [&str; 5] = [
+    "CREATE TABLE IF NOT EXISTS events (
   message_id String,
   received_at Float64,
   timestamp Float64,
@@ -56,11 +63,41 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS events (
   order_id Nullable(String),
   bot UInt8,
   body String
-) ENGINE = ReplacingMergeTree ORDER BY message_id";
-
-/// Who an event belongs to, as the figures count users: its anonymous id,
-/// else its user id ('' for neither).
-const USER: &str = "ifNull(anonymous_id, ifNull(user_id, ''))";
+) ENGINE = ReplacingMergeTree ORDER BY message_id",
+    // Per user (bots apart): the segments of their latest event.
+    "CREATE MATERIALIZED VIEW IF NOT EXISTS fig_users
+  ENGINE = AggregatingMergeTree ORDER BY (bot, user) POPULATE
+  AS SELECT ifNull(anonymous_id, ifNull(user_id, '')) AS user, bot,
+    argMaxState(segments, timestamp) AS latest
+  FROM events WHERE user != '' GROUP BY user, bot",
+    // Per minute and segment name: the users seen in it.
+    "CREATE MATERIALIZED VIEW IF NOT EXISTS fig_segment_minutes
+  ENGINE = AggregatingMergeTree ORDER BY (minute, segment) POPULATE
+  AS SELECT toInt64(floor(timestamp / 60000)) AS minute, segment,
+    uniqExactState(ifNull(anonymous_id, ifNull(user_id, ''))) AS users
+  FROM events ARRAY JOIN segments AS segment
+  WHERE bot = 0 AND ifNull(anonymous_id, ifNull(user_id, '')) != ''
+  GROUP BY minute, segment",
+    // Per segment, variation and user: the first exposure.
+    "CREATE MATERIALIZED VIEW IF NOT EXISTS fig_exposures
+  ENGINE = AggregatingMergeTree ORDER BY (segment, variation, user) POPULATE
+  AS SELECT assumeNotNull(promo_segment) AS segment,
+    assumeNotNull(promo_variation) AS variation,
+    ifNull(anonymous_id, ifNull(user_id, '')) AS user, minState(timestamp) AS first_at
+  FROM events
+  WHERE bot = 0 AND user != '' AND isNotNull(promo_segment)
+    AND ifNull(promo_variation, '') IN ('personalized', 'holdout')
+  GROUP BY segment, variation, user",
+    // Per user and order id (the message id without one): the order's
+    // time and value, counted once however often it was sent.
+    "CREATE MATERIALIZED VIEW IF NOT EXISTS fig_orders
+  ENGINE = AggregatingMergeTree ORDER BY (user, order_key) POPULATE
+  AS SELECT ifNull(anonymous_id, ifNull(user_id, '')) AS user,
+    ifNull(order_id, message_id) AS order_key, minState(timestamp) AS at,
+    argMinState(assumeNotNull(order_total), timestamp) AS total
+  FROM events WHERE bot = 0 AND user != '' AND isNotNull(order_total)
+  GROUP BY user, order_key",
+];
 
 /// `text` as a ClickHouse string literal.
 pub fn quote(text: &str) -> String {
@@ -184,9 +221,11 @@ impl ClickHouse {
         )
         .await
         .map_err(|e| format!("cannot reach ClickHouse at {host}: {e}"))?;
-        ch.execute(SCHEMA.to_string())
-            .await
-            .map_err(|e| format!("cannot create the events table: {e}"))?;
+        for statement in SCHEMA {
+            ch.execute(statement.to_string())
+                .await
+                .map_err(|e| format!("cannot create the schema: {e}"))?;
+        }
         Ok(ch)
     }
 
@@ -422,15 +461,15 @@ fn write_row(out: &mut String, e: &StoredEvent) {
 }
 
 /// The figures of [`crate::figures::SUMMARY_QUERIES`], in the same order
-/// and shape, in ClickHouse SQL over the events.
+/// and shape, in ClickHouse SQL over the events (counts of events) and
+/// the figures' views (the rest).
 fn summary_queries(since: i64, defined: &Defined) -> [String; 7] {
     let ids = array_literal(defined);
     let from = (since as f64) * MINUTE;
-    let users = format!("FROM events FINAL WHERE bot = 0 AND {USER} != ''");
     [
         "SELECT countIf(bot = 0), countIf(bot = 1) FROM events FINAL".into(),
-        format!("SELECT uniqExact({USER}) {users}"),
-        format!("SELECT uniqExact({USER}) FROM events FINAL WHERE bot = 1 AND {USER} != ''"),
+        "SELECT uniqExact(user) FROM fig_users WHERE bot = 0".into(),
+        "SELECT uniqExact(user) FROM fig_users WHERE bot = 1".into(),
         format!(
             "SELECT toInt64(floor(received_at / {MINUTE})) AS minute, countIf(bot = 0) \
              FROM events FINAL WHERE received_at >= {from} GROUP BY minute"
@@ -438,33 +477,26 @@ fn summary_queries(since: i64, defined: &Defined) -> [String; 7] {
         // Each user's latest event's defined segments, and how many users
         // share that list.
         format!(
-            "SELECT latest, count() FROM (SELECT {USER} AS user, \
-               argMax(arrayFilter(s -> has({ids}, s), segments), timestamp) AS latest \
-             {users} GROUP BY user) GROUP BY latest"
+            "SELECT latest, count() FROM (SELECT user, \
+               arrayFilter(s -> has({ids}, s), argMaxMerge(latest)) AS latest \
+             FROM fig_users WHERE bot = 0 GROUP BY user) GROUP BY latest"
         ),
         format!(
-            "SELECT toInt64(floor(timestamp / {MINUTE})) AS minute, segment, uniqExact({USER}) \
-             FROM events FINAL ARRAY JOIN arrayFilter(s -> has({ids}, s), segments) AS segment \
-             WHERE bot = 0 AND {USER} != '' AND timestamp >= {from} GROUP BY minute, segment"
+            "SELECT minute, segment, uniqExactMerge(users) FROM fig_segment_minutes \
+             WHERE minute >= {since} AND has({ids}, segment) GROUP BY minute, segment"
         ),
         // Per arm: users exposed, of them users with an order at or after
-        // their first exposure, those orders and their value. An order
-        // sent again keeps its id and counts once.
+        // their first exposure, those orders and their value.
         format!(
             "SELECT segment, variation, uniqExact(user), \
                uniqExactIf(user, ordered = 1 AND at >= first_at), \
                countIf(ordered = 1 AND at >= first_at), \
                sumIf(total, ordered = 1 AND at >= first_at) \
-             FROM (SELECT assumeNotNull(promo_segment) AS segment, \
-                 assumeNotNull(promo_variation) AS variation, {USER} AS user, \
-                 min(timestamp) AS first_at \
-               {users} AND has({ids}, ifNull(promo_segment, '')) \
-                 AND ifNull(promo_variation, '') IN ('personalized', 'holdout') \
-               GROUP BY segment, variation, user) \
-             ALL LEFT JOIN (SELECT {USER} AS user, ifNull(order_id, message_id) AS order_key, \
-                 min(timestamp) AS at, argMin(assumeNotNull(order_total), timestamp) AS total, \
-                 toUInt8(1) AS ordered \
-               {users} AND isNotNull(order_total) GROUP BY user, order_key) USING user \
+             FROM (SELECT segment, variation, user, minMerge(first_at) AS first_at \
+               FROM fig_exposures WHERE has({ids}, segment) GROUP BY segment, variation, user) \
+             ALL LEFT JOIN (SELECT user, order_key, minMerge(at) AS at, \
+                 argMinMerge(total) AS total, toUInt8(1) AS ordered \
+               FROM fig_orders GROUP BY user, order_key) USING user \
              GROUP BY segment, variation"
         ),
     ]
