@@ -23,6 +23,7 @@ use hyper_util::rt::TokioExecutor;
 use segmint_core::json::{write_number, write_string, Value};
 use std::collections::HashSet;
 use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
 
 /// How long one request to ClickHouse may take before the batch is
 /// answered 503 (and retried by the client).
@@ -39,7 +40,19 @@ pub struct ClickHouse {
     database: String,
     /// User name and password, sent as ClickHouse's own headers.
     credentials: Option<(String, String)>,
+    /// The task that stores batches ([`ClickHouse::insert`]); `None` in
+    /// that task's own copy.
+    writer: Option<mpsc::UnboundedSender<WriteRequest>>,
 }
+
+type WriteRequest = (
+    Vec<StoredEvent>,
+    oneshot::Sender<Result<Vec<bool>, DbError>>,
+);
+
+/// Batches stored by one INSERT at most: ClickHouse wants few, large
+/// inserts (each makes a part on disk to merge later).
+const BATCHES_PER_INSERT: usize = 64;
 
 /// The events table, then the figures' materialized views: ClickHouse
 /// aggregates each insert into them as it lands (and `POPULATE` fills a
@@ -214,6 +227,7 @@ impl ClickHouse {
             server,
             database,
             credentials,
+            writer: None,
         };
         ch.post(
             &ch.server,
@@ -226,7 +240,39 @@ impl ClickHouse {
                 .await
                 .map_err(|e| format!("cannot create the schema: {e}"))?;
         }
-        Ok(ch)
+        let (writer, requests) = mpsc::unbounded_channel();
+        tokio::spawn(ch.clone().write(requests));
+        Ok(ClickHouse {
+            writer: Some(writer),
+            ..ch
+        })
+    }
+
+    /// Stores the batches that wait, together: while one INSERT is under
+    /// way the next ones queue up and go in the following one.
+    async fn write(self, mut requests: mpsc::UnboundedReceiver<WriteRequest>) {
+        while let Some(first) = requests.recv().await {
+            let mut group = vec![first];
+            while group.len() < BATCHES_PER_INSERT {
+                match requests.try_recv() {
+                    Ok(more) => group.push(more),
+                    Err(_) => break,
+                }
+            }
+            let batches: Vec<&[StoredEvent]> = group.iter().map(|(e, _)| e.as_slice()).collect();
+            match self.store(&batches).await {
+                Ok(all) => {
+                    for ((_, reply), flags) in group.into_iter().zip(all) {
+                        let _ = reply.send(Ok(flags));
+                    }
+                }
+                Err(e) => {
+                    for (_, reply) in group {
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                }
+            }
+        }
     }
 
     /// POSTs `body` (a statement, with its data after it) to `url`;
@@ -302,16 +348,31 @@ impl ClickHouse {
 
     /// Stores the events whose message ids are not stored yet; returns,
     /// per event, whether it was new. Two collectors storing the same
-    /// message at once may both write it: the table keeps one, and reads
-    /// (`FINAL`) see one.
-    pub async fn insert(&self, events: &[StoredEvent]) -> Result<Vec<bool>, DbError> {
-        if events.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: HashSet<&str> = events.iter().map(|e| e.message_id.as_str()).collect();
+    /// message at once may both write it: the table keeps one, reads of
+    /// it say `FINAL`, and the figures' states do not change.
+    pub async fn insert(&self, events: Vec<StoredEvent>) -> Result<Vec<bool>, DbError> {
+        let Some(writer) = &self.writer else {
+            return Err("the ClickHouse writer is not running".into());
+        };
+        let (reply, answer) = oneshot::channel();
+        writer
+            .send((events, reply))
+            .map_err(|_| "the ClickHouse writer stopped".to_string())?;
+        answer
+            .await
+            .map_err(|_| "the ClickHouse writer stopped".to_string())?
+    }
+
+    /// One INSERT of the events of `batches` not stored yet (nor earlier
+    /// in the group); the flags of each batch.
+    async fn store(&self, batches: &[&[StoredEvent]]) -> Result<Vec<Vec<bool>>, DbError> {
+        let ids: HashSet<&str> = batches
+            .iter()
+            .flat_map(|b| b.iter().map(|e| e.message_id.as_str()))
+            .collect();
         let mut known = HashSet::new();
         let list: Vec<String> = ids.iter().map(|id| quote(id)).collect();
-        for chunk in list.chunks(1_000) {
+        for chunk in list.chunks(10_000) {
             let rows = self
                 .query(&format!(
                     "SELECT message_id FROM events WHERE message_id IN ({})",
@@ -325,19 +386,25 @@ impl ClickHouse {
             }
         }
         let mut body = String::from("INSERT INTO events FORMAT JSONEachRow\n");
-        let mut flags = Vec::with_capacity(events.len());
-        for e in events {
-            let new = known.insert(e.message_id.clone());
-            flags.push(new);
-            if new {
-                write_row(&mut body, e);
-                body.push('\n');
+        let mut any = false;
+        let mut all = Vec::with_capacity(batches.len());
+        for events in batches {
+            let mut flags = Vec::with_capacity(events.len());
+            for e in events.iter() {
+                let new = known.insert(e.message_id.clone());
+                flags.push(new);
+                if new {
+                    write_row(&mut body, e);
+                    body.push('\n');
+                    any = true;
+                }
             }
+            all.push(flags);
         }
-        if flags.iter().any(|new| *new) {
+        if any {
             self.execute(body).await?;
         }
-        Ok(flags)
+        Ok(all)
     }
 
     /// The rows of [`crate::figures::SUMMARY_QUERIES`], computed from the

@@ -55,7 +55,7 @@ pub enum Db {
     /// replaced when they break (a restarted server, a dropped link).
     Postgres(deadpool_postgres::Pool),
     /// A ClickHouse server, over HTTP ([`crate::clickhouse`]).
-    ClickHouse(ClickHouse),
+    ClickHouse(Box<ClickHouse>),
 }
 
 const EVENTS_SCHEMA_PG: &str = "CREATE TABLE IF NOT EXISTS events (
@@ -84,7 +84,9 @@ impl Db {
     /// in memory wrote them.
     pub async fn open(url: &str, defined: &Defined) -> Result<Db, DbError> {
         if url.starts_with("clickhouse://") {
-            return ClickHouse::open(url).await.map(Db::ClickHouse);
+            return ClickHouse::open(url)
+                .await
+                .map(|ch| Db::ClickHouse(Box::new(ch)));
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = postgres_pool(url)?;
@@ -130,7 +132,7 @@ impl Db {
                     .await
                     .map_err(|e| explained(&e))
             }
-            Db::ClickHouse(ch) => ch.insert(&events).await,
+            Db::ClickHouse(ch) => ch.insert(events).await,
         }
     }
 
