@@ -46,6 +46,9 @@ pub struct Options {
     /// `--max-connections`: open connections at most; more wait to be
     /// accepted.
     pub max_connections: usize,
+    /// `--max-connections-per-address`: connections one client address
+    /// may hold (0: no limit), so one machine cannot take every slot.
+    pub max_connections_per_address: usize,
     /// `--header-timeout`: how long a connection may take to send a
     /// request's headers (an idle one is closed after it).
     pub header_timeout: std::time::Duration,
@@ -56,6 +59,7 @@ pub struct Server {
     listener: tokio::net::TcpListener,
     app: Arc<http::App>,
     max_connections: usize,
+    max_connections_per_address: usize,
     header_timeout: std::time::Duration,
 }
 
@@ -79,6 +83,7 @@ impl Server {
             listener,
             app,
             max_connections: options.max_connections,
+            max_connections_per_address: options.max_connections_per_address,
             header_timeout: options.header_timeout,
         })
     }
@@ -95,13 +100,15 @@ impl Server {
 
     /// Serves until the process ends. Each connection holds one of
     /// `max_connections` slots; a client that sends no complete request
-    /// headers within `header_timeout` is disconnected, so idle or slow
+    /// headers within `header_timeout` is disconnected, and one address
+    /// holds `max_connections_per_address` at most, so idle or slow
     /// connections cannot hold every slot.
     pub async fn run(self) -> Result<(), String> {
         use hyper_util::rt::{TokioIo, TokioTimer};
         use tower::ServiceExt;
         let router = http::router(self.app);
         let slots = Arc::new(tokio::sync::Semaphore::new(self.max_connections.max(1)));
+        let per_address = Arc::new(ConnectionsPerAddress::new(self.max_connections_per_address));
         let mut http1 = hyper::server::conn::http1::Builder::new();
         http1
             .timer(TokioTimer::new())
@@ -122,6 +129,11 @@ impl Server {
                     continue;
                 }
             };
+            let Some(held) = per_address.enter(peer.ip()) else {
+                // This address holds its share: close at once, free the slot.
+                drop(stream);
+                continue;
+            };
             let router = router.clone();
             let http1 = http1.clone();
             tokio::spawn(async move {
@@ -136,8 +148,60 @@ impl Server {
                 // A client that goes away or times out ends its own
                 // connection; nothing to report.
                 let _ = http1.serve_connection(TokioIo::new(stream), service).await;
+                drop(held);
                 drop(slot);
             });
+        }
+    }
+}
+
+/// Open connections per client address, capped.
+struct ConnectionsPerAddress {
+    limit: usize,
+    open: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+/// One connection counted against its address until dropped.
+struct Held {
+    counts: Arc<ConnectionsPerAddress>,
+    address: std::net::IpAddr,
+}
+
+impl ConnectionsPerAddress {
+    fn new(limit: usize) -> ConnectionsPerAddress {
+        ConnectionsPerAddress {
+            limit,
+            open: Default::default(),
+        }
+    }
+
+    /// Counts a connection from `address`, or `None` if it already holds
+    /// its limit (a limit of 0 counts nothing).
+    fn enter(self: &Arc<Self>, address: std::net::IpAddr) -> Option<Option<Held>> {
+        if self.limit == 0 {
+            return Some(None);
+        }
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(address).or_insert(0);
+        if *n >= self.limit {
+            return None;
+        }
+        *n += 1;
+        Some(Some(Held {
+            counts: self.clone(),
+            address,
+        }))
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut open = self.counts.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.address) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.address);
+            }
         }
     }
 }

@@ -45,6 +45,9 @@ struct Cli {
     /// Open connections at most; more wait to be accepted.
     #[arg(long, default_value_t = 1024)]
     max_connections: usize,
+    /// Open connections one client address may hold at most (0: no limit); more are closed at once.
+    #[arg(long, default_value_t = 64)]
+    max_connections_per_address: usize,
     /// Seconds a connection may take to send a request's headers; idle ones are closed after it.
     #[arg(long, default_value_t = 10)]
     header_timeout: u64,
@@ -66,6 +69,7 @@ impl Cli {
                 rate_burst: self.rate_burst,
             },
             max_connections: self.max_connections,
+            max_connections_per_address: self.max_connections_per_address,
             header_timeout: Duration::from_secs(self.header_timeout.max(1)),
         }
     }
