@@ -42,6 +42,40 @@ const ONE_USER: &str = "WHERE anonymous_id = $1 OR user_id = $1
         AND (user_id = $1 OR user_id IN
             (SELECT user_id FROM events WHERE anonymous_id = $1 AND user_id IS NOT NULL)))";
 
+/// Where a page of [`Db::user_events_page`] ended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UserCursor {
+    /// The anonymous id.
+    pub user: String,
+    /// The event's time.
+    pub timestamp: f64,
+    /// Its place in storing order (SQLite, PostgreSQL).
+    pub seq: i64,
+    /// Its message id (ClickHouse, which has no sequence).
+    pub message_id: String,
+}
+
+impl UserCursor {
+    /// Before every event.
+    pub fn start() -> UserCursor {
+        UserCursor {
+            user: String::new(),
+            timestamp: f64::MIN,
+            seq: i64::MIN,
+            message_id: String::new(),
+        }
+    }
+
+    fn at(e: &StoredEvent, seq: i64) -> UserCursor {
+        UserCursor {
+            user: e.anonymous_id.clone().unwrap_or_default(),
+            timestamp: e.timestamp,
+            seq,
+            message_id: e.message_id.clone(),
+        }
+    }
+}
+
 /// The segment ids the rules in force define: the only ones the figures
 /// count.
 pub type Defined = Arc<HashSet<String>>;
@@ -217,6 +251,78 @@ impl Db {
         let order = format!("timestamp, {}", self.storing_order(""));
         self.select(ONE_USER, id.to_string(), true, &order, None)
             .await
+    }
+
+    /// Up to `limit` events of people (bots' left out) with an anonymous
+    /// id, with their bodies, ordered by anonymous id, then time, then
+    /// storing: those after `after`, and where the page ends. Segment
+    /// discovery reads every user's events this way, a page at a time.
+    pub async fn user_events_page(
+        &self,
+        after: &UserCursor,
+        limit: i64,
+    ) -> Result<Vec<(UserCursor, StoredEvent)>, DbError> {
+        let head = format!("SELECT {EVENT_COLUMNS}, body, ");
+        match self {
+            Db::Sqlite(s) => {
+                let path = s.path.clone();
+                let after = after.clone();
+                let sql = format!(
+                    "{head}seq FROM events WHERE anonymous_id IS NOT NULL AND NOT bot \
+                     AND (anonymous_id, timestamp, seq) > (?1, ?2, ?3) \
+                     ORDER BY anonymous_id, timestamp, seq LIMIT {limit}"
+                );
+                tokio::task::spawn_blocking(move || {
+                    let conn = read_connection(&path)?;
+                    let mut stmt = conn.prepare(&sql).map_err(|e| e.to_string())?;
+                    let rows = stmt
+                        .query_map(
+                            rusqlite::params![after.user, after.timestamp, after.seq],
+                            |r| Ok((r.get::<_, i64>(14)?, sqlite_event(r)?)),
+                        )
+                        .map_err(|e| e.to_string())?;
+                    rows.map(|r| r.map(|(seq, e)| (UserCursor::at(&e, seq), e)))
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                        .map_err(|e| e.to_string())
+                })
+                .await
+                .map_err(|e| e.to_string())?
+            }
+            Db::Postgres(pool) => {
+                let client = pool.get().await.map_err(|e| explained(&e))?;
+                let sql = format!(
+                    "{head}seq FROM events WHERE anonymous_id IS NOT NULL AND NOT bot \
+                     AND (anonymous_id, timestamp, seq) > ($1, $2, $3) \
+                     ORDER BY anonymous_id, timestamp, seq LIMIT {limit}"
+                );
+                let rows = client
+                    .query(&sql, &[&after.user, &after.timestamp, &after.seq])
+                    .await
+                    .map_err(|e| explained(&e))?;
+                Ok(rows
+                    .iter()
+                    .map(|r| {
+                        let e = postgres_event(r);
+                        (UserCursor::at(&e, r.get(14)), e)
+                    })
+                    .collect())
+            }
+            Db::ClickHouse(ch) => {
+                // No sequence: the message id breaks ties in time.
+                let sql = format!(
+                    "{head}0 FROM events FINAL WHERE isNotNull(anonymous_id) AND bot = 0 \
+                     AND (assumeNotNull(anonymous_id), timestamp, message_id) > ($1, {:e}, {}) \
+                     ORDER BY anonymous_id, timestamp, message_id LIMIT {limit}",
+                    after.timestamp,
+                    crate::clickhouse::quote(&after.message_id),
+                );
+                let events = ch.select(&sql, &after.user).await?;
+                Ok(events
+                    .into_iter()
+                    .map(|e| (UserCursor::at(&e, 0), e))
+                    .collect())
+            }
+        }
     }
 
     /// The latest `limit` events of an anonymous id, without their

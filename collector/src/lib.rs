@@ -21,12 +21,14 @@
 pub mod clickhouse;
 pub mod dashboard;
 pub mod db;
+pub mod discover;
 pub mod figures;
 pub mod http;
 pub mod ingest;
 pub mod postgres_tls;
 pub mod rules;
 pub mod summary;
+pub mod synthetic;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

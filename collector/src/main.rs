@@ -1,5 +1,5 @@
 //! `segmint-collector`: see README "Collector".
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use segmint_collector::{http::Settings, Options, Server};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,6 +10,8 @@ use std::time::Duration;
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -53,6 +55,118 @@ struct Cli {
     header_timeout: u64,
 }
 
+/// Besides serving (the default).
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Finds groups of users in the stored events (k-means on behavioural
+    /// features) and proposes a segment rule for each (a decision tree).
+    Discover {
+        /// The events: `sqlite:path`, `postgres://...` or `clickhouse://...`.
+        #[arg(long, default_value = "sqlite:segmint.db")]
+        database: String,
+        /// The rules document in force: its traits are features too, and
+        /// `--write` adds the proposals to it.
+        #[arg(long)]
+        rules: PathBuf,
+        /// Seed for the clustering (the same seed, the same proposals).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Writes a new version of the rules document with the proposals.
+        #[arg(long)]
+        write: Option<PathBuf>,
+        /// Adopts only these proposals (comma-separated ids).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+    },
+    /// Stores synthetic storefront traffic with planted groups of
+    /// shoppers (to try discovery and the dashboard).
+    Generate {
+        /// Where to store it.
+        #[arg(long, default_value = "sqlite:segmint.db")]
+        database: String,
+        /// Users to generate.
+        #[arg(long, default_value_t = 10_000)]
+        users: usize,
+        /// Shares of frequent small-basket buyers, rare big spenders,
+        /// category loyalists and browsers who never buy.
+        #[arg(long, value_delimiter = ',', default_value = "0.3,0.15,0.25,0.3")]
+        shares: Vec<f64>,
+        /// Share of sessions that follow no group's habits.
+        #[arg(long, default_value_t = 0.05)]
+        noise: f64,
+        /// The same seed, the same traffic (ending now).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+/// Runs a subcommand; exits with 1 and the message on failure.
+async fn run_command(command: Command) {
+    let result = match command {
+        Command::Discover {
+            database,
+            rules,
+            seed,
+            write,
+            only,
+        } => {
+            let request = segmint_collector::discover::Request {
+                database,
+                rules,
+                seed,
+                write,
+                only,
+            };
+            segmint_collector::discover::run(&request).await
+        }
+        Command::Generate {
+            database,
+            users,
+            shares,
+            noise,
+            seed,
+        } => generate(database, users, shares, noise, seed).await,
+    };
+    match result {
+        Ok(text) => print!("{text}"),
+        Err(e) => {
+            eprintln!("segmint-collector: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+async fn generate(
+    database: String,
+    users: usize,
+    shares: Vec<f64>,
+    noise: f64,
+    seed: u64,
+) -> Result<String, String> {
+    let shares: [f64; 4] = shares
+        .try_into()
+        .map_err(|_| "--shares takes four numbers".to_string())?;
+    if !(0.0..=1.0).contains(&noise) || !shares.iter().all(|s| s.is_finite() && *s >= 0.0) {
+        return Err("--noise is a share from 0 to 1, --shares are not negative".into());
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    let plan = segmint_collector::synthetic::Plan {
+        users,
+        shares,
+        noise,
+        seed,
+        now,
+    };
+    let db = segmint_collector::db::Db::open(&database, &Default::default()).await?;
+    let stored = segmint_collector::synthetic::store(&db, &plan, true).await?;
+    Ok(format!(
+        "stored {stored} events of {users} synthetic users in {}\n",
+        without_password(&database)
+    ))
+}
+
 impl Cli {
     fn options(self) -> Options {
         Options {
@@ -92,7 +206,11 @@ fn without_password(url: &str) -> String {
 
 #[tokio::main]
 async fn main() {
-    let options = Cli::parse().options();
+    let mut cli = Cli::parse();
+    if let Some(command) = cli.command.take() {
+        return run_command(command).await;
+    }
+    let options = cli.options();
     let database = without_password(&options.database);
     let dashboard_locked = options.settings.dashboard_password.is_some();
     let server = match Server::start(options).await {
