@@ -13,13 +13,24 @@ const PALETTE: [RGBColor; 6] = [
     RGBColor(95, 163, 106),
 ];
 
-/// An SVG chart: `events.svg`, `sizes.svg` or `conversion.svg`.
-pub fn chart(name: &str, s: &Summary, named: &[(String, String)], now: f64) -> Option<String> {
+/// Chart widths the page may ask for (its card's width), in pixels.
+pub const CHART_WIDTHS: std::ops::RangeInclusive<u32> = 280..=1600;
+
+/// An SVG chart `width` pixels wide: `events.svg`, `sizes.svg` or
+/// `conversion.svg`.
+pub fn chart(
+    name: &str,
+    s: &Summary,
+    named: &[(String, String)],
+    now: f64,
+    width: u32,
+) -> Option<String> {
+    let width = width.clamp(*CHART_WIDTHS.start(), *CHART_WIDTHS.end());
     let mut svg = String::new();
     let drawn = match name {
-        "events.svg" => events(&mut svg, s, now),
-        "sizes.svg" => sizes(&mut svg, s, named, now),
-        "conversion.svg" => conversion(&mut svg, s, named),
+        "events.svg" => events(&mut svg, s, now, width),
+        "sizes.svg" => sizes(&mut svg, s, named, now, width),
+        "conversion.svg" => conversion(&mut svg, s, named, width),
         _ => return None,
     };
     drawn.ok().map(|()| svg)
@@ -43,10 +54,10 @@ fn minute_label(minutes_ago: &i64) -> String {
     }
 }
 
-fn events(svg: &mut String, s: &Summary, now: f64) -> Drawn {
+fn events(svg: &mut String, s: &Summary, now: f64, width: u32) -> Drawn {
     let series = s.events_per_minute(now, 60);
     let max = series.iter().map(|(_, n)| *n).max().unwrap_or(0).max(1);
-    let root = SVGBackend::with_string(svg, (640, 260)).into_drawing_area();
+    let root = SVGBackend::with_string(svg, (width, 260)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut c = ChartBuilder::on(&root)
         .caption("Events per minute (last hour)", ("sans-serif", 16))
@@ -71,7 +82,7 @@ fn events(svg: &mut String, s: &Summary, now: f64) -> Drawn {
     Ok(())
 }
 
-fn sizes(svg: &mut String, s: &Summary, named: &[(String, String)], now: f64) -> Drawn {
+fn sizes(svg: &mut String, s: &Summary, named: &[(String, String)], now: f64, width: u32) -> Drawn {
     let segments = s.segment_ids(named);
     let all: Vec<(String, Vec<(i64, usize)>)> = segments
         .iter()
@@ -83,7 +94,7 @@ fn sizes(svg: &mut String, s: &Summary, named: &[(String, String)], now: f64) ->
         .max()
         .unwrap_or(0)
         .max(1);
-    let root = SVGBackend::with_string(svg, (640, 260)).into_drawing_area();
+    let root = SVGBackend::with_string(svg, (width, 260)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut c = ChartBuilder::on(&root)
         .caption("Users seen in each segment, per minute", ("sans-serif", 16))
@@ -114,14 +125,14 @@ fn sizes(svg: &mut String, s: &Summary, named: &[(String, String)], now: f64) ->
     Ok(())
 }
 
-fn conversion(svg: &mut String, s: &Summary, named: &[(String, String)]) -> Drawn {
+fn conversion(svg: &mut String, s: &Summary, named: &[(String, String)], width: u32) -> Drawn {
     let segments = s.segment_ids(named);
     let n = segments.len().max(1);
     let arms: Vec<Bars> = segments
         .iter()
         .map(|(id, name)| {
             let (p, h) = (s.arm(id, "personalized"), s.arm(id, "holdout"));
-            let ci = lift(&p, &h).map(|l| l.ci95);
+            let ci = lift(&p, &h).map(|l| l.sequential.ci95);
             (name.clone(), p.rate(), h.rate(), ci)
         })
         .collect();
@@ -130,9 +141,9 @@ fn conversion(svg: &mut String, s: &Summary, named: &[(String, String)]) -> Draw
         .map(|(_, p, h, _)| p.max(*h))
         .fold(0.0f64, f64::max)
         .max(0.05)
-        * 1.25)
+        * 1.6)
         .min(1.0);
-    let root = SVGBackend::with_string(svg, (640, 280)).into_drawing_area();
+    let root = SVGBackend::with_string(svg, (width, 300)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut c = ChartBuilder::on(&root)
         .caption(
@@ -194,26 +205,33 @@ fn conversion(svg: &mut String, s: &Summary, named: &[(String, String)]) -> Draw
     Ok(())
 }
 
+/// segmint's mark: a leaf-green disc with a lighter slice.
+pub const FAVICON: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><circle cx="16" cy="16" r="15" fill="#2f7d57"/><path d="M16 16 L16 1 A15 15 0 0 1 29 23.5 Z" fill="#e9a23b"/></svg>"##;
+
 /// The dashboard page. Its figures come from `/api/summary`; its charts
-/// are the SVGs above, refreshed every 5 seconds.
+/// are the SVGs above, drawn at each card's width and refreshed every 5
+/// seconds.
 pub const PAGE: &str = r##"<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>segmint · dashboard</title>
+<link rel="icon" href="/favicon.ico" type="image/svg+xml">
 <style>
   body { font-family: system-ui, sans-serif; margin: 0; background: #fbfaf6; color: #1d2a24; }
-  header { padding: .8rem 1.5rem; background: #fff; border-bottom: 1px solid #e4e1d8; display: flex; gap: 1rem; align-items: baseline; }
+  header { padding: .8rem 1.5rem; background: #fff; border-bottom: 1px solid #e4e1d8; display: flex; flex-wrap: wrap; gap: .4rem 1rem; align-items: baseline; }
   header a { color: #2f7d57; }
-  main { padding: 1rem 1.5rem; display: grid; gap: 1rem; grid-template-columns: repeat(auto-fit, minmax(640px, 1fr)); }
-  .cards { display: flex; gap: 1rem; padding: 1rem 1.5rem 0; }
-  .card, .panel { background: #fff; border: 1px solid #e4e1d8; border-radius: .8rem; padding: .8rem 1rem; }
+  main { padding: 1rem 1.5rem; display: grid; gap: 1rem; grid-template-columns: repeat(auto-fit, minmax(min(100%, 560px), 1fr)); }
+  .cards { display: flex; flex-wrap: wrap; gap: 1rem; padding: 1rem 1.5rem 0; }
+  .card, .panel { background: #fff; border: 1px solid #e4e1d8; border-radius: .8rem; padding: .8rem 1rem; min-width: 0; }
   .card b { display: block; font-size: 1.6rem; }
+  .wide { grid-column: 1 / -1; overflow-x: auto; }
   table { border-collapse: collapse; width: 100%; font-size: .9rem; }
-  th, td { text-align: right; padding: .35rem .5rem; border-bottom: 1px solid #eee; }
-  th:first-child, td:first-child { text-align: left; }
+  th, td { text-align: right; padding: .35rem .5rem; border-bottom: 1px solid #eee; white-space: nowrap; }
+  th:first-child, td:first-child { text-align: left; white-space: normal; }
   .up { color: #2f7d57; } .down { color: #c0392b; } .muted { color: #8a958f; }
-  img { max-width: 100%; }
+  .chart img { display: block; width: 100%; height: auto; }
+  @media (max-width: 600px) { header, .cards, main { padding-left: .75rem; padding-right: .75rem; } }
 </style>
 </head>
 <body>
@@ -224,37 +242,54 @@ pub const PAGE: &str = r##"<!doctype html>
   <div class="card muted" title="Crawlers and headless browsers, by user agent: stored, but in no figure here">bots left out<b id="bots">…</b></div>
 </div>
 <main>
-  <div class="panel"><img id="chart-events" src="/dashboard/charts/events.svg" alt="Events per minute"></div>
-  <div class="panel"><img id="chart-sizes" src="/dashboard/charts/sizes.svg" alt="Segment sizes over time"></div>
-  <div class="panel"><img id="chart-conversion" src="/dashboard/charts/conversion.svg" alt="Conversion by segment"></div>
-  <div class="panel">
+  <div class="panel chart"><img data-chart="events" alt="Events per minute"></div>
+  <div class="panel chart"><img data-chart="sizes" alt="Segment sizes over time"></div>
+  <div class="panel chart"><img data-chart="conversion" alt="Conversion by segment"></div>
+  <div class="panel wide">
     <table>
-      <thead><tr><th>segment</th><th>size</th><th>exposed (p / h)</th><th>conversion (p / h)</th><th>AOV (p / h)</th><th>difference [95% CI]</th><th>p</th></tr></thead>
+      <thead><tr><th>segment</th><th>size</th><th>retention</th><th>bounce</th><th>exposed (p / h)</th><th>conversion (p / h)</th><th>AOV (p / h)</th><th>lift [95% always-valid]</th><th>p (sequential)</th><th title="Valid only if read once, at a sample size fixed in advance">p (fixed horizon)</th></tr></thead>
       <tbody id="segments"></tbody>
     </table>
-    <p class="muted">p: shown the personalized banner; h: held out (shown the default). Conversion: users with an order after their first exposure. The interval is the two-proportion 95% interval of the difference.</p>
+    <p class="muted">p: shown the personalized banner; h: held out (shown the default). Conversion: users with an order after their first exposure. The lift is personalized minus holdout conversion; its interval and p-value come from a mixture sequential test (mSPRT), so they stay valid however often this page is looked at, and agree: the interval leaves out 0 exactly when p &lt; 0.05. The fixed-horizon p (two-proportion test) holds only if read once, at a sample size fixed in advance. Below <span id="min-arm">30</span> users in either arm: not enough data. Retention: the segment's users who came back within 30 days of a visit; bounce: sessions with one page view.</p>
   </div>
 </main>
 <script>
   const pct = (x) => (100 * x).toFixed(1) + "%";
   const money = (x) => "$" + x.toFixed(2);
+  const na = '<span class="muted">n/a</span>';
+  const rate = (arm) => (arm.exposed ? pct(arm.rate) : na);
+  const aov = (arm) => (arm.orders ? money(arm.aov) : na);
+  const share = (x) => (x == null ? na : pct(x));
+  function drawCharts() {
+    for (const img of document.querySelectorAll("img[data-chart]")) {
+      const width = Math.round(img.parentElement.clientWidth - 32);
+      img.src = `/dashboard/charts/${img.dataset.chart}.svg?w=${width}&t=${Date.now()}`;
+    }
+  }
   async function refresh() {
     const s = await (await fetch("/api/summary")).json();
     document.getElementById("events").textContent = s.events.toLocaleString();
     document.getElementById("users").textContent = s.users.toLocaleString();
     document.getElementById("bots").textContent = `${s.bots.users.toLocaleString()} (${s.bots.events.toLocaleString()} events)`;
     document.getElementById("rules").textContent = s.rulesVersion ? "rules " + s.rulesVersion : "no rules";
+    document.getElementById("min-arm").textContent = s.minExposedPerArm;
     const rows = s.segments.map((g) => {
       const l = g.lift;
-      const diff = l ? `<span class="${l.difference >= 0 ? "up" : "down"}">${l.difference >= 0 ? "+" : ""}${pct(l.difference)}</span> <span class="muted">[${pct(l.ci95[0])}, ${pct(l.ci95[1])}]</span>` : '<span class="muted">not enough data</span>';
+      const seq = l && l.sequential;
+      const diff = l ? `<span class="${seq.ci95[0] > 0 ? "up" : seq.ci95[1] < 0 ? "down" : ""}">${l.difference >= 0 ? "+" : ""}${pct(l.difference)}</span> <span class="muted">[${pct(seq.ci95[0])}, ${pct(seq.ci95[1])}]</span>` : '<span class="muted">not enough data</span>';
       const tr = document.createElement("tr");
-      tr.innerHTML = `<td></td><td>${g.size}</td><td>${g.personalized.exposed} / ${g.holdout.exposed}</td><td>${pct(g.personalized.rate)} / ${pct(g.holdout.rate)}</td><td>${money(g.personalized.aov)} / ${money(g.holdout.aov)}</td><td>${diff}</td><td>${l ? l.pValue.toFixed(3) : ""}</td>`;
+      tr.innerHTML = `<td></td><td>${g.size}</td><td>${share(g.retention)}</td><td>${share(g.bounceRate)}</td><td>${g.personalized.exposed} / ${g.holdout.exposed}</td><td>${rate(g.personalized)} / ${rate(g.holdout)}</td><td>${aov(g.personalized)} / ${aov(g.holdout)}</td><td>${diff}</td><td>${l ? seq.pValue.toFixed(3) : ""}</td><td class="muted">${l ? l.fixedHorizon.pValue.toFixed(3) : ""}</td>`;
       tr.firstChild.textContent = g.name;
       return tr;
     });
     document.getElementById("segments").replaceChildren(...rows);
-    for (const id of ["events", "sizes", "conversion"]) document.getElementById("chart-" + id).src = `/dashboard/charts/${id}.svg?t=${Date.now()}`;
+    drawCharts();
   }
+  let resized;
+  addEventListener("resize", () => {
+    clearTimeout(resized);
+    resized = setTimeout(drawCharts, 200);
+  });
   refresh();
   setInterval(refresh, 5000);
 </script>

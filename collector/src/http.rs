@@ -51,6 +51,8 @@ pub struct App {
     pub rules: RulesState,
     /// Flags.
     pub settings: Settings,
+    /// Retention and bounce by segment, as last computed.
+    pub kpis: crate::kpis::Latest,
 }
 
 fn now_ms() -> f64 {
@@ -121,6 +123,7 @@ pub fn router(app: Arc<App>) -> Router {
         // The storefront's own panel: a visitor's event names, by the
         // anonymous id only that visitor has.
         .route("/api/recent", get(recent))
+        .route("/favicon.ico", get(favicon))
         .merge(private)
         .fallback(get(files))
         .layer(DefaultBodyLimit::max(1024 * 1024))
@@ -515,7 +518,13 @@ async fn summary(State(app): State<Arc<App>>) -> Response {
     let version = app.rules.get().map(|l| l.rules.version.clone());
     let now = now_ms();
     match app.db.summary(now, &app.rules.defined()).await {
-        Ok(s) => json(StatusCode::OK, s.to_json(&named, version.as_deref(), now)),
+        Ok(s) => {
+            let kpis = app.kpis.read().ok().and_then(|k| k.clone());
+            json(
+                StatusCode::OK,
+                s.to_json(&named, version.as_deref(), now, kpis.as_deref()),
+            )
+        }
         Err(e) => storage_unavailable(&e),
     }
 }
@@ -615,6 +624,19 @@ async fn user_segments(State(app): State<Arc<App>>, Path(id): Path<String>) -> R
     )
 }
 
+/// segmint's mark, for browsers that ask for `/favicon.ico` (the
+/// dashboard and the demo storefront).
+async fn favicon() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        dashboard::FAVICON,
+    )
+        .into_response()
+}
+
 async fn dashboard_page() -> Response {
     (
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -623,11 +645,17 @@ async fn dashboard_page() -> Response {
         .into_response()
 }
 
-async fn chart(State(app): State<Arc<App>>, Path(name): Path<String>) -> Response {
+async fn chart(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
     let named = named_segments(&app);
     let now = now_ms();
+    // `?w=`: the width the page wants it drawn at (its card's).
+    let width = query.get("w").and_then(|w| w.parse().ok()).unwrap_or(640);
     let svg = match app.db.summary(now, &app.rules.defined()).await {
-        Ok(s) => dashboard::chart(&name, &s, &named, now),
+        Ok(s) => dashboard::chart(&name, &s, &named, now, width),
         Err(e) => return storage_unavailable(&e),
     };
     match svg {

@@ -25,6 +25,7 @@ pub mod discover;
 pub mod figures;
 pub mod http;
 pub mod ingest;
+pub mod kpis;
 pub mod postgres_tls;
 pub mod rules;
 pub mod summary;
@@ -51,6 +52,8 @@ pub struct Options {
     /// `--max-connections-per-address`: connections one client address
     /// may hold (0: no limit), so one machine cannot take every slot.
     pub max_connections_per_address: usize,
+    /// `--kpi-interval`: how often retention and bounce are recomputed.
+    pub kpi_interval: std::time::Duration,
     /// `--header-timeout`: how long a connection may take to send a
     /// request's headers (an idle one is closed after it).
     pub header_timeout: std::time::Duration,
@@ -76,10 +79,18 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
+        let kpis = kpis::Latest::default();
+        tokio::spawn(kpis::keep_fresh(
+            db.clone(),
+            rules.clone(),
+            kpis.clone(),
+            options.kpi_interval,
+        ));
         let app = Arc::new(http::App {
             db,
             rules,
             settings: options.settings,
+            kpis,
         });
         Ok(Server {
             listener,

@@ -50,6 +50,9 @@ struct Cli {
     /// Open connections one client address may hold at most (0: no limit); more are closed at once.
     #[arg(long, default_value_t = 64)]
     max_connections_per_address: usize,
+    /// Seconds between computations of retention and bounce by segment (they read every event).
+    #[arg(long, default_value_t = 300)]
+    kpi_interval: u64,
     /// Seconds a connection may take to send a request's headers; idle ones are closed after it.
     #[arg(long, default_value_t = 10)]
     header_timeout: u64,
@@ -185,6 +188,7 @@ impl Cli {
             max_connections: self.max_connections,
             max_connections_per_address: self.max_connections_per_address,
             header_timeout: Duration::from_secs(self.header_timeout.max(1)),
+            kpi_interval: Duration::from_secs(self.kpi_interval.max(1)),
         }
     }
 }

@@ -8,6 +8,7 @@
 
 use crate::figures::{Cell, MINUTE};
 use segmint_core::json::{write_number, write_string, Value};
+use statrs::distribution::{ContinuousCDF, Normal};
 use std::collections::{BTreeMap, HashMap};
 
 /// Conversion of users shown one variation of a segment's banner.
@@ -43,56 +44,100 @@ impl Arm {
     }
 }
 
-/// The lift of personalization over the holdout, with a 95% confidence
-/// interval (two-proportion test).
+/// Users each arm needs before the dashboard compares them: below it,
+/// the normal approximation both tests rest on is poor, and the dashboard
+/// says "not enough data".
+pub const MIN_EXPOSED_PER_ARM: usize = 30;
+
+/// The mixing prior's standard deviation of the sequential test: tuned
+/// for differences in conversion of about 5 percentage points.
+pub const SEQUENTIAL_TAU: f64 = 0.05;
+
+/// A 95% interval of the difference and the p-value of "no difference",
+/// computed so that they agree: the interval leaves out 0 exactly when
+/// p < 0.05.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Test {
+    /// 95% interval of personalized minus holdout.
+    pub ci95: (f64, f64),
+    /// p-value of no difference.
+    pub p_value: f64,
+}
+
+/// The lift of personalization over the holdout.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Lift {
     /// Personalized rate minus holdout rate.
     pub difference: f64,
-    /// 95% confidence interval of the difference (unpooled).
-    pub ci95: (f64, f64),
-    /// Two-sided p-value of the pooled z-test.
-    pub p_value: f64,
+    /// Always valid, however often the dashboard is looked at: the mixture
+    /// sequential probability ratio test (mSPRT, as Optimizely's Stats
+    /// Engine and GrowthBook's sequential mode), its confidence sequence
+    /// and p-value. This is what the dashboard shows.
+    pub sequential: Test,
+    /// Valid only if read once, at a sample size fixed in advance: the
+    /// two-proportion Wald test and interval (unpooled, so the two agree).
+    pub fixed_horizon: Test,
 }
 
-/// The two-proportion comparison of `a` (personalized) and `b` (holdout);
-/// `None` when either arm is empty.
+/// The comparison of `a` (personalized) and `b` (holdout); `None` while
+/// either arm has fewer than [`MIN_EXPOSED_PER_ARM`] users.
 pub fn lift(a: &Arm, b: &Arm) -> Option<Lift> {
-    if a.exposed == 0 || b.exposed == 0 {
+    if a.exposed < MIN_EXPOSED_PER_ARM || b.exposed < MIN_EXPOSED_PER_ARM {
         return None;
     }
     let (n1, n2) = (a.exposed as f64, b.exposed as f64);
     let (p1, p2) = (a.rate(), b.rate());
     let difference = p1 - p2;
-    let se = (p1 * (1.0 - p1) / n1 + p2 * (1.0 - p2) / n2).sqrt();
-    let pooled = (a.converted + b.converted) as f64 / (n1 + n2);
-    let se0 = (pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2)).sqrt();
-    let p_value = if se0 > 0.0 {
-        2.0 * (1.0 - normal_cdf((difference / se0).abs()))
-    } else {
-        1.0
-    };
+    // The variance of the difference, each rate shrunk by half a user
+    // towards 1/2 so that an arm that converted all or none of its users
+    // does not claim certainty.
+    let shrunk = |arm: &Arm| (arm.converted as f64 + 0.5) / (arm.exposed as f64 + 1.0);
+    let (q1, q2) = (shrunk(a), shrunk(b));
+    let variance = q1 * (1.0 - q1) / n1 + q2 * (1.0 - q2) / n2;
     Some(Lift {
         difference,
-        ci95: (difference - 1.96 * se, difference + 1.96 * se),
-        p_value,
+        sequential: msprt(difference, variance, SEQUENTIAL_TAU * SEQUENTIAL_TAU, 0.05),
+        fixed_horizon: wald(difference, variance),
     })
 }
 
-/// The standard normal distribution function (Abramowitz and Stegun
-/// 7.1.26 for erf, accurate to 1.5e-7).
-pub fn normal_cdf(x: f64) -> f64 {
-    let z = x.abs() / std::f64::consts::SQRT_2;
-    let t = 1.0 / (1.0 + 0.327_591_1 * z);
-    let poly = t
-        * (0.254_829_592
-            + t * (-0.284_496_736
-                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
-    let erf = 1.0 - poly * (-z * z).exp();
-    if x >= 0.0 {
-        0.5 * (1.0 + erf)
-    } else {
-        0.5 * (1.0 - erf)
+/// The standard normal distribution (statrs).
+fn standard_normal() -> Option<Normal> {
+    Normal::new(0.0, 1.0).ok()
+}
+
+/// The two-sided Wald test and 95% interval of an estimate with variance
+/// `variance`.
+pub fn wald(estimate: f64, variance: f64) -> Test {
+    let se = variance.sqrt();
+    let (z95, p_value) = match standard_normal() {
+        Some(n) => (
+            n.inverse_cdf(0.975),
+            2.0 * (1.0 - n.cdf((estimate / se).abs())),
+        ),
+        None => (f64::NAN, f64::NAN),
+    };
+    Test {
+        ci95: (estimate - z95 * se, estimate + z95 * se),
+        p_value,
+    }
+}
+
+/// The mixture sequential probability ratio test of "no difference" for a
+/// normally distributed estimate with variance `variance`, mixing over
+/// true differences drawn from N(0, `tau2`), at level `alpha`: the
+/// likelihood ratio Λ = √(V/(V+τ²)) · exp(θ̂²τ² / (2V(V+τ²))), the
+/// p-value min(1, 1/Λ), and the confidence sequence θ̂ ± √(V(V+τ²)/τ² ·
+/// (2 ln(1/α) + ln((V+τ²)/V))). Both stay valid when looked at after every
+/// event (Johari, Pekelis and Walsh, "Always valid inference", 2017).
+pub fn msprt(estimate: f64, variance: f64, tau2: f64, alpha: f64) -> Test {
+    let (v, t) = (variance, tau2);
+    let log_ratio = 0.5 * (v / (v + t)).ln() + estimate * estimate * t / (2.0 * v * (v + t));
+    let p_value = (-log_ratio).exp().min(1.0);
+    let half = (v * (v + t) / t * (2.0 * (1.0 / alpha).ln() + ((v + t) / v).ln())).sqrt();
+    Test {
+        ci95: (estimate - half, estimate + half),
+        p_value,
     }
 }
 
@@ -226,6 +271,7 @@ impl Summary {
         named: &[(String, String)],
         rules_version: Option<&str>,
         now: f64,
+        kpis: Option<&crate::kpis::Kpis>,
     ) -> String {
         let mut out = String::from("{\"events\":");
         write_number(&mut out, self.events as f64);
@@ -239,6 +285,13 @@ impl Summary {
         out.push_str(",\"rulesVersion\":");
         match rules_version {
             Some(v) => write_string(&mut out, v),
+            None => out.push_str("null"),
+        }
+        out.push_str(&format!(
+            ",\"minExposedPerArm\":{MIN_EXPOSED_PER_ARM},\"kpisAt\":"
+        ));
+        match kpis {
+            Some(k) => write_number(&mut out, k.at),
             None => out.push_str("null"),
         }
         out.push_str(",\"eventsPerMinute\":");
@@ -266,6 +319,17 @@ impl Summary {
                     .into_iter()
                     .map(|(m, n)| (m as f64 * MINUTE, n as f64)),
             );
+            let k = kpis.and_then(|k| k.by_segment.get(id));
+            for (key, share) in [
+                ("retention", k.and_then(|k| k.retention())),
+                ("bounceRate", k.and_then(|k| k.bounce_rate())),
+            ] {
+                out.push_str(&format!(",\"{key}\":"));
+                match share {
+                    Some(x) => write_number(&mut out, x),
+                    None => out.push_str("null"),
+                }
+            }
             let (p, h) = (self.arm(id, "personalized"), self.arm(id, "holdout"));
             for (key, arm) in [("personalized", &p), ("holdout", &h)] {
                 out.push_str(&format!(
@@ -282,12 +346,18 @@ impl Summary {
                 Some(l) => {
                     out.push_str("{\"difference\":");
                     write_number(&mut out, l.difference);
-                    out.push_str(",\"ci95\":[");
-                    write_number(&mut out, l.ci95.0);
-                    out.push(',');
-                    write_number(&mut out, l.ci95.1);
-                    out.push_str("],\"pValue\":");
-                    write_number(&mut out, l.p_value);
+                    for (key, test) in [
+                        ("sequential", &l.sequential),
+                        ("fixedHorizon", &l.fixed_horizon),
+                    ] {
+                        out.push_str(&format!(",\"{key}\":{{\"ci95\":["));
+                        write_number(&mut out, test.ci95.0);
+                        out.push(',');
+                        write_number(&mut out, test.ci95.1);
+                        out.push_str("],\"pValue\":");
+                        write_number(&mut out, test.p_value);
+                        out.push('}');
+                    }
                     out.push('}');
                 }
                 None => out.push_str("null"),
@@ -406,8 +476,8 @@ mod tests {
         let h = s.arm("vip", "holdout");
         assert_eq!((h.exposed, h.converted), (1, 1));
         assert_eq!(s.size("vip"), 1, "only c's latest event has vip");
-        let v =
-            Value::parse(&s.to_json(&[("vip".into(), "VIPs".into())], Some("r1"), 10.0)).unwrap();
+        let v = Value::parse(&s.to_json(&[("vip".into(), "VIPs".into())], Some("r1"), 10.0, None))
+            .unwrap();
         assert_eq!(v.get("events").and_then(Value::as_f64), Some(7.0));
         assert_eq!(v.get("users").and_then(Value::as_f64), Some(3.0));
     }
@@ -443,7 +513,7 @@ mod tests {
         assert_eq!(s.arm("vip", "personalized").exposed, 1);
         assert_eq!(s.size("new-user"), 0);
         assert_eq!(s.events(), 4, "stored events, bots' included");
-        let v = Value::parse(&s.to_json(&[], None, 10.0)).unwrap();
+        let v = Value::parse(&s.to_json(&[], None, 10.0, None)).unwrap();
         let n = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64);
         assert_eq!((n(&v, "events"), n(&v, "users")), (Some(1.0), Some(1.0)));
         let bots = v.get("bots").unwrap();
@@ -454,8 +524,9 @@ mod tests {
     }
 
     #[test]
-    fn two_proportion_interval_matches_a_known_example() {
-        // 200/1000 against 150/1000: difference 0.05, SE 0.01696.
+    fn the_fixed_horizon_interval_matches_a_known_example_and_its_test() {
+        // 200/1000 against 150/1000: difference 0.05; SE 0.016969 from
+        // the rates shrunk by half a user (200.5/1001, 150.5/1001).
         let a = Arm {
             exposed: 1000,
             converted: 200,
@@ -468,14 +539,107 @@ mod tests {
         };
         let l = lift(&a, &b).unwrap();
         assert!((l.difference - 0.05).abs() < 1e-12);
+        let f = &l.fixed_horizon;
         assert!(
-            (l.ci95.0 - 0.01676).abs() < 1e-4 && (l.ci95.1 - 0.08324).abs() < 1e-4,
+            (f.ci95.0 - 0.01676).abs() < 1e-4 && (f.ci95.1 - 0.08324).abs() < 1e-4,
             "{:?}",
-            l.ci95
+            f.ci95
         );
-        // Pooled p = 0.175, z = 0.05 / 0.016993 = 2.942: two-sided 0.00326.
-        assert!((l.p_value - 0.00326).abs() < 2e-5, "{}", l.p_value);
-        assert!(lift(&a, &Arm::default()).is_none());
-        assert!((normal_cdf(1.96) - 0.975).abs() < 1e-4);
+        // z = 0.05 / 0.016969 = 2.9466: two-sided 0.00321.
+        assert!((f.p_value - 0.00321).abs() < 2e-5, "{}", f.p_value);
+        // The sequential interval is wider (it pays for being looked at
+        // often): at 1,000 users per arm it still holds 0 ...
+        let s = &l.sequential;
+        assert!(s.ci95.0 < f.ci95.0 && s.ci95.1 > f.ci95.1, "{s:?}");
+        assert!(s.ci95.0 < 0.0 && s.p_value > 0.05, "{s:?}");
+        // ... and with four times the users, the same rates are a lift.
+        let four = |arm: &Arm| Arm {
+            exposed: arm.exposed * 4,
+            converted: arm.converted * 4,
+            ..Arm::default()
+        };
+        let s = lift(&four(&a), &four(&b)).unwrap().sequential;
+        assert!(s.ci95.0 > 0.0 && s.p_value < 0.05, "{s:?}");
+    }
+
+    #[test]
+    fn too_few_users_is_not_enough_data() {
+        let arm = |exposed, converted| Arm {
+            exposed,
+            converted,
+            ..Arm::default()
+        };
+        // The review's case: one held-out user.
+        assert!(lift(&arm(6, 1), &arm(1, 1)).is_none());
+        assert!(lift(&arm(29, 3), &arm(200, 20)).is_none());
+        assert!(lift(&arm(30, 3), &arm(30, 1)).is_some());
+    }
+
+    #[test]
+    fn each_interval_agrees_with_its_test() {
+        // Over many outcomes: 0 is outside the 95% interval exactly when
+        // p < 0.05, for both tests.
+        for n in [30usize, 100, 1000, 20_000] {
+            for k1 in (0..=n).step_by((n / 17).max(1)) {
+                for k2 in (0..=n).step_by((n / 13).max(1)) {
+                    let arm = |converted| Arm {
+                        exposed: n,
+                        converted,
+                        ..Arm::default()
+                    };
+                    let l = lift(&arm(k1), &arm(k2)).unwrap();
+                    for t in [&l.sequential, &l.fixed_horizon] {
+                        let excludes = t.ci95.0 > 0.0 || t.ci95.1 < 0.0;
+                        let borderline = (t.p_value - 0.05).abs() < 1e-9;
+                        assert!(
+                            borderline || excludes == (t.p_value < 0.05),
+                            "{n} {k1} {k2}: {t:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_sequential_test_keeps_its_level_when_watched() {
+        // No true difference, 300 simulated experiments of 2,000 users per
+        // arm, looked at after every 50 users: the share ever declared
+        // significant stays under 5% (a fixed-horizon test watched this
+        // way errs far more often).
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut uniform = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let (mut sequential, mut fixed) = (0, 0);
+        for _ in 0..300 {
+            let (mut a, mut b) = (Arm::default(), Arm::default());
+            let (mut seq_hit, mut fixed_hit) = (false, false);
+            for i in 1..=2000 {
+                a.exposed += 1;
+                b.exposed += 1;
+                a.converted += usize::from(uniform() < 0.1);
+                b.converted += usize::from(uniform() < 0.1);
+                if i % 50 == 0 {
+                    if let Some(l) = lift(&a, &b) {
+                        seq_hit |= l.sequential.p_value < 0.05;
+                        fixed_hit |= l.fixed_horizon.p_value < 0.05;
+                    }
+                }
+            }
+            sequential += usize::from(seq_hit);
+            fixed += usize::from(fixed_hit);
+        }
+        assert!(
+            sequential * 20 < 300,
+            "sequential false positives: {sequential} of 300"
+        );
+        assert!(
+            fixed > sequential,
+            "fixed horizon {fixed}, sequential {sequential}"
+        );
     }
 }
