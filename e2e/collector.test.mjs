@@ -31,7 +31,7 @@ before(async () => {
   const port = await freePort();
   origin = `http://127.0.0.1:${port}`;
   const bin = path.join(ROOT, "target/debug/segmint-collector");
-  collector = spawn(bin, ["--listen", `127.0.0.1:${port}`, "--database", `sqlite:${dir}/demo.db`, "--rules", "rules.json", "--www", "www", "--pkg", "pkg"], {
+  collector = spawn(bin, ["--listen", `127.0.0.1:${port}`, "--database", `sqlite:${dir}/demo.db`, "--rules", "rules.json", "--www", "www", "--pkg", "pkg", "--kpi-interval", "2"], {
     cwd: ROOT,
     stdio: "ignore",
   });
@@ -135,17 +135,40 @@ test("a headless browser's events are stored but left out of the dashboard's fig
   assert.ok(after.events - before.events < stored.events, "its events are not counted");
 });
 
-test("the dashboard shows events, segment sizes and conversion by segment", async () => {
-  const page = await browser.newPage({ ...SHOPPER, viewport: { width: 1400, height: 1000 } });
-  await page.goto(`${origin}/dashboard`);
-  await page.waitForFunction(() => Number(document.getElementById("events").textContent.replace(/\D/g, "")) > 0);
-  await page.waitForFunction(() => [...document.images].every((i) => i.complete && i.naturalWidth > 0));
-  const rows = await page.evaluate(() => [...document.querySelectorAll("#segments tr")].map((tr) => tr.firstChild.textContent));
-  assert.deepEqual(rows, ["Frequent Buyers", "Bargain Hunters", "Category Enthusiasts", "New Users"]);
+test("the dashboard shows events, segment sizes and conversion by segment, at 1280 and 390 px", async () => {
+  fs.mkdirSync(path.join(ROOT, "target/artifacts"), { recursive: true });
+  for (const width of [1280, 390]) {
+    const page = await browser.newPage({ ...SHOPPER, viewport: { width, height: 900 } });
+    await page.goto(`${origin}/dashboard`);
+    await page.waitForFunction(() => Number(document.getElementById("events").textContent.replace(/\D/g, "")) > 0);
+    await page.waitForFunction(() => [...document.querySelectorAll("img[data-chart]")].every((i) => i.src && i.complete && i.naturalWidth > 0));
+    const rows = await page.evaluate(() => [...document.querySelectorAll("#segments tr")].map((tr) => tr.firstChild.textContent));
+    assert.deepEqual(rows, ["Frequent Buyers", "Bargain Hunters", "Category Enthusiasts", "New Users"]);
+    const layout = await page.evaluate(() => ({
+      overflow: document.documentElement.scrollWidth - innerWidth,
+      charts: [...document.querySelectorAll("img[data-chart]")].map((img) => {
+        const panel = img.parentElement;
+        const style = getComputedStyle(panel);
+        const inner = panel.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+        return { chart: img.dataset.chart, fills: img.getBoundingClientRect().width / inner, drawnAt: img.naturalWidth };
+      }),
+      cells: [...document.querySelectorAll("#segments td")].map((td) => td.textContent),
+    }));
+    assert.ok(layout.overflow <= 0, `${width} px: the page is ${layout.overflow} px wider than the window`);
+    for (const c of layout.charts) {
+      assert.ok(c.fills > 0.97, `${width} px: ${c.chart} fills ${(100 * c.fills).toFixed(0)}% of its card`);
+      assert.ok(c.drawnAt <= width, `${width} px: ${c.chart} drawn ${c.drawnAt} px wide`);
+    }
+    // Every segment has an arm nobody was shown yet (held out or not):
+    // it reads n/a, not 0.0%, and too few users is not enough data.
+    assert.ok(layout.cells.some((t) => t.includes("n/a")), layout.cells.join(" | "));
+    assert.ok(!layout.cells.some((t) => t.includes("0.0% / $0.00")), layout.cells.join(" | "));
+    assert.ok(layout.cells.some((t) => t.includes("not enough data")));
+    await page.screenshot({ path: path.join(ROOT, `target/artifacts/dashboard-${width}.png`), fullPage: true });
+    await page.close();
+  }
   const summary = await (await fetch(`${origin}/api/summary`)).json();
   const exposed = summary.segments.reduce((n, s) => n + s.personalized.exposed + s.holdout.exposed, 0);
   assert.ok(exposed >= 4, "exposures are counted");
-  fs.mkdirSync(path.join(ROOT, "target/artifacts"), { recursive: true });
-  await page.screenshot({ path: path.join(ROOT, "target/artifacts/dashboard.png"), fullPage: true });
-  await page.close();
+  assert.equal((await fetch(`${origin}/favicon.ico`)).status, 200);
 });

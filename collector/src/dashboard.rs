@@ -141,11 +141,33 @@ fn conversion(svg: &mut String, s: &Summary, named: &[(String, String)], width: 
         .map(|(_, p, h, _)| p.max(*h))
         .fold(0.0f64, f64::max)
         .max(0.05)
-        * 1.6)
+        * 1.25)
         .min(1.0);
-    let root = SVGBackend::with_string(svg, (width, 300)).into_drawing_area();
+    let root = SVGBackend::with_string(svg, (width, 320)).into_drawing_area();
     root.fill(&WHITE)?;
-    let mut c = ChartBuilder::on(&root)
+    let personalized = colour(0);
+    let holdout = RGBColor(160, 160, 160);
+    // The legend on a strip of its own above the plot, where no bar
+    // reaches.
+    let (strip, plot) = root.split_vertically(24);
+    let font = ("sans-serif", 13).into_font();
+    let mut x = 58;
+    for (label, color) in [("personalized", personalized), ("holdout", holdout)] {
+        strip.draw(&Rectangle::new([(x, 8), (x + 12, 18)], color.filled()))?;
+        strip.draw(&Text::new(label, (x + 17, 7), font.clone()))?;
+        x += 32 + 8 * label.len() as i32;
+    }
+    // Names cut to what a bar pair's width holds (about 7 px a letter).
+    let room = ((width as usize).saturating_sub(80) / n / 7).max(4);
+    let short = |name: &str| -> String {
+        if name.chars().count() <= room {
+            name.to_string()
+        } else {
+            let cut: String = name.chars().take(room.saturating_sub(1)).collect();
+            format!("{}…", cut.trim_end())
+        }
+    };
+    let mut c = ChartBuilder::on(&plot)
         .caption(
             "Conversion after exposure: personalized vs holdout",
             ("sans-serif", 16),
@@ -154,7 +176,7 @@ fn conversion(svg: &mut String, s: &Summary, named: &[(String, String)], width: 
         .x_label_area_size(30)
         .y_label_area_size(48)
         .build_cartesian_2d(0f64..n as f64, 0f64..top)?;
-    let labels: Vec<String> = arms.iter().map(|(name, ..)| name.clone()).collect();
+    let labels: Vec<String> = arms.iter().map(|(name, ..)| short(name)).collect();
     c.configure_mesh()
         .disable_x_mesh()
         .light_line_style(WHITE.mix(0.0))
@@ -169,24 +191,18 @@ fn conversion(svg: &mut String, s: &Summary, named: &[(String, String)], width: 
         })
         .y_label_formatter(&|y| format!("{:.0}%", y * 100.0))
         .draw()?;
-    let personalized = colour(0);
-    let holdout = RGBColor(160, 160, 160);
     c.draw_series(arms.iter().enumerate().map(|(i, (_, p, _, _))| {
         Rectangle::new(
             [(i as f64 + 0.15, 0.0), (i as f64 + 0.48, *p)],
             personalized.filled(),
         )
-    }))?
-    .label("personalized")
-    .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], personalized.filled()));
+    }))?;
     c.draw_series(arms.iter().enumerate().map(|(i, (_, _, h, _))| {
         Rectangle::new(
             [(i as f64 + 0.52, 0.0), (i as f64 + 0.85, *h)],
             holdout.filled(),
         )
-    }))?
-    .label("holdout")
-    .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], holdout.filled()));
+    }))?;
     // The difference's 95% interval, drawn from the holdout rate.
     c.draw_series(arms.iter().enumerate().filter_map(|(i, (_, _, h, ci))| {
         let (lo, hi) = (*ci)?;
@@ -196,11 +212,6 @@ fn conversion(svg: &mut String, s: &Summary, named: &[(String, String)], width: 
             BLACK.stroke_width(1),
         ))
     }))?;
-    c.configure_series_labels()
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK.mix(0.2))
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()?;
     root.present()?;
     Ok(())
 }

@@ -63,15 +63,24 @@ fn retention_bounce_and_the_lift_as_the_dashboard_shows_them() {
         if segment(&v, "new-user").get("retention") != Some(&Value::Null) {
             break v;
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "no retention computed");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no retention computed"
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     let g = segment(&v, "new-user");
     let n = |k: &str| g.get(k).and_then(Value::as_f64).unwrap();
     assert_eq!(n("retention"), 0.5);
     assert!((n("bounceRate") - 2.0 / 3.0).abs() < 1e-12);
-    assert_eq!(segment(&v, "frequent-buyer").get("retention"), Some(&Value::Null));
-    assert_eq!(v.get("minExposedPerArm").and_then(Value::as_f64), Some(30.0));
+    assert_eq!(
+        segment(&v, "frequent-buyer").get("retention"),
+        Some(&Value::Null)
+    );
+    assert_eq!(
+        v.get("minExposedPerArm").and_then(Value::as_f64),
+        Some(30.0)
+    );
 
     // One held-out user is not enough data; 30 in each arm is.
     let few: Vec<String> = (0..6)
@@ -104,9 +113,16 @@ fn retention_bounce_and_the_lift_as_the_dashboard_shows_them() {
     for (asked, drawn) in [("390", "390"), ("1280", "1280"), ("20", "280")] {
         let r = c.get(&format!("/dashboard/charts/conversion.svg?w={asked}"));
         assert_eq!(r.status, 200);
-        assert!(r.body.contains(&format!("width=\"{drawn}\"")), "{asked}: {}", &r.body[..200]);
+        assert!(
+            r.body.contains(&format!("width=\"{drawn}\"")),
+            "{asked}: {}",
+            &r.body[..200]
+        );
     }
     let r = c.get("/favicon.ico");
-    assert_eq!((r.status, r.header("Content-Type")), (200, Some("image/svg+xml")));
+    assert_eq!(
+        (r.status, r.header("Content-Type")),
+        (200, Some("image/svg+xml"))
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
