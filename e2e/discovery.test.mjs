@@ -103,3 +103,28 @@ test("device and collector put each shopper in the same segments, discovered one
   t.diagnostic(`segments: ${shoppers.map((s) => JSON.stringify(s.segments)).join(", ")}`);
   assert.ok(inDiscovered >= 1, `no shopper in a discovered segment: ${JSON.stringify(shoppers)}`);
 });
+
+test("the discovery page runs a discovery and shows the rules JSON to adopt, at 1280 and 390 px", async () => {
+  fs.mkdirSync(path.join(ROOT, "target/artifacts"), { recursive: true });
+  for (const width of [1280, 390]) {
+    const page = await browser.newPage({ ...SHOPPER, viewport: { width, height: 900 } });
+    await page.goto(`${origin}/dashboard/discover`);
+    await page.click("#run");
+    await page.waitForSelector("#proposals tr", { timeout: 60_000 });
+    const rows = await page.$$eval("#proposals tr", (trs) => trs.map((tr) => tr.children[1].textContent));
+    assert.ok(rows.length >= 2 && rows.every((name) => name.startsWith("Discovered ")), rows.join(" | "));
+    // Adopt all but the first.
+    await page.click("#proposals tr:first-child input");
+    await page.click("#show");
+    const rules = JSON.parse(await page.inputValue("#json"));
+    const ids = rules.segments.map((s) => s.id);
+    const proposed = await page.$$eval("#proposals input", (inputs) => inputs.map((i) => i.dataset.id));
+    assert.ok(!ids.includes(proposed[0]), `${proposed[0]} was not chosen`);
+    for (const id of proposed.slice(1)) assert.ok(ids.includes(id), `${id} is adopted`);
+    assert.ok(ids.includes("frequent-buyer"), "the document's own segments stay");
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
+    assert.ok(overflow <= 0, `${width} px: the page is ${overflow} px wider than the window`);
+    await page.screenshot({ path: path.join(ROOT, `target/artifacts/discover-${width}.png`), fullPage: true });
+    await page.close();
+  }
+});

@@ -246,7 +246,7 @@ pub const PAGE: &str = r##"<!doctype html>
 </style>
 </head>
 <body>
-<header><strong>segmint dashboard</strong><span id="rules" class="muted"></span><a href="/">storefront</a></header>
+<header><strong>segmint dashboard</strong><span id="rules" class="muted"></span><a href="/dashboard/discover">discover segments</a><a href="/">storefront</a></header>
 <div class="cards">
   <div class="card">events<b id="events">…</b></div>
   <div class="card">users<b id="users">…</b></div>
@@ -303,6 +303,86 @@ pub const PAGE: &str = r##"<!doctype html>
   });
   refresh();
   setInterval(refresh, 5000);
+</script>
+</body>
+</html>
+"##;
+
+/// The discovery page: runs `/api/discover`, lists the proposals, and
+/// shows the rules document with the chosen ones adopted.
+pub const DISCOVER_PAGE: &str = r##"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>segmint · discover segments</title>
+<link rel="icon" href="/favicon.ico" type="image/svg+xml">
+<style>
+  body { font-family: system-ui, sans-serif; margin: 0; background: #fbfaf6; color: #1d2a24; }
+  header { padding: .8rem 1.5rem; background: #fff; border-bottom: 1px solid #e4e1d8; display: flex; flex-wrap: wrap; gap: .4rem 1rem; align-items: baseline; }
+  header a { color: #2f7d57; }
+  main { padding: 1rem 1.5rem; display: grid; gap: 1rem; }
+  .panel { background: #fff; border: 1px solid #e4e1d8; border-radius: .8rem; padding: .8rem 1rem; overflow-x: auto; }
+  table { border-collapse: collapse; width: 100%; font-size: .9rem; }
+  th, td { text-align: right; padding: .35rem .5rem; border-bottom: 1px solid #eee; vertical-align: top; }
+  th:nth-child(-n+2), td:nth-child(-n+2), td.rule { text-align: left; }
+  td.rule code { font-size: .8rem; }
+  .muted { color: #8a958f; }
+  button { font: inherit; padding: .4rem .9rem; border-radius: .5rem; border: 1px solid #2f7d57; background: #2f7d57; color: #fff; cursor: pointer; }
+  button.quiet { background: #fff; color: #2f7d57; }
+  textarea { width: 100%; min-height: 18rem; font-family: ui-monospace, monospace; font-size: .8rem; box-sizing: border-box; }
+  @media (max-width: 600px) { header, main { padding-left: .75rem; padding-right: .75rem; } }
+</style>
+</head>
+<body>
+<header><strong>discover segments</strong><a href="/dashboard">dashboard</a></header>
+<main>
+  <div class="panel">
+    <p>Clusters the stored users by behaviour (k-means; k chosen by silhouette) and describes each cluster with a rule of at most three conditions that the device evaluates. Reads every user's events: on a large store it takes minutes.</p>
+    <button id="run">Run discovery</button> <span id="status" class="muted"></span>
+  </div>
+  <div class="panel" id="results" hidden>
+    <p id="summary" class="muted"></p>
+    <table>
+      <thead><tr><th>adopt</th><th>segment</th><th>users</th><th>precision</th><th>recall</th><th>conversion</th><th>AOV</th><th>rule</th></tr></thead>
+      <tbody id="proposals"></tbody>
+    </table>
+    <p class="muted">Precision: of the users the rule matches, the share in the cluster; recall: of the cluster, the share the rule matches. Conversion: users with an order in 90 days.</p>
+    <button id="show" class="quiet">Show the rules JSON</button>
+    <p id="adopt-help" class="muted" hidden>Save this as the rules file the collector serves (<code>--rules</code>): devices pick it up at their next revalidation. Or run <code>segmint-collector discover --write</code>.</p>
+    <textarea id="json" hidden readonly></textarea>
+  </div>
+</main>
+<script>
+  let found;
+  const pct = (x) => (100 * x).toFixed(1) + "%";
+  document.getElementById("run").onclick = async () => {
+    const status = document.getElementById("status");
+    status.textContent = "running…";
+    const r = await fetch("/api/discover");
+    const body = await r.json();
+    if (!r.ok) { status.textContent = body.error; return; }
+    found = body;
+    status.textContent = "";
+    document.getElementById("summary").textContent = `${body.users.toLocaleString()} users, ${body.k} clusters (silhouette ${body.silhouettes.map(([k, s]) => k + ": " + s.toFixed(2)).join(", ")})`;
+    document.getElementById("proposals").replaceChildren(...body.proposals.map((p) => {
+      const tr = document.createElement("tr");
+      tr.innerHTML = `<td><input type="checkbox" checked></td><td></td><td>${p.size.toLocaleString()}</td><td>${p.precision.toFixed(2)}</td><td>${p.recall.toFixed(2)}</td><td>${pct(p.conversion)}</td><td>${p.aov ? "$" + p.aov.toFixed(2) : '<span class="muted">n/a</span>'}</td><td class="rule"><code></code></td>`;
+      tr.querySelector("input").dataset.id = p.id;
+      tr.children[1].textContent = p.name;
+      tr.querySelector("code").textContent = JSON.stringify(p.condition);
+      return tr;
+    }));
+    document.getElementById("results").hidden = false;
+  };
+  document.getElementById("show").onclick = () => {
+    const keep = new Set([...document.querySelectorAll("#proposals input:checked")].map((i) => i.dataset.id));
+    const rules = structuredClone(found.rules);
+    rules.segments = rules.segments.filter((s) => !s.id.startsWith("discovered-") || keep.has(s.id) || !found.proposals.some((p) => p.id === s.id));
+    const text = document.getElementById("json");
+    text.value = JSON.stringify(rules, null, 2);
+    text.hidden = false;
+    document.getElementById("adopt-help").hidden = false;
+  };
 </script>
 </body>
 </html>

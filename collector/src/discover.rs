@@ -666,25 +666,35 @@ pub struct Request {
     pub only: Vec<String>,
 }
 
+/// A discovery over the events in `db` under the rules document `doc`:
+/// what it found, the features it used, and how long reading took.
+pub async fn over(
+    db: &Db,
+    doc: &Value,
+    seed: u64,
+) -> Result<(Discovery, Features, std::time::Duration), String> {
+    let features = Features::for_rules(doc)?;
+    let started = std::time::Instant::now();
+    let rows = rows_from_db(db, &features).await?;
+    let read = started.elapsed();
+    let first = first_free_number(doc);
+    // Clustering is CPU work: off the async threads.
+    tokio::task::spawn_blocking(move || {
+        discover(&rows, &features, seed, first).map(|d| (d, features, read))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
 /// Runs a discovery over a database; returns the report to print.
 pub async fn run(request: &Request) -> Result<String, String> {
     let text = std::fs::read_to_string(&request.rules)
         .map_err(|e| format!("cannot read {}: {e}", request.rules.display()))?;
     let doc = Value::parse(&text).map_err(|e| format!("{}: {e}", request.rules.display()))?;
     Rules::from_value(&doc).map_err(|e| format!("{}: {e}", request.rules.display()))?;
-    let features = Features::for_rules(&doc)?;
     let db = Db::open(&request.database, &Default::default()).await?;
     let started = std::time::Instant::now();
-    let rows = rows_from_db(&db, &features).await?;
-    let read = started.elapsed();
-    let first = first_free_number(&doc);
-    let seed = request.seed;
-    let (d, rows) = tokio::task::spawn_blocking(move || {
-        discover(&rows, &features, seed, first).map(|d| (d, (rows, features)))
-    })
-    .await
-    .map_err(|e| e.to_string())??;
-    let (_, features) = rows;
+    let (d, features, read) = over(&db, &doc, request.seed).await?;
     let mut out = report(&d, read, started.elapsed());
     if let Some(path) = &request.write {
         let chosen: Vec<&Proposal> = d

@@ -53,6 +53,8 @@ pub struct App {
     pub settings: Settings,
     /// Retention and bounce by segment, as last computed.
     pub kpis: crate::kpis::Latest,
+    /// Held while a discovery runs: one at a time.
+    pub discovering: tokio::sync::Mutex<()>,
 }
 
 fn now_ms() -> f64 {
@@ -105,6 +107,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/users/{id}/segments", get(user_segments))
         .route("/dashboard", get(dashboard_page))
         .route("/dashboard/charts/{name}", get(chart))
+        .route("/dashboard/discover", get(discover_page))
+        .route("/api/discover", get(discover))
         .route_layer(middleware::from_fn_with_state(app.clone(), dashboard_guard));
     let mut tracking_routes = Router::new();
     for &(path, shape) in TRACKING_PATHS {
@@ -633,6 +637,49 @@ async fn favicon() -> Response {
             (header::CACHE_CONTROL, "public, max-age=86400"),
         ],
         dashboard::FAVICON,
+    )
+        .into_response()
+}
+
+/// Segment discovery over the stored events under the rules in force:
+/// the proposals, and the rules document with all of them adopted.
+async fn discover(
+    State(app): State<Arc<App>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(loaded) = app.rules.get() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no rules document is configured (--rules)",
+        );
+    };
+    let Ok(_running) = app.discovering.try_lock() else {
+        return error(
+            StatusCode::CONFLICT,
+            "a discovery is running; try again when it ends",
+        );
+    };
+    let seed = query.get("seed").and_then(|s| s.parse().ok()).unwrap_or(1);
+    let doc = match Value::parse(&loaded.text) {
+        Ok(doc) => doc,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    match crate::discover::over(&app.db, &doc, seed).await {
+        Ok((d, features, _)) => {
+            let all: Vec<&crate::discover::Proposal> = d.proposals.iter().collect();
+            let mut out = crate::discover::to_json(&d);
+            out.insert("rules", crate::discover::adopt(&doc, &features, &all));
+            json(StatusCode::OK, out.to_json())
+        }
+        // Too few users, say: nothing to propose yet.
+        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, &e),
+    }
+}
+
+async fn discover_page() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        dashboard::DISCOVER_PAGE,
     )
         .into_response()
 }

@@ -91,6 +91,7 @@ impl Server {
             rules,
             settings: options.settings,
             kpis,
+            discovering: Default::default(),
         });
         Ok(Server {
             listener,
