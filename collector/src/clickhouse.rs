@@ -407,8 +407,9 @@ impl ClickHouse {
         Ok(all)
     }
 
-    /// The rows of [`crate::figures::SUMMARY_QUERIES`], computed from the
-    /// events; `since` is the first minute of the last hour.
+    /// The rows of [`crate::figures::SUMMARY_QUERIES`], read from the
+    /// figures' views and the events; `since` is the first minute of the
+    /// last hour.
     pub async fn summary_rows(
         &self,
         since: i64,

@@ -242,7 +242,8 @@ impl Db {
                 }
                 Ok(results)
             }
-            Db::ClickHouse(_) => Err("ClickHouse computes its figures from the events".into()),
+            // ClickHouse reads its figures from its views (`summary_rows`).
+            Db::ClickHouse(_) => Err("no fig_* tables on ClickHouse".into()),
         }
     }
 
