@@ -422,9 +422,13 @@ impl ClickHouse {
         Ok(out)
     }
 
-    /// Events stored, bots' included.
+    /// Rows stored, bots' included, for the start-up line: read from the
+    /// parts' metadata without `FINAL` (which reads every message id: 1 to
+    /// 11 s over 10 M events), so a message two collectors stored at once
+    /// counts twice until the parts merge. The dashboard counts with
+    /// `FINAL`.
     pub async fn stored(&self) -> Result<u64, DbError> {
-        let rows = self.query("SELECT count() FROM events FINAL").await?;
+        let rows = self.query("SELECT count() FROM events").await?;
         Ok(rows
             .first()
             .and_then(|r| r.first())
