@@ -16,6 +16,7 @@
 use crate::db::{DbError, Defined};
 use crate::figures::{Cell, MINUTE};
 use crate::ingest::StoredEvent;
+use crate::percent_decoded;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
@@ -152,31 +153,6 @@ fn encode(value: &str) -> String {
     out
 }
 
-/// Percent-decodes a URL's user name or password.
-fn decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes.get(i), hex) {
-            (Some(b'%'), Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (Some(b), _) => {
-                out.push(*b);
-                i += 1;
-            }
-            (None, _) => break,
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 impl ClickHouse {
     /// Parses `clickhouse://[user[:password]@]host[:port][/database]`
     /// (port 8123, database `default` unless given) and creates the
@@ -190,7 +166,7 @@ impl ClickHouse {
         let database = if database.is_empty() {
             "default".to_string()
         } else {
-            decode(database)
+            percent_decoded(database)
         };
         if !database
             .chars()
@@ -203,7 +179,10 @@ impl ClickHouse {
         let (credentials, host) = match authority.rsplit_once('@') {
             Some((userinfo, host)) => {
                 let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-                (Some((decode(user), decode(password))), host)
+                (
+                    Some((percent_decoded(user), percent_decoded(password))),
+                    host,
+                )
             }
             None => (None, authority),
         };
@@ -630,7 +609,8 @@ mod tests {
 
     #[test]
     fn credentials_and_database_come_from_the_url() {
-        assert_eq!(decode("p%40ss"), "p@ss");
+        assert_eq!(percent_decoded("p%40ss"), "p@ss");
+        assert_eq!(percent_decoded("100%"), "100%");
         assert_eq!(encode("a b/c"), "a%20b%2Fc");
     }
 }

@@ -5,6 +5,7 @@ use crate::db::Db;
 use crate::ingest::{
     decode_body, parse_request, too_large, Refusal, Shape, StoredEvent, MAX_REQUEST_BYTES,
 };
+use crate::now_ms;
 use crate::rules::RulesState;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
@@ -55,12 +56,6 @@ pub struct App {
     pub kpis: crate::kpis::Latest,
     /// Held while a discovery runs: one at a time.
     pub discovering: tokio::sync::Mutex<()>,
-}
-
-fn now_ms() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
 type RateLimit = tower_governor::GovernorLayer<

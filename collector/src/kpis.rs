@@ -148,10 +148,7 @@ pub async fn keep_fresh(
     every: std::time::Duration,
 ) {
     loop {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
-        match compute(&db, &rules.defined(), now).await {
+        match compute(&db, &rules.defined(), crate::now_ms()).await {
             Ok(k) => {
                 if let Ok(mut slot) = latest.write() {
                     *slot = Some(Arc::new(k));

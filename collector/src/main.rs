@@ -152,15 +152,12 @@ async fn generate(
     if !(0.0..=1.0).contains(&noise) || !shares.iter().all(|s| s.is_finite() && *s >= 0.0) {
         return Err("--noise is a share from 0 to 1, --shares are not negative".into());
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
     let plan = segmint_collector::synthetic::Plan {
         users,
         shares,
         noise,
         seed,
-        now,
+        now: segmint_collector::now_ms(),
     };
     let db = segmint_collector::db::Db::open(&database, &Default::default()).await?;
     let stored = segmint_collector::synthetic::store(&db, &plan, true).await?;

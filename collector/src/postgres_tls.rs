@@ -9,6 +9,7 @@
 //!   CA without it);
 //! - `verify-full`: that, and it must name the host connected to.
 
+use crate::percent_decoded;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{ring, verify_tls12_signature, verify_tls13_signature, CryptoProvider};
@@ -113,28 +114,6 @@ fn split_tls_options(url: &str) -> (String, Check, Option<String>) {
         format!("{base}?{}", kept.join("&"))
     };
     (url, check, root_cert)
-}
-
-fn percent_decoded(text: &str) -> String {
-    let mut out = Vec::with_capacity(text.len());
-    let mut bytes = text.bytes();
-    while let Some(b) = bytes.next() {
-        if b == b'%' {
-            let hex: Vec<u8> = bytes.by_ref().take(2).collect();
-            if let Some(v) = std::str::from_utf8(&hex)
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                out.push(v);
-                continue;
-            }
-            out.push(b);
-            out.extend(hex);
-        } else {
-            out.push(b);
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `sslmode=require` without a CA: any certificate, as libpq accepts it.
