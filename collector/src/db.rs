@@ -44,20 +44,20 @@ const ONE_USER: &str = "WHERE anonymous_id = $1 OR user_id = $1
 
 /// Where a page of [`Db::user_events_page`] ended.
 #[derive(Clone, Debug, PartialEq)]
-pub struct UserCursor {
+struct UserCursor {
     /// The anonymous id.
-    pub user: String,
+    user: String,
     /// The event's time.
-    pub timestamp: f64,
+    timestamp: f64,
     /// Its place in storing order (SQLite, PostgreSQL).
-    pub seq: i64,
+    seq: i64,
     /// Its message id (ClickHouse, which has no sequence).
-    pub message_id: String,
+    message_id: String,
 }
 
 impl UserCursor {
     /// Before every event.
-    pub fn start() -> UserCursor {
+    fn start() -> UserCursor {
         UserCursor {
             user: String::new(),
             timestamp: f64::MIN,
@@ -254,11 +254,38 @@ impl Db {
             .await
     }
 
+    /// Calls `each` with every person's events (bots' left out; by
+    /// anonymous id, in time order), reading a page of 20,000 events at a
+    /// time: segment discovery and retention read every user this way.
+    pub async fn for_each_user(&self, mut each: impl FnMut(&[StoredEvent])) -> Result<(), DbError> {
+        let mut cursor = UserCursor::start();
+        let mut user: Vec<StoredEvent> = Vec::new();
+        loop {
+            let page = self.user_events_page(&cursor, 20_000).await?;
+            let Some((last, _)) = page.last() else { break };
+            cursor = last.clone();
+            for (_, event) in page {
+                if user
+                    .last()
+                    .is_some_and(|u| u.anonymous_id != event.anonymous_id)
+                {
+                    each(&user);
+                    user.clear();
+                }
+                user.push(event);
+            }
+        }
+        if !user.is_empty() {
+            each(&user);
+        }
+        Ok(())
+    }
+
     /// Up to `limit` events of people (bots' left out) with an anonymous
     /// id, with their bodies, ordered by anonymous id, then time, then
     /// storing: those after `after`, and where the page ends. Segment
     /// discovery reads every user's events this way, a page at a time.
-    pub async fn user_events_page(
+    async fn user_events_page(
         &self,
         after: &UserCursor,
         limit: i64,

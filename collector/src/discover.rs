@@ -7,7 +7,7 @@
 //! evaluated like any hand-written segment, on the device and by
 //! `/api/users/{id}/segments`.
 
-use crate::db::{Db, UserCursor};
+use crate::db::Db;
 use linfa::dataset::{DatasetBase, Records};
 use linfa::metrics::SilhouetteScore;
 use linfa::traits::{Fit, Predict};
@@ -144,29 +144,18 @@ impl Features {
 /// Every user's features, read from the stored events a page at a time.
 pub async fn rows_from_db(db: &Db, features: &Features) -> Result<Vec<UserRow>, String> {
     let mut rows = Vec::new();
-    let mut cursor = UserCursor::start();
-    let mut user = String::new();
-    let mut messages: Vec<Value> = Vec::new();
-    loop {
-        let page = db.user_events_page(&cursor, 20_000).await?;
-        let Some((last, _)) = page.last() else { break };
-        cursor = last.clone();
-        for (at, event) in page {
-            if at.user != user {
-                if let Some(row) = features.of_user(&user, &messages) {
-                    rows.push(row);
-                }
-                messages.clear();
-                user = at.user;
-            }
-            if let Ok(m) = Value::parse(&event.body) {
-                messages.push(m);
-            }
-        }
-    }
-    if let Some(row) = features.of_user(&user, &messages) {
-        rows.push(row);
-    }
+    db.for_each_user(|events| {
+        let user = events
+            .first()
+            .and_then(|e| e.anonymous_id.as_deref())
+            .unwrap_or_default();
+        let messages: Vec<Value> = events
+            .iter()
+            .filter_map(|e| Value::parse(&e.body).ok())
+            .collect();
+        rows.extend(features.of_user(user, &messages));
+    })
+    .await?;
     Ok(rows)
 }
 

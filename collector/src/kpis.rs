@@ -3,7 +3,7 @@
 //! Both need each user's sessions in time order, which no per-batch
 //! rollup can keep (a session spans batches, and batches arrive out of
 //! order after an offline spell). So they are computed from the events,
-//! a user at a time ([`crate::db::Db::user_events_page`]), by a
+//! a user at a time ([`crate::db::Db::for_each_user`]), by a
 //! background task every few minutes; the dashboard shows the latest
 //! result and when it was computed. Nothing holds a lock while it runs.
 //!
@@ -14,7 +14,7 @@
 //!   that starts within 30 days of the end of an earlier one.
 //! - A user's segment is that of their latest event, as for sizes.
 
-use crate::db::{Db, Defined, UserCursor};
+use crate::db::{Db, Defined};
 use crate::ingest::StoredEvent;
 use segmint_core::json::Value;
 use std::collections::HashMap;
@@ -100,7 +100,7 @@ pub async fn compute(db: &Db, defined: &Defined, now: f64) -> Result<Kpis, Strin
         at: now,
         by_segment: HashMap::new(),
     };
-    let mut add = |events: &[StoredEvent]| {
+    db.for_each_user(|events| {
         let segments = latest_segments(events, defined);
         if segments.is_empty() {
             return;
@@ -113,27 +113,8 @@ pub async fn compute(db: &Db, defined: &Defined, now: f64) -> Result<Kpis, Strin
             k.sessions += sessions;
             k.bounced += bounced;
         }
-    };
-    let mut cursor = UserCursor::start();
-    let mut user: Vec<StoredEvent> = Vec::new();
-    loop {
-        let page = db.user_events_page(&cursor, 20_000).await?;
-        let Some((last, _)) = page.last() else { break };
-        cursor = last.clone();
-        for (_, mut event) in page {
-            // Bodies are not needed here.
-            event.body = String::new();
-            if user
-                .last()
-                .is_some_and(|u| u.anonymous_id != event.anonymous_id)
-            {
-                add(&user);
-                user.clear();
-            }
-            user.push(event);
-        }
-    }
-    add(&user);
+    })
+    .await?;
     Ok(kpis)
 }
 
