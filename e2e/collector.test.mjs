@@ -8,24 +8,11 @@ import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import net from "node:net";
-import { launch, until, ROOT } from "./harness.mjs";
+import { launch, until, freePort, SHOPPER, ROOT } from "./harness.mjs";
 
 let browser, collector, origin;
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "segmint-demo-"));
 const visitors = [];
-// Headless Chromium says "HeadlessChrome", which the collector counts as a
-// bot: the shoppers here present the user agent of the browser it is.
-const SHOPPER = { userAgent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36" };
-
-async function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const p = s.address().port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 before(async () => {
   const port = await freePort();

@@ -8,22 +8,11 @@ import { spawn, execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import net from "node:net";
-import { launch, until, ROOT } from "./harness.mjs";
+import { launch, until, freePort, SHOPPER, ROOT } from "./harness.mjs";
 
 let browser, collector, origin, adopted;
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "segmint-discovery-"));
 const bin = path.join(ROOT, "target/debug/segmint-collector");
-const SHOPPER = { userAgent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36" };
-
-async function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const p = s.address().port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 before(async () => {
   const database = `sqlite:${dir}/events.db`;

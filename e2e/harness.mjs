@@ -5,6 +5,7 @@
 import { chromium } from "playwright-core";
 import { readFileSync } from "node:fs";
 import fs from "node:fs/promises";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -132,6 +133,20 @@ export async function visitorMessages(rx, page) {
 }
 
 /** Polls `fn` until it returns a truthy value (or throws after `ms`). */
+/** A TCP port free on 127.0.0.1 now. */
+export function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, "127.0.0.1", () => {
+      const port = s.address().port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+// Headless Chromium says "HeadlessChrome", which the collector counts as a
+// bot: shoppers in the tests present the user agent of the browser it is.
+export const SHOPPER = { userAgent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36" };
+
 export async function until(fn, ms = 15_000, what = "condition") {
   const end = Date.now() + ms;
   for (;;) {

@@ -10,26 +10,16 @@ import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import * as esbuild from "esbuild";
 import { Analytics } from "@segment/analytics-node";
-import { launch, until, ROOT } from "./harness.mjs";
+import { launch, until, freePort, ROOT } from "./harness.mjs";
 
 const WRITE_KEY = "segment-key";
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "segmint-segment-"));
 const db = path.join(dir, "events.db");
 let browser, collector, collectorLog = "", origin, web, webOrigin;
-
-async function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const p = s.address().port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 /** Message ids stored by the collector, with how often each is stored. */
 function storedIds() {

@@ -9,17 +9,7 @@
 // settings such as Intelligent Tracking Prevention.
 
 import { spawn } from "node:child_process";
-import net from "node:net";
-import { until } from "./harness.mjs";
-
-async function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const port = s.address().port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+import { until, freePort } from "./harness.mjs";
 
 /**
  * Starts a WebDriver server (`command` with `args(port)`) and a session
