@@ -121,7 +121,13 @@ impl Plan {
             } else {
                 group
             };
-            messages.push(page(&user, step(&mut rng), messages.len()));
+            messages.push(message(
+                &user,
+                None,
+                r#"{"path":"/"}"#,
+                step(&mut rng),
+                messages.len(),
+            ));
             let (clicks, searches, buys, items, prices, loyal) = match habit {
                 Group::FrequentSmallBaskets => (
                     rng.gen_range(1..=3),
@@ -166,9 +172,9 @@ impl Plan {
             for _ in 0..searches {
                 let query = category_at(&mut rng);
                 let props = format!(r#"{{"query":"{query}"}}"#);
-                messages.push(track(
+                messages.push(message(
                     &user,
-                    "Products Searched",
+                    Some("Products Searched"),
                     &props,
                     step(&mut rng),
                     messages.len(),
@@ -183,9 +189,9 @@ impl Plan {
                     rng.gen_range(0..40),
                     price
                 );
-                messages.push(track(
+                messages.push(message(
                     &user,
-                    "Product Clicked",
+                    Some("Product Clicked"),
                     &props,
                     step(&mut rng),
                     messages.len(),
@@ -218,9 +224,9 @@ impl Plan {
                     r#"{{"order_id":"{user}-o{order}","total":{total:.2},"currency":"USD","products":[{}]}}"#,
                     products.join(",")
                 );
-                messages.push(track(
+                messages.push(message(
                     &user,
-                    "Order Completed",
+                    Some("Order Completed"),
                     &props,
                     step(&mut rng),
                     messages.len(),
@@ -259,22 +265,15 @@ pub async fn store(db: &crate::db::Db, plan: &Plan, progress: bool) -> Result<us
     Ok(stored)
 }
 
-fn message_id(user: &str, n: usize) -> String {
-    format!("{user}-m{n}")
-}
-
-fn page(user: &str, at: f64, n: usize) -> String {
+/// User `user`'s `n`th message, at `at`: a page view (`event` `None`) or
+/// a track of `event`, as segmint's SDK records them.
+fn message(user: &str, event: Option<&str>, props: &str, at: f64, n: usize) -> String {
+    let kind = match event {
+        Some(name) => format!(r#""type":"track","event":"{name}""#),
+        None => r#""type":"page""#.to_string(),
+    };
     format!(
-        r#"{{"type":"page","messageId":"{}","anonymousId":"{user}","timestamp":{},"properties":{{"path":"/"}},"context":{{"userAgent":"Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0.0.0"}}}}"#,
-        message_id(user, n),
-        Value::String(segmint_core::time::rfc3339(at)).to_json()
-    )
-}
-
-fn track(user: &str, event: &str, props: &str, at: f64, n: usize) -> String {
-    format!(
-        r#"{{"type":"track","event":"{event}","messageId":"{}","anonymousId":"{user}","timestamp":{},"properties":{props},"context":{{"userAgent":"Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0.0.0"}}}}"#,
-        message_id(user, n),
+        r#"{{{kind},"messageId":"{user}-m{n}","anonymousId":"{user}","timestamp":{},"properties":{props},"context":{{"userAgent":"Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0.0.0"}}}}"#,
         Value::String(segmint_core::time::rfc3339(at)).to_json()
     )
 }
