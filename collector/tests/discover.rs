@@ -13,21 +13,13 @@ mod common;
 
 use common::Collector;
 use segmint_core::json::Value;
-use std::process::Command;
-
-fn collector(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_segmint-collector"))
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 #[test]
 fn discovered_segments_are_adopted_and_evaluated() {
     let dir = common::temp_dir("discover");
     let database = format!("sqlite:{}", dir.join("events.db").display());
     let rules = common::rules_copy(&dir);
-    let out = collector(&[
+    let out = common::run(&[
         "generate",
         "--database",
         &database,
@@ -52,7 +44,7 @@ fn discovered_segments_are_adopted_and_evaluated() {
         "--seed",
         "2",
     ];
-    let out = collector(&args);
+    let out = common::run(&args);
     assert!(
         out.status.success(),
         "{}",
@@ -63,7 +55,7 @@ fn discovered_segments_are_adopted_and_evaluated() {
     assert!(report.contains("discovered-2"), "{report}");
     // The same seed, the same proposals (all but the timing line).
     let proposals = |text: &str| text.split_once('\n').map(|(_, rest)| rest.to_string());
-    let again = String::from_utf8_lossy(&collector(&args).stdout).to_string();
+    let again = String::from_utf8_lossy(&common::run(&args).stdout).to_string();
     assert!(
         proposals(&again) == proposals(&report),
         "another run differs:\n{again}\n{report}"
@@ -76,7 +68,7 @@ fn discovered_segments_are_adopted_and_evaluated() {
         "--only",
         "discovered-1,discovered-2",
     ]);
-    let out = collector(&adopt);
+    let out = common::run(&adopt);
     assert!(
         out.status.success(),
         "{}",
@@ -107,7 +99,7 @@ fn discovered_segments_are_adopted_and_evaluated() {
         "--only",
         "discovered-99",
     ]);
-    let out = collector(&unknown);
+    let out = common::run(&unknown);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("discovered-99"));
 

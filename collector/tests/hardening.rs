@@ -301,10 +301,7 @@ fn postgres_large_batches_and_restarts() {
 /// The collector's stderr when it cannot start on `database` (it must
 /// exit, not serve).
 fn start_failure(database: &str) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_segmint-collector"))
-        .args(["--listen", "127.0.0.1:0", "--database", database])
-        .output()
-        .unwrap();
+    let out = common::run(&["--listen", "127.0.0.1:0", "--database", database]);
     assert!(!out.status.success(), "started on {database}");
     String::from_utf8_lossy(&out.stderr).into_owned()
 }

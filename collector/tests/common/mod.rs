@@ -32,6 +32,15 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Runs the collector with `args` to its end (a subcommand, or a start
+/// that must fail).
+pub fn run(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_segmint-collector"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// A running collector process, killed when dropped.
 pub struct Collector {
     pub child: Child,
