@@ -18,6 +18,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { split } from "../scripts/split-wasm.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
@@ -25,21 +26,20 @@ const asJson = args.includes("--json");
 const topAt = args.indexOf("--top");
 const top = topAt >= 0 ? Number(args[topAt + 1]) : 0;
 
-/** The release wasm with its names: as scripts/build.sh builds it, but with
- * wasm-bindgen's --keep-debug and wasm-opt's -g. */
+/** The release wasm with its names, split as scripts/build.sh splits it:
+ * wasm-bindgen with --keep-debug, the split and wasm-opt keeping names.
+ * `{ start, later }`: the module a page loads first, and the one it
+ * fetches later. */
 function namedBuild() {
   const input = path.join(ROOT, "target/wasm32-unknown-unknown/release/segmint.wasm");
   if (!fs.existsSync(input)) throw new Error(`${input} is missing: run bash scripts/build.sh first`);
   const env = { ...process.env, PATH: `${ROOT}/node_modules/.bin:${os.homedir()}/.cargo/bin:${process.env.PATH}` };
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "segmint-size-"));
   try {
-    execFileSync("wasm-bindgen", ["--target", "web", "--keep-debug", "--out-dir", dir, "--out-name", "segmint", input], { env });
-    // The same wasm-opt flags as the release build (Cargo.toml).
-    const cargo = fs.readFileSync(path.join(ROOT, "Cargo.toml"), "utf8");
-    const flags = JSON.parse(cargo.match(/^wasm-opt = (\[.*\])$/m)[1]);
-    const out = path.join(dir, "named.wasm");
-    execFileSync("wasm-opt", [...flags, "-g", path.join(dir, "segmint_bg.wasm"), "-o", out], { env });
-    return fs.readFileSync(out);
+    execFileSync("wasm-bindgen", ["--target", "web", "--keep-debug", "--out-dir", dir, "--out-name", "segmint_wasm", input], { env });
+    process.env.PATH = env.PATH;
+    split(dir, { keepNames: true });
+    return { start: fs.readFileSync(path.join(dir, "segmint_wasm_bg.wasm")), later: fs.readFileSync(path.join(dir, "segmint_engine.wasm")) };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -132,8 +132,8 @@ export function moduleOf(fullName) {
   return parts[0].replace(/<.*$/, "");
 }
 
-if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const { functions, data } = parseWasm(namedBuild());
+/** The breakdown of one module's code, by Rust module. */
+function breakdown({ functions, data }) {
   const groups = new Map();
   for (const f of functions) {
     const key = moduleOf(f.name);
@@ -144,17 +144,6 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   }
   const all = [...groups.values(), { module: "data (strings, tables)", functions: 0, bytes: data }].sort((a, b) => b.bytes - a.bytes);
   const total = all.reduce((t, r) => t + r.bytes, 0);
-  // Modules under 0.5 KB, in one row.
-  const small = all.filter((r) => r.bytes < 512);
-  const rows = all.filter((r) => r.bytes >= 512);
-  if (small.length) {
-    rows.push({
-      module: `(${small.length} modules under 0.5 KB)`,
-      functions: small.reduce((t, r) => t + r.functions, 0),
-      bytes: small.reduce((t, r) => t + r.bytes, 0),
-    });
-  }
-  const largest = [...functions].sort((a, b) => b.size - a.size).slice(0, top);
   // A breakdown without names says nothing (a tool upgrade that drops
   // them, or a name section this parser misreads): fail rather than print it.
   const unnamed = groups.get("(unnamed)")?.bytes || 0;
@@ -162,18 +151,42 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     console.error(`size-breakdown: ${unnamed} of ${total} bytes of code have no name; the breakdown would mislead`);
     process.exit(1);
   }
+  const largest = [...functions].sort((a, b) => b.size - a.size).slice(0, top);
+  return { total, functions: functions.length, modules: all, largest };
+}
+
+function print(title, { total, functions, modules, largest }) {
+  const kb = (n) => `${(n / 1024).toFixed(1)} KB`.padStart(9);
+  // Modules under 0.5 KB, in one row.
+  const small = modules.filter((r) => r.bytes < 512);
+  const rows = modules.filter((r) => r.bytes >= 512);
+  if (small.length) {
+    rows.push({
+      module: `(${small.length} modules under 0.5 KB)`,
+      functions: small.reduce((t, r) => t + r.functions, 0),
+      bytes: small.reduce((t, r) => t + r.bytes, 0),
+    });
+  }
+  console.log(`\n${title}`);
+  console.log(`${"module".padEnd(40)}${"functions".padStart(10)}${"code".padStart(9)}${"share".padStart(7)}`);
+  for (const r of rows) {
+    console.log(`${r.module.padEnd(40)}${String(r.functions || "").padStart(10)}${kb(r.bytes)}${`${((100 * r.bytes) / total).toFixed(1)}%`.padStart(7)}`);
+  }
+  console.log(`${"total".padEnd(40)}${String(functions).padStart(10)}${kb(total)}`);
+  if (largest.length) {
+    console.log(`\nlargest functions:`);
+    for (const f of largest) console.log(`${kb(f.size)}  ${f.name.replace(/\[[0-9a-f]+\]/g, "")}`);
+  }
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const built = namedBuild();
+  const start = breakdown(parseWasm(built.start));
+  const later = breakdown(parseWasm(built.later));
   if (asJson) {
-    console.log(JSON.stringify({ total, modules: all, largest }, null, 2));
+    console.log(JSON.stringify({ start, later }, null, 2));
   } else {
-    const kb = (n) => `${(n / 1024).toFixed(1)} KB`.padStart(9);
-    console.log(`${"module".padEnd(40)}${"functions".padStart(10)}${"code".padStart(9)}${"share".padStart(7)}`);
-    for (const r of rows) {
-      console.log(`${r.module.padEnd(40)}${String(r.functions || "").padStart(10)}${kb(r.bytes)}${`${((100 * r.bytes) / total).toFixed(1)}%`.padStart(7)}`);
-    }
-    console.log(`${"total".padEnd(40)}${String(functions.length).padStart(10)}${kb(total)}`);
-    if (largest.length) {
-      console.log(`\nlargest functions:`);
-      for (const f of largest) console.log(`${kb(f.size)}  ${f.name.replace(/\[[0-9a-f]+\]/g, "")}`);
-    }
+    print("segmint_wasm_bg.wasm (loaded at start)", start);
+    print("segmint_engine.wasm (loaded later: the segment engine, the gzip encoder)", later);
   }
 }

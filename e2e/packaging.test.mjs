@@ -84,6 +84,11 @@ for (const [bundler, pagePath] of [
     // The build shortens the wasm's export names; the memory is still found
     // (the benchmarks' memory figure reads it).
     assert.equal(await page.evaluate(() => window.sm._memory instanceof WebAssembly.Memory), true);
+    // The bundler emitted the segment engine's module too, and it loads
+    // (webpack names both by their hashes).
+    await page.evaluate(() => window.sm.segmentsReady);
+    assert.equal(problems.wasm.filter((w) => w.startsWith("200 application/wasm ")).length, 2, problems.wasm.join(", "));
+    assert.deepEqual(problems.errors, []);
     await context.close();
     // A bare import.meta.url would make webpack inline this machine's path
     // (file:///…/node_modules/segmint/index.js) into a shop's bundle.
@@ -128,9 +133,14 @@ for (const vitePackage of ["vite6", "vite"]) {
       const me = await page.evaluate(() => window.sm.anonymousId());
       await until(() => rx.state.messages.some((m) => m.anonymousId === me && m.event === "Packaging Test"), 10_000, "the dev server's event");
       assert.deepEqual(problems.errors, []);
-      // One request for the wasm, answered with it: no failed first try
+      // One request for each wasm, answered with it: no failed first try
       // (a 404 or an HTML page, and the MIME warning) in the dev console.
-      assert.deepEqual(problems.wasm, ["200 application/wasm segmint/segmint_wasm_bg.wasm"]);
+      await page.evaluate(() => window.sm.segmentsReady);
+      assert.deepEqual(problems.wasm.sort(), [
+        "200 application/wasm segmint/segmint_engine.wasm",
+        "200 application/wasm segmint/segmint_wasm_bg.wasm",
+      ]);
+      assert.deepEqual(problems.errors, []);
       await context.close();
 
       if (vitePackage === "vite6") {

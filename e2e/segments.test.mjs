@@ -318,3 +318,37 @@ test("rules load from rulesUrl, are cached, revalidated with the ETag, and a bad
   fs.writeFileSync(rulesFile, JSON.stringify(SEED));
   await context.close();
 });
+
+test("the segment engine, a second wasm module, comes after the page starts: what was recorded meanwhile counts, and a page with nothing for it never fetches it", async () => {
+  const context = await browser.newContext();
+  const engineRequests = [];
+  context.on("request", (req) => req.url().endsWith("/segmint_engine.wasm") && engineRequests.push(req.url()));
+  let release;
+  const held = new Promise((resolve) => (release = resolve));
+  await context.route("**/segmint_engine.wasm", async (route) => {
+    await held;
+    await route.continue();
+  });
+  const page = await context.newPage();
+  await page.goto(pageUrl({ rules: SEED }));
+  await page.waitForFunction(() => window.sm && window.sm._recorder);
+  // Recording works before the engine: four orders, no segments yet.
+  for (let i = 0; i < 4; i++) await page.evaluate((o) => window.sm.orderCompleted(o), order(10, "books"));
+  assert.deepEqual(await page.evaluate(() => window.sm.segments()), []);
+  await until(() => engineRequests.length === 1, 5000, "the engine's module requested at idle");
+  release();
+  await page.evaluate(() => window.sm.segmentsReady);
+  assert.deepEqual(await page.evaluate(() => window.sm.segments()), ["frequent-buyer", "bargain-hunter", "category-enthusiast", "new-user"]);
+  assert.deepEqual(await page.evaluate(() => window.smErrors), []);
+  await page.close();
+
+  // No rules and no gzip: nothing for the engine to do, never fetched.
+  const plain = await context.newPage();
+  await plain.goto(pageUrl({ compress: false }));
+  await plain.evaluate(() => window.smReady);
+  await plain.evaluate(() => window.sm.track("Viewed", {}));
+  // Past the page's idle time, when the engine would have been asked for.
+  await plain.evaluate(() => new Promise((resolve) => requestIdleCallback(resolve, { timeout: 2000 })));
+  assert.equal(engineRequests.length, 1, "no second request");
+  await context.close();
+});

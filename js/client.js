@@ -40,8 +40,10 @@ export class Client {
   /**
    * @param {object} options load() options
    * @param {() => Promise<{Segmint: Function}>} start loads the wasm core
+   * @param {(wasmUrl?: string) => Promise<WebAssembly.Module>} [engine]
+   *   fetches the segment engine's module (the build's second wasm)
    */
-  constructor(options, start) {
+  constructor(options, start, engine) {
     this._listeners = new Map();
     this._pending = [];
     // The core, once started: reads (ids, segments, slot decisions) use it.
@@ -63,6 +65,12 @@ export class Client {
         coreOptions[key] = new URL(v, location.href).href;
       }
     }
+    // The segment engine's module: fetched at once when a slot waits for a
+    // decision, else at idle once the core runs; only with rules to
+    // evaluate, or gzip to compress batches with.
+    this._engineUrl = wasmUrl;
+    this._fetchEngine = engine && (coreOptions.rulesUrl || coreOptions.rules || coreOptions.compress !== false) ? engine : null;
+    this._engineModule = null;
     // Listening starts now, so clicks before the core is ready count too
     // (their calls wait in the buffer).
     const stopCapture = installCapture(this, coreOptions.autocapture);
@@ -103,14 +111,16 @@ export class Client {
           throw new SegmintError({ code: "invalid_option", message: `options: ${e.message}`, option: "options" });
         }
         try {
-          this._inst = new wasm.Segmint(text, (type, payload) => this._notice(type, payload));
+          // The build is split: the engine's code is not in this module.
+          this._inst = new wasm.Segmint(text, (type, payload) => this._notice(type, payload), true);
           this._href = location.href;
         } catch (e) {
           throw typeof e === "string" ? new SegmintError(JSON.parse(e)) : e;
         }
         // The wasm memory, for the benchmarks' memory figure.
         this._memory = wasm.memory;
-        this._rulesKnown = this._startRules();
+        this._engineArrived = this._fetchEngine ? this._startEngine(wasm.exports) : Promise.resolve();
+        this._rulesKnown = Promise.all([this._startRules(), this._engineArrived]);
         this.settings = JSON.parse(this._inst.settings());
         // A page prerendered by Speculation Rules runs before anyone sees
         // it: the core starts and slots decide now, so it shows at once,
@@ -139,6 +149,10 @@ export class Client {
         throw new SegmintError({ code: "load_failed", message: `segmint could not start${hint}: ${why}` });
       },
     );
+    // Segments under the rules at start: once the engine's module is
+    // there and the rules in force are known.
+    this.segmentsReady = this.ready.then(() => this._rulesKnown);
+    this.segmentsReady.catch(noop);
     this.ready.catch((e) => {
       const pending = this._pending || [];
       this._pending = null;
@@ -157,6 +171,37 @@ export class Client {
     const early = (this._pending || []).find(([method]) => method === "consent");
     const state = early && early[1][0];
     return ["granted", "pending", "denied"].includes(state) ? state : undefined;
+  }
+
+  /** Fetches the segment engine's module now, if it will be wanted and
+   * is not on its way (a slot waits for a decision). */
+  _wantEngine() {
+    if (!this._fetchEngine || this._engineModule) return;
+    this._engineModule = this._fetchEngine(this._engineUrl);
+    this._engineModule.catch(noop);
+    if (this._engineWanted) this._engineWanted();
+  }
+
+  /** The engine's module instantiated over the core's exports once
+   * fetched (at idle unless a slot asked for it sooner), and the core
+   * told. Resolves then, or once it failed (reported: segments stay as
+   * the visitor had them, slots show their default). */
+  _startEngine(exports) {
+    const wanted = new Promise((resolve) => (this._engineWanted = resolve));
+    if (this._engineModule) this._engineWanted();
+    else if (typeof requestIdleCallback === "function") requestIdleCallback(() => this._wantEngine(), { timeout: 2000 });
+    else setTimeout(() => this._wantEngine(), 200);
+    return wanted
+      .then(() => this._engineModule)
+      .then((module) => WebAssembly.instantiate(module, { p: exports }))
+      .then(
+        () => this._inst.engineArrived(),
+        (e) =>
+          this._emit(
+            "error",
+            new SegmintError({ code: "load_failed", message: `segmint's segment engine could not load: ${e && e.message ? e.message : e}` }),
+          ),
+      );
   }
 
   /** Makes the rules fetch the core wants now, with the request begun

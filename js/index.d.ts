@@ -164,6 +164,14 @@ export interface SegmentDefinition {
 export interface SegmintClient {
   /** Resolves when the core is ready; rejects with `invalid_option` or `load_failed`. */
   readonly ready: Promise<SegmintClient>;
+  /**
+   * Resolves once segments are evaluated under the rules at start: the
+   * segment engine (a second wasm module, fetched at idle or as soon as a
+   * slot waits) is there and the rules in force are known. Until then
+   * `segments()` gives the segments the visitor had when last evaluated,
+   * and events recorded meanwhile count in the profile once it arrives.
+   */
+  readonly segmentsReady: Promise<void>;
   /** Records a custom event. */
   track(event: string, properties?: Properties): Promise<void>;
   /** Records a page view; url, path, referrer, search and title are added. */
@@ -236,7 +244,7 @@ export declare function load(options: LoadOptions): SegmintClient;
  * pending, `consent()` without an argument gives undefined.
  */
 export type SegmintStub = unknown[] &
-  Omit<SegmintClient, "ready" | "consent"> & {
+  Omit<SegmintClient, "ready" | "segmentsReady" | "consent"> & {
     consent(state: Consent): Promise<void>;
     consent(): Promise<Consent | undefined>;
   };

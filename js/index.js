@@ -5,7 +5,7 @@
 import initWasm from "./segmint_wasm.js";
 import { Client } from "./client.js";
 import { SegmintError } from "./json.js";
-import { fetchFailure, loadClient } from "./load.js";
+import { compileEngine, fetchFailure, loadClient } from "./load.js";
 
 export { SegmintError, Client };
 
@@ -17,7 +17,7 @@ export { SegmintError, Client };
  * @returns {import("./index").SegmintClient}
  */
 export function load(options) {
-  return loadClient(options, startWasm);
+  return loadClient(options, startWasm, startEngine);
 }
 
 /** Vite's dev server (before Vite 8) puts pre-bundled dependencies in
@@ -43,9 +43,22 @@ function startWasm(wasmUrl) {
   // The one form bundlers resolve (and emit) as an asset: no other
   // reference to this module's URL, which webpack would inline as a path
   // of the build machine.
-  const beside = new URL("segmint_wasm_bg.wasm", import.meta.url).href;
+  return besideThis(init, new URL("segmint_wasm_bg.wasm", import.meta.url).href);
+}
+
+/** The segment engine's module (see scripts/split-wasm.mjs): beside
+ * `wasmUrl` if given, else beside this module, as the first one. */
+function startEngine(wasmUrl) {
+  if (wasmUrl) return compileEngine(new URL("segmint_engine.wasm", new URL(wasmUrl, location.href)).href);
+  return besideThis(compileEngine, new URL("segmint_engine.wasm", import.meta.url).href);
+}
+
+/** `init(beside)`, or under Vite's dev server the package's own copy
+ * first (see startWasm). */
+function besideThis(init, beside) {
   if (!VITE_DEPS.test(beside)) return init(beside);
-  return init(beside.replace(VITE_DEPS, "/segmint/segmint_wasm_bg.wasm")).catch((error) =>
+  const file = beside.slice(beside.lastIndexOf("/") + 1);
+  return init(beside.replace(VITE_DEPS, `/segmint/${file}`)).catch((error) =>
     init(beside).catch(() => {
       throw new Error(
         `${error && error.message ? error.message : error}. Vite's dev server moved segmint without its .wasm ` +

@@ -61,17 +61,35 @@ export function fetchFailure(error, url, integrity) {
  * silently as on the server. */
 const NO_WASM = "this browser runs no WebAssembly (turned off, as in iOS Lockdown Mode)";
 
+/** The second wasm module (the segment engine and the gzip encoder; see
+ * scripts/split-wasm.mjs), fetched and compiled: its server may send the
+ * wrong MIME type, as for the first. */
+export function compileEngine(url, integrity) {
+  return fetch(integrity ? new Request(url, { integrity }) : url)
+    .then((r) => {
+      if (!r.ok) throw new Error(`${r.status} ${r.statusText}`);
+      const whole = () => r.arrayBuffer().then((b) => WebAssembly.compile(b));
+      return WebAssembly.compileStreaming ? WebAssembly.compileStreaming(r.clone()).catch(whole) : whole();
+    })
+    .catch((e) => {
+      throw fetchFailure(e, url, integrity);
+    });
+}
+
 /**
- * `load()` (see index.js), with the wasm started by `instantiate`.
+ * `load()` (see index.js), with the wasm started by `instantiate` and the
+ * engine's module fetched by `engine`.
  * @param {import("./index").LoadOptions} options
  * @param {(wasmUrl?: string) => Promise<object>} instantiate starts the wasm
+ * @param {(wasmUrl?: string) => Promise<WebAssembly.Module>} engine fetches the engine's module
  * @returns {import("./index").SegmintClient}
  */
-export function loadClient(options, instantiate) {
+export function loadClient(options, instantiate, engine) {
   if (inWorker()) return new Client(options, () => Promise.reject(new Error(IN_WORKER)));
   if (!inBrowser()) {
     const inert = Object.assign(Object.create(null), inertMethods, {
       ready: Promise.resolve(),
+      segmentsReady: Promise.resolve(),
       personalize: () => ({ undo() {} }),
       on: () => inert,
       off: () => inert,
@@ -91,10 +109,13 @@ export function loadClient(options, instantiate) {
     }
     return running;
   }
-  return (window[RUNNING] = new Client(options, (wasmUrl) =>
-    (typeof WebAssembly === "undefined" ? Promise.reject(new Error(NO_WASM)) : instantiate(wasmUrl)).then((exports) =>
-      // The build shortens the wasm's export names: find the memory by type.
-      Object.assign({ memory: Object.values(exports).find((e) => e instanceof WebAssembly.Memory) }, wasm),
-    ),
+  return (window[RUNNING] = new Client(
+    options,
+    (wasmUrl) =>
+      (typeof WebAssembly === "undefined" ? Promise.reject(new Error(NO_WASM)) : instantiate(wasmUrl)).then((exports) =>
+        // The build shortens the wasm's export names: find the memory by type.
+        Object.assign({ memory: Object.values(exports).find((e) => e instanceof WebAssembly.Memory), exports }, wasm),
+      ),
+    engine,
   ));
 }

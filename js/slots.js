@@ -183,6 +183,8 @@ export class Slots {
     slot.exposed = slot.exposed || new Set();
     if (this.stopped) return this.render(slot, FALLBACK);
     this.slots.push(slot);
+    // A slot waits for a decision: the engine's module is wanted now.
+    this.client._wantEngine();
     this.listenForClicks();
     if (this.ready) return this.decideAndRender(slot);
     // Before the core is ready: the cached decision, at once; otherwise

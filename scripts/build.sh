@@ -23,6 +23,9 @@ wasm-pack --quiet build --release --target web --out-dir pkg --out-name segmint_
 test -f pkg/segmint_wasm_bg.wasm
 # Short names on the wasm/JS boundary, in the wasm and the glue alike.
 node scripts/minify-wasm-names.mjs pkg
+# The segment engine and the gzip encoder into a second module, fetched
+# later (pkg/segmint_engine.wasm).
+node scripts/split-wasm.mjs pkg
 
 # The facade, as ES modules for bundlers (embed.js and stub.js are
 # replaced by their built forms below).
@@ -35,12 +38,15 @@ cp js/index.d.ts LICENSE pkg/
 # then vouches for the wasm too.
 sri() { node -e 'const f = require("fs").readFileSync(process.argv[1]); console.log("sha384-" + require("crypto").createHash("sha384").update(f).digest("base64"))' "$1"; }
 WASM_SRI=$(sri pkg/segmint_wasm_bg.wasm)
+ENGINE_SRI=$(sri pkg/segmint_engine.wasm)
 cp js/embed.js pkg/embed.src.js
 esbuild pkg/embed.src.js --bundle --format=iife --minify --target=es2020 --log-level=warning \
-  --log-override:empty-import-meta=silent --define:WASM_INTEGRITY="\"$WASM_SRI\"" --outfile=pkg/embed.js
+  --log-override:empty-import-meta=silent --define:WASM_INTEGRITY="\"$WASM_SRI\"" \
+  --define:ENGINE_INTEGRITY="\"$ENGINE_SRI\"" --outfile=pkg/embed.js
 rm pkg/embed.src.js
-printf '{\n  "embed.js": "%s",\n  "segmint_wasm_bg.wasm": "%s"\n}\n' "$(sri pkg/embed.js)" "$WASM_SRI" > pkg/integrity.json
+printf '{\n  "embed.js": "%s",\n  "segmint_wasm_bg.wasm": "%s",\n  "segmint_engine.wasm": "%s"\n}\n' \
+  "$(sri pkg/embed.js)" "$WASM_SRI" "$ENGINE_SRI" > pkg/integrity.json
 # The stub snippet shown in README.
 esbuild js/stub.js --minify --target=es2015 --log-level=warning --outfile=pkg/stub.min.js
 node scripts/package-json.mjs
-echo "built pkg/ ($(wc -c < pkg/segmint_wasm_bg.wasm) bytes of wasm)"
+echo "built pkg/ ($(wc -c < pkg/segmint_wasm_bg.wasm) bytes of wasm at start, $(wc -c < pkg/segmint_engine.wasm) later)"

@@ -12,6 +12,7 @@
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
+import { FEATURES } from "./wasm-opt-flags.mjs";
 
 const dir = path.resolve(process.argv[2] ?? "pkg");
 const wasmFile = path.join(dir, "segmint_wasm_bg.wasm");
@@ -19,15 +20,11 @@ const glueFile = path.join(dir, "segmint_wasm.js");
 const typeFiles = [path.join(dir, "segmint_wasm.d.ts"), path.join(dir, "segmint_wasm_bg.wasm.d.ts")];
 const MODULE = "./segmint_wasm_bg.js";
 
-// The same features wasm-pack's wasm-opt run enables (Cargo.toml).
-const features = ["bulk-memory", "sign-ext", "nontrapping-float-to-int", "mutable-globals", "reference-types", "multivalue"];
-const enable = features.map((f) => `--enable-${f}`);
-const stdout = execFileSync("wasm-opt", [wasmFile, "--minify-imports-and-exports-and-modules", ...enable, "-o", wasmFile], {
+// -g: the function names stay for scripts/split-wasm.mjs, which runs next
+// and optimizes the wasm.
+const stdout = execFileSync("wasm-opt", [wasmFile, "-g", "--minify-imports-and-exports-and-modules", ...FEATURES, "-o", wasmFile], {
   encoding: "utf8",
 });
-// With the shorter names another -Oz round takes 0.2 KB brotli more. (A
-// separate run: with --converge the renaming pass would run again.)
-execFileSync("wasm-opt", [wasmFile, "-Oz", "--converge", ...enable, "-o", wasmFile]);
 const map = JSON.parse(stdout.slice(stdout.indexOf("{")));
 
 let glue = fs.readFileSync(glueFile, "utf8");

@@ -24,6 +24,7 @@ const pkg = {
     "./embed": "./embed.js",
     "./stub": "./stub.min.js",
     "./segmint_wasm_bg.wasm": "./segmint_wasm_bg.wasm",
+    "./segmint_engine.wasm": "./segmint_engine.wasm",
     "./package.json": "./package.json",
   },
   files,

@@ -48,9 +48,15 @@ fn outcome(r: Option<Result<(), segmint_core::Error>>) -> CallResult {
 impl Segmint {
     /// Starts segmint with `options` (JSON text of `load()`'s options).
     /// `emit(type, json)` hears `error`, `segments` and `debug` notices.
-    /// Throws (as a JSON string) on invalid options.
+    /// `engine_later`: this is the build split in two, and the segment
+    /// engine's module comes later (`engineArrived`). Throws (as a JSON
+    /// string) on invalid options.
     #[wasm_bindgen(constructor)]
-    pub fn new(options: &str, emit: js_sys::Function) -> Result<Segmint, JsValue> {
+    pub fn new(
+        options: &str,
+        emit: js_sys::Function,
+        engine_later: bool,
+    ) -> Result<Segmint, JsValue> {
         browser::install_number_codec();
         let config = Config::from_json(options).map_err(|e| JsValue::from_str(&e.to_json()))?;
         let mut settings = format!(
@@ -60,7 +66,7 @@ impl Segmint {
         segmint_core::json::write_number(&mut settings, config.anti_flicker_timeout_ms);
         settings.push('}');
         Ok(Segmint {
-            rt: Runtime::start(config, emit),
+            rt: Runtime::start(config, emit, engine_later),
             settings,
         })
     }
@@ -250,6 +256,16 @@ impl Segmint {
         self.rt
             .run(false, |s, _| s.tracker.rules_version().map(str::to_string))
             .flatten()
+    }
+
+    /// The segment engine's module is instantiated (its functions are in
+    /// the table this module calls them through): the rules at start are
+    /// put in force, over the events recorded meanwhile.
+    #[wasm_bindgen(js_name = engineArrived)]
+    pub fn engine_arrived(&self) {
+        self.rt.run(true, |s, now| s.tracker.engine_arrived(now));
+        // A damaged cached document is fetched afresh.
+        self.rt.fetch_rules();
     }
 
     /// Events waiting in the queue.

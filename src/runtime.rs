@@ -167,7 +167,7 @@ impl Runtime {
     /// Starts the SDK in this page: restores identity, writes the cookie,
     /// loads cached rules, adopts queues earlier page views left, and
     /// listens for the page's lifecycle.
-    pub fn start(mut config: Config, emit: Function) -> Rc<Runtime> {
+    pub fn start(mut config: Config, emit: Function, engine_later: bool) -> Rc<Runtime> {
         let mut store = LocalStore::open();
         if store.get("segmint_debug").as_deref() == Some("1") {
             config.debug = true;
@@ -190,6 +190,7 @@ impl Runtime {
             previous_tab: previous_tab.clone(),
             page: browser::page_info(),
             online: browser::online(),
+            engine_later,
         };
         let cookie_domain_option = config.cookie_domain.clone();
         let cookie_max_age_days = config.cookie_max_age_days;

@@ -60,6 +60,7 @@ fn start(extra: &str) -> Segmint {
     Segmint::new(
         &format!(r#"{{"endpoint":"{ENDPOINT}","flushIntervalMs":60000{extra}}}"#),
         emit_sink(),
+        false,
     )
     .unwrap()
 }
@@ -247,6 +248,7 @@ fn the_facade_fetches_the_rules_at_start_and_hands_over_the_answer() {
     let sm = Segmint::new(
         r#"{"endpoint":"http://127.0.0.1:9","rulesUrl":"http://127.0.0.1:9/v1/rules","flushIntervalMs":60000}"#,
         emit_sink(),
+        false,
     )
     .unwrap();
     let wanted = Value::parse(&sm.rules_request().expect("a fetch is due")).unwrap();
@@ -271,6 +273,7 @@ async fn a_refused_connection_keeps_the_events_for_a_retry() {
     let sm = Segmint::new(
         r#"{"endpoint":"http://127.0.0.1:9","rulesUrl":"http://127.0.0.1:9/v1/rules","flushIntervalMs":60000}"#,
         emit_sink(),
+        false,
     )
     .unwrap();
     assert!(sm.record(0, Some("Refused".into()), "{}").is_none());
@@ -317,7 +320,7 @@ async fn garbage_through_every_export_leaves_tracking_working() {
         r#"{"endpoint":"http://x","maxEvents":-1}"#,
         "\u{0}\u{ffff}",
     ] {
-        let err = Segmint::new(options, emit_sink())
+        let err = Segmint::new(options, emit_sink(), false)
             .err()
             .and_then(|e| e.as_string())
             .unwrap();
@@ -406,7 +409,7 @@ fn the_deepest_accepted_nesting_fits_the_stack() {
         })
         .into_js_value()
         .unchecked_into();
-        if let Ok(sm) = Segmint::new(&options, emit) {
+        if let Ok(sm) = Segmint::new(&options, emit, false) {
             if errors.get() == 0 {
                 deepest = Some((levels, sm));
                 break;

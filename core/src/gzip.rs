@@ -77,68 +77,78 @@ pub struct Gzip {
     len: usize,
 }
 
-impl Gzip {
-    /// An encoder for about `expected` bytes of input (it sizes its tables
-    /// to it; more is fine).
-    pub fn new(expected: usize) -> Gzip {
-        let mut out = Vec::with_capacity(expected / 8 + 64);
-        out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
-        Gzip {
-            bits: BitWriter { out, acc: 0, n: 0 },
-            lz: Lz77::new(expected),
-            buf: Vec::with_capacity(expected.min(2 * WINDOW) + MAX_MATCH),
-            base: 0,
-            tokens: Vec::with_capacity(BLOCK_TOKENS.min(expected / 8 + 16)),
-            crc: Crc32::new(),
-            crc_state: !0,
-            len: 0,
-        }
-    }
+/// The encoder's entry points, in a module of this name so that the web
+/// build's split (scripts/split-wasm.mjs) ships the encoder in its second
+/// wasm module: batches are gzipped only once that module is there.
+mod lazy {
+    use super::*;
 
-    /// Compresses `data`, which follows what was written before.
-    pub fn write(&mut self, mut data: &[u8]) {
-        self.crc_state = self.crc.update(self.crc_state, data);
-        self.len += data.len();
-        while !data.is_empty() {
-            let room = (2 * WINDOW + MAX_MATCH)
-                .saturating_sub(self.buf.len())
-                .max(1);
-            let (now, later) = data.split_at(room.min(data.len()));
-            self.buf.extend_from_slice(now);
-            data = later;
-            if self.buf.len() >= 2 * WINDOW + MAX_MATCH {
-                // All but a longest match's lookahead is coded; then the
-                // window behind the next position is all that is kept.
-                self.code(self.base + self.buf.len() - MAX_MATCH);
-                let keep_from = self.lz.pos.saturating_sub(WINDOW).max(self.base);
-                self.buf.drain(..keep_from - self.base);
-                self.base = keep_from;
+    impl Gzip {
+        /// An encoder for about `expected` bytes of input (it sizes its tables
+        /// to it; more is fine).
+        #[inline(never)]
+        pub fn new(expected: usize) -> Gzip {
+            let mut out = Vec::with_capacity(expected / 8 + 64);
+            out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+            Gzip {
+                bits: BitWriter { out, acc: 0, n: 0 },
+                lz: Lz77::new(expected),
+                buf: Vec::with_capacity(expected.min(2 * WINDOW) + MAX_MATCH),
+                base: 0,
+                tokens: Vec::with_capacity(BLOCK_TOKENS.min(expected / 8 + 16)),
+                crc: Crc32::new(),
+                crc_state: !0,
+                len: 0,
             }
         }
-    }
 
-    /// Codes the input up to position `end`, a block at a time.
-    fn code(&mut self, end: usize) {
-        loop {
-            let ended = self
-                .lz
-                .fill(&self.buf, self.base, end, &mut self.tokens, BLOCK_TOKENS);
-            if ended {
-                return;
+        /// Compresses `data`, which follows what was written before.
+        #[inline(never)]
+        pub fn write(&mut self, mut data: &[u8]) {
+            self.crc_state = self.crc.update(self.crc_state, data);
+            self.len += data.len();
+            while !data.is_empty() {
+                let room = (2 * WINDOW + MAX_MATCH)
+                    .saturating_sub(self.buf.len())
+                    .max(1);
+                let (now, later) = data.split_at(room.min(data.len()));
+                self.buf.extend_from_slice(now);
+                data = later;
+                if self.buf.len() >= 2 * WINDOW + MAX_MATCH {
+                    // All but a longest match's lookahead is coded; then the
+                    // window behind the next position is all that is kept.
+                    self.code(self.base + self.buf.len() - MAX_MATCH);
+                    let keep_from = self.lz.pos.saturating_sub(WINDOW).max(self.base);
+                    self.buf.drain(..keep_from - self.base);
+                    self.base = keep_from;
+                }
             }
-            write_block(&mut self.bits, &self.tokens, false);
-            self.tokens.clear();
         }
-    }
 
-    /// The member: its last block, CRC and length.
-    pub fn finish(mut self) -> Vec<u8> {
-        self.code(self.base + self.buf.len());
-        write_block(&mut self.bits, &self.tokens, true);
-        let mut out = self.bits.finish();
-        out.extend_from_slice(&(!self.crc_state).to_le_bytes());
-        out.extend_from_slice(&(self.len as u32).to_le_bytes());
-        out
+        /// Codes the input up to position `end`, a block at a time.
+        fn code(&mut self, end: usize) {
+            loop {
+                let ended = self
+                    .lz
+                    .fill(&self.buf, self.base, end, &mut self.tokens, BLOCK_TOKENS);
+                if ended {
+                    return;
+                }
+                write_block(&mut self.bits, &self.tokens, false);
+                self.tokens.clear();
+            }
+        }
+
+        /// The member: its last block, CRC and length.
+        #[inline(never)]
+        pub fn finish(mut self) -> Vec<u8> {
+            self.code(self.base + self.buf.len());
+            write_block(&mut self.bits, &self.tokens, true);
+            let mut out = self.bits.finish();
+            out.extend_from_slice(&(!self.crc_state).to_le_bytes());
+            out.extend_from_slice(&(self.len as u32).to_le_bytes());
+            out
+        }
     }
 }
 

@@ -296,7 +296,7 @@ proptest! {
         let new_tab = |seed: u8, now: f64, previous: Option<String>, store: &Rc<RefCell<MemoryStore>>| {
             Tracker::new(config.clone(), store.clone(), Box::new(Native::default()), Start {
                 now, seed: [seed; 32], fresh_id: [seed; 16], cookie_id: None, remembered_consent: None,
-                gpc: false, previous_tab: previous, page: page.clone(), online: true,
+                gpc: false, previous_tab: previous, page: page.clone(), online: true, engine_later: false,
             })
         };
         let mut t = new_tab(seed, now, None, &store);

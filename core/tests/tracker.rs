@@ -44,6 +44,7 @@ fn start(now: f64, seed: u8, previous: Option<String>) -> Start {
             ..PageInfo::default()
         },
         online: true,
+        engine_later: false,
     }
 }
 
@@ -935,6 +936,149 @@ fn the_four_seed_segments_follow_behaviour() {
         "{:?}",
         t.segments()
     );
+}
+
+/// A page view whose segment engine comes later (the web build's second
+/// module), as `tab` otherwise.
+fn tab_engine_later(store: &Shared, extra: &str, now: f64, seed: u8) -> Tracker<Shared> {
+    let mut start = start(now, seed, None);
+    start.engine_later = true;
+    Tracker::new(
+        config(extra),
+        store.clone(),
+        Box::new(Native::default()),
+        start,
+    )
+}
+
+/// The `context.segments` of the messages queued so far, in order.
+fn sent_segments(t: &mut Tracker<Shared>, now: f64) -> Vec<String> {
+    t.flush().ok();
+    let mut out = Vec::new();
+    while let Some(b) = t.poll(now) {
+        for m in messages(&b) {
+            out.push(m.get("context").unwrap().get("segments").unwrap().to_json());
+        }
+        answer(t, b.id, 200, now);
+    }
+    out
+}
+
+#[test]
+fn events_recorded_before_the_engine_arrives_count_once_it_does() {
+    let store = Shared::default();
+    let mut t = tab_engine_later(&store, &format!(r#","rules":{RULES}"#), T0, 1);
+    assert!(!t.engine_ready());
+    assert!(t.segments().is_empty() && changes(&mut t).is_empty());
+    assert_eq!(t.rules_version(), None, "the rules wait for the engine");
+    assert_eq!(t.decide(&["frequent-buyer".into()]).segment, None);
+    for price in [5.0, 6.0, 7.0, 8.0] {
+        t.order_completed(&order(price, "bags"), T0).unwrap();
+    }
+    t.tick(T0 + 1.0);
+    assert!(t.segments().is_empty());
+    assert_eq!(t.traits_json(T0), "{}", "no computed traits yet");
+    t.engine_arrived(T0 + 10.0);
+    assert_eq!(t.rules_version(), Some("v1"));
+    assert_eq!(
+        t.segments(),
+        [
+            "frequent-buyer",
+            "bargain-hunter",
+            "category-enthusiast",
+            "new-user"
+        ],
+        "the four orders recorded before count"
+    );
+    assert!(t.traits_json(T0 + 10.0).contains(r#""purchases_30d":4"#));
+    assert_eq!(
+        changes(&mut t).len(),
+        1,
+        "one change, once the engine is there"
+    );
+    t.engine_arrived(T0 + 11.0);
+    assert_eq!(t.segments().len(), 4, "arriving twice changes nothing");
+}
+
+#[test]
+fn before_the_engine_arrives_events_carry_the_segments_the_visitor_had() {
+    let store = Shared::default();
+    let rules = format!(r#","rules":{RULES}"#);
+    // A first page view, engine and all, makes a frequent buyer.
+    let mut first = tab(&store, &rules, T0, 1, None);
+    for _ in 0..4 {
+        first.order_completed(&order(50.0, "bags"), T0).unwrap();
+    }
+    first.persist(T0);
+    assert_eq!(
+        first.segments(),
+        ["frequent-buyer", "category-enthusiast", "new-user"]
+    );
+    let mut rx = Receiver::default();
+    drain(&mut first, &mut rx, T0);
+    first.pagehide(T0);
+    // The next page view: its messages carry those segments from the
+    // start, and the page hears them at once, as with the engine there.
+    let mut next = tab_engine_later(&store, &rules, T0 + 60_000.0, 2);
+    assert_eq!(
+        changes(&mut next),
+        vec![
+            r#"{"segments":["frequent-buyer","category-enthusiast","new-user"],"entered":["frequent-buyer","category-enthusiast","new-user"],"exited":[]}"#
+        ]
+    );
+    next.page(None, "{}", T0 + 60_000.0).unwrap();
+    next.engine_arrived(T0 + 60_100.0);
+    assert_eq!(
+        next.segments(),
+        ["frequent-buyer", "category-enthusiast", "new-user"]
+    );
+    assert!(
+        changes(&mut next).is_empty(),
+        "the engine agrees: no change"
+    );
+    next.track("Viewed", "{}", T0 + 60_200.0).unwrap();
+    assert_eq!(
+        sent_segments(&mut next, T0 + 60_200.0),
+        vec![r#"["frequent-buyer","category-enthusiast","new-user"]"#; 2]
+    );
+}
+
+#[test]
+fn a_rules_answer_before_the_engine_waits_for_it_and_fresh_cached_rules_are_not_fetched_again() {
+    let store = Shared::default();
+    let url = r#","rulesUrl":"https://c.example/v1/rules","rulesTtlSeconds":300"#;
+    let mut t = tab_engine_later(&store, url, T0, 1);
+    let request = t.rules_request(T0).expect("nothing cached: a fetch");
+    assert_eq!(request.etag, None);
+    t.rules_fetched(200, Some("\"e1\"".into()), RULES, T0 + 100.0);
+    assert_eq!(t.rules_version(), None, "held for the engine");
+    t.order_completed(&order(10.0, "bags"), T0 + 200.0).unwrap();
+    t.engine_arrived(T0 + 300.0);
+    assert_eq!(t.rules_version(), Some("v1"));
+    assert!(t.traits_json(T0 + 300.0).contains(r#""purchases_30d":1"#));
+    t.persist(T0 + 300.0);
+    // The next page view, before its engine: the cached document is fresh,
+    // so no fetch, and its ETag is known for the one after the TTL.
+    let mut next = tab_engine_later(&store, url, T0 + 1_000.0, 2);
+    assert_eq!(next.rules_request(T0 + 1_000.0), None);
+    let later = next.rules_request(T0 + 400_000.0).expect("stale: a fetch");
+    assert_eq!(later.etag.as_deref(), Some("\"e1\""));
+}
+
+#[test]
+fn gzip_waits_for_the_engine_module_which_has_the_encoder() {
+    let store = Shared::default();
+    let mut t = tab_engine_later(&store, "", T0, 1);
+    t.set_gzip(true);
+    track_n(&mut t, 3, T0);
+    t.flush().ok();
+    let b = t.poll(T0).unwrap();
+    assert!(b.gzipped.is_none(), "no encoder yet");
+    answer(&mut t, b.id, 200, T0);
+    t.engine_arrived(T0 + 1.0);
+    track_n(&mut t, 3, T0 + 2.0);
+    t.flush().ok();
+    assert!(t.poll(T0 + 2.0).unwrap().gzipped.is_some());
 }
 
 #[test]

@@ -18,4 +18,4 @@ await esbuild.build({
   nodePaths: [path.join(here, "../node_modules")],
   logLevel: "warning",
 });
-fs.copyFileSync(path.join(pkgDir, "segmint_wasm_bg.wasm"), path.join(here, "dist/segmint_wasm_bg.wasm"));
+for (const wasm of ["segmint_wasm_bg.wasm", "segmint_engine.wasm"]) fs.copyFileSync(path.join(pkgDir, wasm), path.join(here, "dist", wasm));

@@ -296,8 +296,10 @@ impl<S: Store> Tracker<S> {
         }
         self.dispatch
             .save(&mut self.storage, &mut self.notices, now);
-        if let Some(text) = self.profile.take_write(self.rules.is_some()) {
-            self.write(PROFILE_KEY, &text);
+        if self.rules.is_some() && self.profile.dirty {
+            if let Some(text) = self.profile_write() {
+                self.write(PROFILE_KEY, &text);
+            }
         }
     }
 
@@ -404,7 +406,8 @@ impl<S: Store> Tracker<S> {
 
     /// Compress batches from now on (the endpoint accepts gzip).
     pub fn set_gzip(&mut self, gzip: bool) {
-        self.dispatch.delivery.set_gzip(gzip);
+        self.wants_gzip = gzip;
+        self.dispatch.delivery.set_gzip(gzip && self.engine_ready);
     }
 
     /// Whether the browser's `fetch` honours `keepalive` (see

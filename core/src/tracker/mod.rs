@@ -15,6 +15,7 @@
 
 mod dispatch;
 mod identity;
+mod lazy;
 mod recording;
 mod rules_cache;
 mod segmenting;
@@ -49,6 +50,9 @@ pub use storage::KEY_PREFIX;
 /// The storage keys whose changes by another tab this tab takes
 /// ([`Tracker::storage_changed`]): what the site's tabs share.
 pub const SHARED_KEYS: [&str; 5] = [PROFILE_KEY, AID_KEY, UID_KEY, TRAITS_KEY, RULES_KEY];
+/// The segments the visitor had when last evaluated (see
+/// [`Tracker::engine_arrived`]).
+pub const SEGMENTS_KEY: &str = "sgm_segments";
 /// The name `page()` calls have in the profile (traits can count them).
 pub const PAGE_EVENT: &str = "Page Viewed";
 /// The name `identify()` calls have in the profile.
@@ -118,6 +122,9 @@ pub struct Start {
     pub page: PageInfo,
     /// `navigator.onLine`
     pub online: bool,
+    /// The segment engine's code comes later ([`Tracker::engine_arrived`]):
+    /// the web build's second module.
+    pub engine_later: bool,
 }
 
 /// The state of one page view.
@@ -140,6 +147,13 @@ pub struct Tracker<S: Store> {
     profile: SharedProfile,
     segments: Vec<String>,
     notices: Notices,
+    /// The segment engine's code is there (see [`lazy`]).
+    engine_ready: bool,
+    /// A rules answer that came before the engine: (status, ETag, body).
+    held_rules_answer: Option<(u16, Option<String>, String)>,
+    /// The endpoint accepts gzip: batches are compressed once the
+    /// engine's module, which has the encoder, is there.
+    wants_gzip: bool,
 }
 
 impl<S: Store> Tracker<S> {
@@ -191,6 +205,9 @@ impl<S: Store> Tracker<S> {
             host,
             rules: None,
             segments: Vec::new(),
+            engine_ready: !start.engine_later,
+            held_rules_answer: None,
+            wants_gzip: false,
         };
         if t.granted() {
             if t.storage.store.get(AID_KEY).as_deref() != Some(&t.identity.anonymous_id) {
@@ -200,8 +217,28 @@ impl<S: Store> Tracker<S> {
             t.dispatch.beat(&mut t.storage, &mut t.notices, start.now);
             t.dispatch.budget(&t.storage.store);
         }
-        t.load_rules(start.now);
+        if t.engine_ready {
+            t.load_rules(start.now);
+        } else if t.rules_coming() {
+            if let Some(entry) = t.storage.readable(t.consent).get(RULES_KEY) {
+                t.rules_cache.note(&entry);
+            }
+            t.remembered_segments();
+        }
         t
+    }
+
+    /// Whether rules will be in force once they are loaded or fetched.
+    fn rules_coming(&self) -> bool {
+        self.config.rules_url.is_some() || self.config.rules.is_some()
+    }
+
+    /// A fresh profile for a new visitor, under the rules in force.
+    fn forget_profile(&mut self, now: f64) {
+        self.profile.forget(now);
+        if self.rules.is_some() {
+            self.profile_under_rules(now);
+        }
     }
 
     fn granted(&self) -> bool {
@@ -247,7 +284,7 @@ impl<S: Store> Tracker<S> {
     pub fn reset(&mut self, fresh_id: [u8; 16], now: f64) {
         self.identity.reset(fresh_id);
         self.attrs = None;
-        self.profile.forget(self.rules.as_ref(), now);
+        self.forget_profile(now);
         self.profile.forget_early();
         self.profile.stored = None;
         self.profile.dirty = true;
@@ -296,7 +333,7 @@ impl<S: Store> Tracker<S> {
                 self.identity.user_id = None;
                 self.identity.user_traits = Value::Object(Vec::new());
                 self.attrs = None;
-                self.profile.forget(None, now);
+                self.profile.forget(now);
                 self.clear_segments();
                 self.notices.debug(|| {
                     format!(
@@ -323,9 +360,12 @@ impl<S: Store> Tracker<S> {
         match key {
             PROFILE_KEY => {
                 let Some(text) = value else { return };
-                let tab = self.dispatch.persister.tab();
-                let rules = self.rules.as_ref();
-                if !self.profile.heard(text, rules, tab, now, &mut self.rng) {
+                if self.rules.is_none() {
+                    // Read once rules are in force.
+                    self.profile.stored = Some(text.to_string());
+                    return;
+                }
+                if !self.profile_heard(text, now) {
                     return;
                 }
             }
@@ -333,7 +373,9 @@ impl<S: Store> Tracker<S> {
             // profile as stored (which holds this tab's events as well), so
             // two tabs never keep the profile under different rules.
             RULES_KEY => {
-                if let Some(entry) = value.filter(|_| !self.profile.dirty) {
+                // (Before the engine arrives: it reads the stored rules.)
+                let taken = value.filter(|_| self.engine_ready && !self.profile.dirty);
+                if let Some(entry) = taken {
                     self.profile.stored = self.storage.store.get(PROFILE_KEY);
                     self.use_cached_rules(entry, true, now);
                     self.profile.stored = None;
@@ -348,7 +390,7 @@ impl<S: Store> Tracker<S> {
                     // reset() there: the profile goes with the old id, as
                     // in that tab, whose fresh profile follows (and must
                     // not look older than this tab's copy).
-                    self.profile.forget(self.rules.as_ref(), now);
+                    self.forget_profile(now);
                 }
             },
         }

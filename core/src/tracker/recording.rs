@@ -217,9 +217,12 @@ impl<S: Store> Tracker<S> {
     /// Whether recording `event` needs its properties' values: the profile
     /// reads them, or they wait for the rules.
     pub(super) fn wants_values(&self, event: &str) -> bool {
-        // Rules are on their way only with a `rulesUrl`.
+        // Rules are on their way with a `rulesUrl`, and inline rules until
+        // the engine arrives.
+        let coming =
+            self.config.rules_url.is_some() || (!self.engine_ready && self.config.rules.is_some());
         self.profile
-            .wants_values(self.rules.as_ref(), self.config.rules_url.is_some(), event)
+            .wants_values(self.rules.as_ref(), coming, event)
     }
 
     /// Feeds an event to the profile and re-evaluates segments when a
@@ -231,21 +234,11 @@ impl<S: Store> Tracker<S> {
         parsed: Option<Value>,
         now: f64,
     ) {
-        let parse = || parsed.or_else(|| Value::parse(properties).ok());
-        if self.rules.is_none() {
-            if self.wants_values(event) {
-                self.profile.keep_early(event, parse(), now);
-            }
-            return;
-        }
-        let props = if self.profile.profile.reads(event) {
-            parse()
-        } else {
-            None
-        };
-        let tab = self.dispatch.persister.tab();
-        if self.profile.record_own(tab, event, props, now) {
-            self.reevaluate(now);
+        if self.rules.is_some() {
+            self.profile_event(event, properties, parsed, now);
+        } else if self.wants_values(event) {
+            let props = parsed.or_else(|| Value::parse(properties).ok());
+            self.profile.keep_early(event, props, now);
         }
     }
 }

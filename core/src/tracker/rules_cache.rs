@@ -72,10 +72,31 @@ impl RulesCache {
         let Some(text) = entry.get("text").and_then(Value::as_str) else {
             return Ok(None);
         };
-        let rules = Rules::parse(text).map_err(|_| Error::StorageCorrupt {
-            what: "rules",
-            skipped: 1,
-        })?;
+        let Ok(rules) = Rules::parse(text) else {
+            // Fetched afresh, whatever `note` took.
+            self.etag = None;
+            self.fetched = f64::NEG_INFINITY;
+            return Err(Error::StorageCorrupt {
+                what: "rules",
+                skipped: 1,
+            });
+        };
+        self.take_times(&entry);
+        Ok(Some(rules))
+    }
+
+    /// The ETag and fetch time of a cache entry for this page's rules URL,
+    /// without reading its document (which waits for the segment engine):
+    /// a fresh cached document is not fetched again meanwhile.
+    pub fn note(&mut self, entry: &str) {
+        if let Ok(entry) = Value::parse(entry) {
+            if entry.get("url").and_then(Value::as_str) == self.url.as_deref() {
+                self.take_times(&entry);
+            }
+        }
+    }
+
+    fn take_times(&mut self, entry: &Value) {
         self.etag = entry
             .get("etag")
             .and_then(Value::as_str)
@@ -84,7 +105,6 @@ impl RulesCache {
             .get("fetched")
             .and_then(Value::as_f64)
             .unwrap_or(f64::NEG_INFINITY);
-        Ok(Some(rules))
     }
 
     /// The fetch to make now, if the cached document is missing or older

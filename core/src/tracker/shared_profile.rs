@@ -222,13 +222,10 @@ impl SharedProfile {
         result
     }
 
-    /// A fresh profile under `rules`, with none of this page view's events
+    /// A fresh profile (the caller applies the rules in force), with none of this page view's events
     /// left to record again (`reset()` here or in another tab).
-    pub fn forget(&mut self, rules: Option<&Rules>, now: f64) {
+    pub fn forget(&mut self, now: f64) {
         self.profile = Profile::new(now, self.session_timeout_ms);
-        if let Some(rules) = rules {
-            self.profile.apply_rules(rules, now);
-        }
         self.unconfirmed.clear();
     }
 

@@ -517,6 +517,7 @@ impl World {
             previous_tab: previous_tab.clone(),
             page: page(path),
             online: self.online,
+            engine_later: false,
         };
         let mut tracker = Tracker::new(config, store, Box::new(Native::default()), start);
         if id % 2 == 1 {
