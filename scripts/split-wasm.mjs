@@ -121,10 +121,36 @@ export function split(dir, { keepNames = false } = {}) {
   const moved = new Set([...reach(seeds, new Set())].filter((f) => !staying.has(f) && !byName.get(f)?.module));
   for (const f of seeds) moved.add(f);
 
-  // What the second module takes from the first: functions its code calls,
-  // every global and table, the memory.
+  // Functions the moved code calls that never reach JavaScript (string
+  // comparisons, vectors, the JSON reader, the allocator) get a copy of
+  // their own in the second module: a call between two instances is one
+  // the engine cannot inline, and condition evaluation makes many small
+  // ones. (Their state is all in the shared memory and globals.)
+  const callersOf = new Map();
+  for (const [from, tos] of calls) for (const to of tos) callersOf.set(to, [...(callersOf.get(to) ?? []), from]);
+  const reachesJs = new Set(functions.filter((f) => f.module).map((f) => f.name));
+  for (const todo = [...reachesJs]; todo.length; ) {
+    for (const caller of callersOf.get(todo.pop()) ?? []) {
+      if (!reachesJs.has(caller)) {
+        reachesJs.add(caller);
+        todo.push(caller);
+      }
+    }
+  }
+  const copied = new Set();
+  for (const todo = [...moved]; todo.length; ) {
+    for (const to of calls.get(todo.pop()) ?? []) {
+      if (moved.has(to) || copied.has(to) || reachesJs.has(to)) continue;
+      copied.add(to);
+      todo.push(to);
+    }
+  }
+  const kept = new Set([...moved, ...copied]);
+
+  // What the second module takes from the first: functions its code calls
+  // that reach JavaScript, every global and table, the memory.
   const needed = new Set();
-  for (const f of moved) for (const to of calls.get(f) ?? []) if (!moved.has(to)) needed.add(to);
+  for (const f of kept) for (const to of calls.get(f) ?? []) if (!kept.has(to)) needed.add(to);
   const taken = new Set(exported.map((e) => e.name));
   let counter = 0;
   const freshName = () => {
@@ -183,7 +209,7 @@ export function split(dir, { keepNames = false } = {}) {
   for (const e of exportsOf(second)) second.removeExport(e.name);
   for (const seg of elementSegmentsOf(second)) second.removeElementSegment(seg.name);
   for (const f of functionsOf(second)) {
-    if (moved.has(f.name)) continue;
+    if (kept.has(f.name)) continue;
     second.removeFunction(f.name);
     if (needed.has(f.name)) {
       second.addFunctionImport(f.name, MODULE, exportName(binaryen.ExternalFunction, f.name), f.params, f.results);
@@ -214,15 +240,16 @@ export function split(dir, { keepNames = false } = {}) {
     execFileSync("wasm-opt", [file, ...OPTIMIZE, ...strip, ...FEATURES, "-o", file]);
   }
 
-  return { moved: moved.size, seeds: seeds.length };
+  return { moved: moved.size, copied: copied.size, seeds: seeds.length };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const dir = path.resolve(process.argv[2] ?? "pkg");
-  const { moved, seeds } = split(dir, { keepNames: process.argv.includes("--keep-names") });
+  const { moved, copied, seeds } = split(dir, { keepNames: process.argv.includes("--keep-names") });
   const size = (f) => fs.statSync(path.join(dir, f)).size;
   console.log(
-    `split-wasm: ${moved} functions (${seeds} entry points) moved to segmint_engine.wasm (${size("segmint_engine.wasm")} bytes); ` +
+    `split-wasm: ${moved} functions (${seeds} entry points) moved to segmint_engine.wasm, ${copied} copied there ` +
+      `(${size("segmint_engine.wasm")} bytes); ` +
       `segmint_wasm_bg.wasm keeps ${size("segmint_wasm_bg.wasm")} bytes`,
   );
 }

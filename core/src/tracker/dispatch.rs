@@ -296,6 +296,7 @@ impl<S: Store> Tracker<S> {
         }
         self.dispatch
             .save(&mut self.storage, &mut self.notices, now);
+        self.save_segments();
         if self.rules.is_some() && self.profile.dirty {
             if let Some(text) = self.profile_write() {
                 self.write(PROFILE_KEY, &text);

@@ -151,6 +151,8 @@ pub struct Tracker<S: Store> {
     engine_ready: bool,
     /// A rules answer that came before the engine: (status, ETag, body).
     held_rules_answer: Option<(u16, Option<String>, String)>,
+    /// The segments changed since [`SEGMENTS_KEY`] was written.
+    segments_unsaved: bool,
     /// The endpoint accepts gzip: batches are compressed once the
     /// engine's module, which has the encoder, is there.
     wants_gzip: bool,
@@ -207,6 +209,7 @@ impl<S: Store> Tracker<S> {
             segments: Vec::new(),
             engine_ready: !start.engine_later,
             held_rules_answer: None,
+            segments_unsaved: false,
             wants_gzip: false,
         };
         if t.granted() {

@@ -19,17 +19,27 @@ impl<S: Store> Tracker<S> {
     pub(super) fn set_segments(&mut self, segments: Vec<String>) {
         self.segments = segments;
         self.context_json = self.page.context_json(&self.segments);
-        if self.granted() {
-            let mut list = String::from("[");
-            for (i, id) in self.segments.iter().enumerate() {
-                if i > 0 {
-                    list.push(',');
-                }
-                write_string(&mut list, id);
-            }
-            list.push(']');
-            self.write(SEGMENTS_KEY, &list);
+        // Written with the queue or the profile, at most once per task (see
+        // `persist`): a hint for the next page view, not worth a write of
+        // its own.
+        self.segments_unsaved = true;
+    }
+
+    /// The segments as [`SEGMENTS_KEY`] keeps them, if they changed since
+    /// last written.
+    pub(super) fn save_segments(&mut self) {
+        if !std::mem::take(&mut self.segments_unsaved) {
+            return;
         }
+        let mut list = String::from("[");
+        for (i, id) in self.segments.iter().enumerate() {
+            if i > 0 {
+                list.push(',');
+            }
+            write_string(&mut list, id);
+        }
+        list.push(']');
+        self.write(SEGMENTS_KEY, &list);
     }
 
     /// The segments this visitor had when a page view last evaluated them:
