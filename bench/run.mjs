@@ -6,12 +6,13 @@
 //
 //   bash scripts/bench.sh            (builds segmint, installs peers, runs this)
 //   node bench/run.mjs [--reps 3] [--only segmint,posthog] [--out bench/RESULTS.md]
-//                      [--browser chromium|webkit]
+//                      [--browser chromium|webkit] [--root <checkout>]
 // (with --only the default output is bench/dist/RESULTS.partial.md;
 // --browser webkit writes bench/RESULTS-webkit.md: WebKitGTK, Safari's
 // engine, over WebDriver, without the figures that need Chromium's CDP)
 import * as esbuild from "esbuild";
 import fs from "node:fs";
+import zlib from "node:zlib";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
@@ -22,12 +23,14 @@ import { peerReceiver } from "./peer-receiver.mjs";
 import { sizes } from "./size.mjs";
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.resolve(BENCH, "..");
 const DIST = path.join(BENCH, "dist");
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? process.argv[i + 1] : fallback;
 };
+// --root: segmint as another checkout built it (its pkg/), for an A/B run
+// of two builds with the same harness.
+const ROOT = path.resolve(arg("root", path.resolve(BENCH, "..")));
 const REPS = Number(arg("reps", 3));
 const ONLY = arg("only", "") ? arg("only", "").split(",") : null;
 const BROWSER = arg("browser", "chromium");
@@ -106,7 +109,10 @@ async function buildBundles() {
       define: { "process.env.NODE_ENV": '"production"' },
     });
     if (bundle === "segmint") {
-      fs.copyFileSync(path.join(ROOT, "pkg/segmint_wasm_bg.wasm"), path.join(outdir, "segmint_wasm_bg.wasm"));
+      // (An older build, measured A/B with --root, has no engine module.)
+      for (const wasm of ["segmint_wasm_bg.wasm", "segmint_engine.wasm"]) {
+        if (fs.existsSync(path.join(ROOT, "pkg", wasm))) fs.copyFileSync(path.join(ROOT, "pkg", wasm), path.join(outdir, wasm));
+      }
       fs.copyFileSync(path.join(BENCH, "rules20.json"), path.join(DIST, "rules20.json"));
     }
     // Metafile paths are relative to absWorkingDir (bench/).
@@ -123,9 +129,35 @@ async function buildBundles() {
     fs.writeFileSync(path.join(DIST, `${bundle}.html`), `<!doctype html><meta charset="utf-8"><title>${bundle}</title>${PAGE_HEAD}<script type="module" src="/${entry}"></script>\n`);
     bundles[bundle] = { initial, files: Object.keys(byRel).filter((f) => f.endsWith(".js")) };
   }
+  for (const file of fs.readdirSync(DIST, { recursive: true })) {
+    const full = path.join(DIST, file);
+    if (!/\.(js|wasm|json|html)$/.test(file) || !fs.statSync(full).isFile()) continue;
+    const data = fs.readFileSync(full);
+    fs.writeFileSync(`${full}.br`, zlib.brotliCompressSync(data, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 11 } }));
+  }
   fs.writeFileSync(path.join(DIST, "blank.html"), `<!doctype html><meta charset="utf-8"><title>blank</title>${PAGE_HEAD}<script type="module">window.bench = { ready: Promise.resolve(0) };</script>\n`);
   return bundles;
 }
+
+/** segmint's row in the results this run replaces, to show beside the
+ * new figures: `{ when, header, rule, row }`, or null. */
+const PREVIOUS = (() => {
+  try {
+    const text = fs.readFileSync(OUT, "utf8");
+    const lines = text.split("\n");
+    const at = lines.findIndex((l) => l.startsWith("| segmint "));
+    const header = lines.findLastIndex((l, i) => i < at && l.startsWith("| SDK |"));
+    if (at < 0 || header < 0) return null;
+    const when = /on (\d{4}-\d{2}-\d{2})/.exec(text)?.[1] ?? "an earlier run";
+    return { when, header: lines[header], rule: lines[header + 1], row: lines[at].replace("| segmint ", "| segmint, previous build ") };
+  } catch {
+    return null;
+  }
+})();
+
+/** Files other than scripts that a page fetches after it is ready: the
+ * segment engine's module (scripts/split-wasm.mjs). */
+const LAZY_ASSETS = ["segmint_engine.wasm"];
 
 function bytesOf(files) {
   const t = { raw: 0, gzip: 0, brotli: 0 };
@@ -149,8 +181,15 @@ function staticServer() {
       res.writeHead(404);
       return res.end();
     }
-    res.writeHead(200, { "Content-Type": MIME[path.extname(file)] || "application/octet-stream", "Cache-Control": "no-store" });
-    fs.createReadStream(file).pipe(res);
+    // Brotli-encoded, as a storefront's CDN serves them, where the browser
+    // takes it (buildBundles writes the .br beside each file).
+    const br = /\bbr\b/.test(req.headers["accept-encoding"] || "") && fs.existsSync(`${file}.br`);
+    res.writeHead(200, {
+      "Content-Type": MIME[path.extname(file)] || "application/octet-stream",
+      "Cache-Control": "no-store",
+      ...(br ? { "Content-Encoding": "br" } : {}),
+    });
+    fs.createReadStream(br ? `${file}.br` : file).pipe(res);
   });
   return new Promise((r) => server.listen(0, "127.0.0.1", () => r({ server, origin: `http://127.0.0.1:${server.address().port}` })));
 }
@@ -223,9 +262,15 @@ async function delivered(rx, n, stallMs = 15_000, capMs = 180_000) {
 // Ready, from the moment the entry script had arrived (compile and
 // evaluation of the SDK included; wasm fetch and instantiation too).
 async function readyAfterEntry() {
-  const readyAt = await window.bench.ready.then(() => performance.now());
+  const readyAt = await window.bench.readyAt;
   const entry = performance.getEntriesByType("resource").find((e) => e.name.includes("/entry.js"));
   return readyAt - (entry ? entry.responseEnd : 0);
+}
+
+/** What an SDK still does after ready before its figures are taken (see
+ * the SDK's page). */
+async function settled() {
+  if (window.bench.settled) await window.bench.settled();
 }
 
 /**
@@ -251,6 +296,7 @@ async function openPage(browser, web, rx, config, extraQuery = "") {
         if (!window.bench) throw new Error("no window.bench after 30 s");
       });
       const readyMs = await evaluate(readyAfterEntry);
+      await evaluate(settled);
       const close = async () => {
         const seen = await evaluate(() => ({
           loaded: performance.getEntriesByType("resource").map((e) => e.name),
@@ -282,6 +328,7 @@ async function openPage(browser, web, rx, config, extraQuery = "") {
   await page.goto(address);
   await page.waitForFunction(() => window.bench, null, { timeout: 30_000 });
   const readyMs = await page.evaluate(readyAfterEntry);
+  await page.evaluate(settled);
   const busy = async () => (await cdp.send("Performance.getMetrics")).metrics.find((m) => m.name === "TaskDuration").value;
   const heap = async () => {
     await cdp.send("HeapProfiler.enable");
@@ -290,6 +337,30 @@ async function openPage(browser, web, rx, config, extraQuery = "") {
   };
   const evaluate = (fn, arg) => page.evaluate(fn, arg);
   return { evaluate, busy, heap, close: () => context.close(), probe, readyMs };
+}
+
+/** Chromium's Slow 4G, as issue 32 states it: 150 ms round trip, 1.6
+ * Mbps down, 750 kbps up. */
+const SLOW_4G = { offline: false, latency: 150, downloadThroughput: 1.6e6 / 8, uploadThroughput: 750e3 / 8 };
+
+/** Ready on a slow mobile network: a fresh context (cold cache, cache
+ * off), Slow 4G, files served brotli-encoded; from navigation start to
+ * the SDK's ready promise. Chromium only (CDP). */
+async function measureSlow4g(browser, web, rx, config) {
+  const context = await browser.newContext({ userAgent: UA.replace("{v}", browser.version()) });
+  try {
+    const page = await context.newPage();
+    const cdp = await context.newCDPSession(page);
+    await cdp.send("Network.enable");
+    await cdp.send("Network.setCacheDisabled", { cacheDisabled: true });
+    await cdp.send("Network.emulateNetworkConditions", SLOW_4G);
+    const query = [`rx=${encodeURIComponent(rx.origin)}`, config.query].filter(Boolean).join("&");
+    await page.goto(`${web.origin}/${config.bundle}.html?${query}`);
+    await page.waitForFunction(() => window.bench, null, { timeout: 60_000 });
+    return { slow4gMs: await page.evaluate(() => window.bench.readyAt) };
+  } finally {
+    await context.close();
+  }
 }
 
 /** The tracking figures of one SDK in one fresh page. */
@@ -443,6 +514,7 @@ async function main() {
       const run = {};
       if (config.track !== false) Object.assign(run, await measureTracking(browser, web, rx, config));
       if (config.name === "segmint" || config.name === "growthbook") Object.assign(run, await measureEvaluation(browser, web, rx, config));
+      if (!WEBKIT && config.track !== false) Object.assign(run, await measureSlow4g(browser, web, rx, config));
       runs[config.name].push(run);
       console.log(`rep ${rep + 1}/${REPS} ${config.name}: ${((Date.now() - t0) / 1000).toFixed(1)} s`, JSON.stringify({ ...run, loaded: undefined }));
     }
@@ -458,8 +530,9 @@ async function main() {
     const b = bundles[config.bundle];
     // Files of the benchmark (not a favicon WebKit asks for).
     const loaded = new Set(rs.flatMap((r) => r.loaded || []).filter((f) => fs.existsSync(path.join(DIST, f))));
-    const initialFiles = [...b.initial, ...[...loaded].filter((f) => !f.endsWith(".js"))];
-    const lazyFiles = [...loaded].filter((f) => f.endsWith(".js") && !b.initial.has(f));
+    const lazyAsset = (f) => LAZY_ASSETS.includes(path.basename(f));
+    const initialFiles = [...b.initial, ...[...loaded].filter((f) => !f.endsWith(".js") && !lazyAsset(f))];
+    const lazyFiles = [...loaded].filter((f) => (f.endsWith(".js") && !b.initial.has(f)) || lazyAsset(f));
     const perThousand = (r) => (r.burstEvents ? (1000 * r.requests) / r.burstEvents : undefined);
     return {
       config,
@@ -467,6 +540,7 @@ async function main() {
       initial: bytesOf(initialFiles),
       lazy: bytesOf(lazyFiles),
       ready: stat(rs.map((r) => r.readyMs)),
+      slow4g: stat(rs.map((r) => r.slow4gMs)),
       track: stat(rs.map((r) => r.trackUs)),
       main: stat(rs.map((r) => (r.burstDelivered >= BURST ? r.mainUs : undefined))),
       requests: stat(rs.map(perThousand)),
@@ -515,19 +589,28 @@ function render(rows, { browserVersion, baseline, minutes }) {
   );
   lines.push(`- Packages: ${rows.map((r) => `${r.config.bundle === "segment" && r.config.name !== "segment" ? "" : `${r.config.bundle} ${r.version}`}`).filter(Boolean).join(", ")}.`);
   lines.push("");
-  lines.push("| SDK | loaded at start, brotli (gzip / raw) | lazily loaded, brotli | ready | track() per call | main thread per event until sent | requests per 1,000 events | body bytes per event | heap + wasm after 10,000 events | 20-segment evaluation per event |");
-  lines.push("|---|---|---|---|---|---|---|---|---|---|");
+  lines.push("| SDK | loaded at start, brotli (gzip / raw) | lazily loaded, brotli | ready | ready on Slow 4G | track() per call | main thread per event until sent | requests per 1,000 events | body bytes per event | heap + wasm after 10,000 events | 20-segment evaluation per event |");
+  lines.push("|---|---|---|---|---|---|---|---|---|---|---|");
   for (const r of rows) {
     const tracking = r.config.track !== false;
     lines.push(
-      `| ${r.config.label} ${r.version} | ${kb(r.initial.brotli)} (${kb(r.initial.gzip)} / ${kb(r.initial.raw)}) | ${r.lazy.raw ? kb(r.lazy.brotli) : "–"} | ${fmt(r.ready, " ms")} | ${tracking ? fmt(r.track, " µs", 2) : "–"} | ${tracking ? fmt(r.main, " µs") : "–"} | ${tracking ? fmt(r.requests, "", 1) : "–"} | ${tracking ? fmt(r.body, " B", 0) : "–"} | ${r.heap ? fmt({ median: r.heap.median / 1024, min: r.heap.min / 1024, max: r.heap.max / 1024 }, " KB", 0) : "–"} | ${fmt(r.evalUs, " µs", 2)} |`,
+      `| ${r.config.label} ${r.version} | ${kb(r.initial.brotli)} (${kb(r.initial.gzip)} / ${kb(r.initial.raw)}) | ${r.lazy.raw ? kb(r.lazy.brotli) : "–"} | ${fmt(r.ready, " ms")} | ${fmt(r.slow4g, " ms", 0)} | ${tracking ? fmt(r.track, " µs", 2) : "–"} | ${tracking ? fmt(r.main, " µs") : "–"} | ${tracking ? fmt(r.requests, "", 1) : "–"} | ${tracking ? fmt(r.body, " B", 0) : "–"} | ${r.heap ? fmt({ median: r.heap.median / 1024, min: r.heap.min / 1024, max: r.heap.max / 1024 }, " KB", 0) : "–"} | ${fmt(r.evalUs, " µs", 2)} |`,
     );
   }
   if (seg) {
     const growthbook = rows.filter((r) => r.config.name === "growthbook");
     lines.push(
-      `| **segmint ÷ best peer** | ${ratio("initial", (r) => r.initial.brotli)} | | ${ratio("ready")} | ${ratio("track")} | ${ratio("main")} | ${ratio("requests")} | ${ratio("body")} | ${ratio("heap")} | ${ratio("evalUs", (r) => r.evalUs?.median, growthbook)} |`,
+      `| **segmint ÷ best peer** | ${ratio("initial", (r) => r.initial.brotli)} | | ${ratio("ready")} | ${ratio("slow4g")} | ${ratio("track")} | ${ratio("main")} | ${ratio("requests")} | ${ratio("body")} | ${ratio("heap")} | ${ratio("evalUs", (r) => r.evalUs?.median, growthbook)} |`,
     );
+  }
+  lines.push("");
+  if (PREVIOUS) {
+    lines.push("");
+    lines.push(`The previous build's row, from the results this run replaced (${PREVIOUS.when}; its table had no Slow 4G column):`);
+    lines.push("");
+    lines.push(PREVIOUS.header);
+    lines.push(PREVIOUS.rule);
+    lines.push(PREVIOUS.row);
   }
   lines.push("");
   lines.push("Ratios are segmint's median over the best tracking peer's median (lower is better for every figure; below 1 means segmint leads). Evaluation is compared with GrowthBook only; loaded bytes for segmint include segmentation and personalization (template slots).");
@@ -550,6 +633,7 @@ function render(rows, { browserVersion, baseline, minutes }) {
   lines.push(`- Autocapture, page views, session recording, surveys and remote configuration are off where the SDK allows it. PostHog's client-side rate limit (10 events/s, bursts of 100) is raised, or it drops ~90% of a burst; ${WEBKIT ? "every page reports `navigator.webdriver` as false (WebKit's WebDriver sets it)" : "Chromium runs with `--disable-blink-features=AutomationControlled` and a user agent without \"Headless\" for every SDK"}, since PostHog drops events from automated browsers.`);
   lines.push("- Loaded at start: the entry chunk, its static imports and any other asset the page fetched (segmint's wasm); lazily loaded: code-split chunks the page fetched by dynamic import. gzip -9 and brotli q11 of each file.");
   lines.push("- Ready: from the entry script's arrival (resource timing `responseEnd`) to the SDK's ready promise or `loaded` callback.");
+  lines.push("- Ready on Slow 4G: Chromium's network emulation (CDP `Network.emulateNetworkConditions`: 150 ms round trip, 1.6 Mbps down, 750 kbps up), cache off, every file served brotli-encoded; from navigation start to the SDK's ready promise, one fresh page per repetition. Lazily loaded files (segmint's segment engine) come after ready and are not in it.");
   lines.push(`- track() per call: ${CALLS.toLocaleString("en-US")} calls of \`track("Product Clicked", {product_id, name, price, category, position})\` after ${WARMUP} warm-up events, in 10 tasks of 1,000, timed with performance.now()${WEBKIT ? " (whole milliseconds in WebKit: within 1 µs per call)" : ""}.`);
   if (WEBKIT) lines.push(`- Requests, preflights and body bytes: for a ${BURST.toLocaleString("en-US")}-event burst in one task, until the receiver has every event.`);
   if (!WEBKIT) lines.push(`- Main thread per event until sent: CDP \`Performance.getMetrics\` TaskDuration from just before a ${BURST.toLocaleString("en-US")}-event burst (one task) until the receiver has every event, divided by ${BURST.toLocaleString("en-US")}: serialisation, persistence, timers, compression and sending included. Requests, preflights and body bytes are for the same burst.`);

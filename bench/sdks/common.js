@@ -8,6 +8,9 @@ export function expose(name, ready, track, extra = {}) {
   window.bench = {
     name,
     ready: ready.then(() => performance.now() - started),
+    // When ready resolved, from navigation start (taken then, not when the
+    // runner asks).
+    readyAt: ready.then(() => performance.now()),
     track,
     ...extra,
   };

@@ -17,6 +17,9 @@ const categories = ["shoes", "shoes", "shoes", "books", "toys"];
 const order = (i) => ({ order_id: `o${i}`, total: 20 + (i % 30), products: [{ product_id: `p${i % 50}`, price: 5 + (i % 40), category: categories[i % 5], quantity: 1 }] });
 expose("segmint", ready, (i) => sm.track("Product Clicked", props(i)), {
   wasmBytes: () => (sm._memory ? sm._memory.buffer.byteLength : 0),
+  // The segment engine's module (and its gzip encoder) is fetched at idle
+  // after ready: the figures after ready are taken with it there.
+  settled: () => sm.segmentsReady,
   order: (i) => sm.orderCompleted(order(i)),
   // The same message under a name no trait reads: no profile update, no
   // evaluation. `order` minus this is what segments cost per event.
