@@ -3,11 +3,12 @@
 // (rules, the profile's aggregates, conditions, banner decisions) and the
 // gzip encoder move to pkg/segmint_engine.wasm, which the facade fetches
 // when a slot waits for a decision, or at idle, and never on a page
-// without rules.
+// with neither rules nor compression.
 //
 // What moves: every function of a segmint-core module named `lazy`
 // (core/src/tracker/lazy.rs, the encoder's entry points in gzip.rs), and
-// every function that only moved functions call, transitively. The core
+// every function the rest of the module reaches only through them. The
+// pure helpers they call (no JavaScript below them) are copied over. The core
 // calls a `lazy` function only once the engine is there
 // (`Tracker::engine_arrived`), so nothing left behind can reach the moved
 // code before then.
@@ -15,7 +16,8 @@
 // How: each `lazy` function's body in the first module becomes a
 // `call_indirect` through a table of its own (exported as LAZY_TABLE). The
 // second module imports the first's memory, globals, tables and the
-// functions its code calls (exported from the first for it), and fills
+// functions its code calls that reach JavaScript (exported from the first
+// for it), and fills
 // that table when instantiated:
 //
 //   WebAssembly.instantiate(engineBytes, { [MODULE]: firstModuleExports })
@@ -44,7 +46,8 @@ const fail = (what) => {
 
 /**
  * Splits `dir`/segmint_wasm_bg.wasm into itself and
- * `dir`/segmint_engine.wasm. Returns how many functions moved.
+ * `dir`/segmint_engine.wasm. Returns how many functions moved, were
+ * copied, and were entry points.
  */
 export function split(dir, { keepNames = false } = {}) {
   const firstFile = path.join(dir, "segmint_wasm_bg.wasm");
