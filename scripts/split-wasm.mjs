@@ -108,14 +108,16 @@ export function split(dir, { keepNames = false } = {}) {
   for (const seg of elementSegmentsOf(first)) for (const f of seg.data) pinned.add(f);
   const seeds = functions.filter((f) => !f.module && SEED.test(f.name)).map((f) => f.name);
   if (seeds.length === 0) fail(`no function's name matches ${SEED}: is the wasm built with its names (wasm-opt -g)?`);
-  const reach = (from, stop) => {
+  /** The functions `from` reaches along `edges` (callees by default),
+   * without entering `stop`. */
+  const reach = (from, stop, edges = calls) => {
     const seen = new Set();
     const todo = [...from];
     while (todo.length) {
       const f = todo.pop();
       if (seen.has(f) || stop.has(f)) continue;
       seen.add(f);
-      for (const to of calls.get(f) ?? []) todo.push(to);
+      for (const to of edges.get(f) ?? []) todo.push(to);
     }
     return seen;
   };
@@ -130,24 +132,16 @@ export function split(dir, { keepNames = false } = {}) {
   // the engine cannot inline, and condition evaluation makes many small
   // ones. (Their state is all in the shared memory and globals.)
   const callersOf = new Map();
-  for (const [from, tos] of calls) for (const to of tos) callersOf.set(to, [...(callersOf.get(to) ?? []), from]);
-  const reachesJs = new Set(functions.filter((f) => f.module).map((f) => f.name));
-  for (const todo = [...reachesJs]; todo.length; ) {
-    for (const caller of callersOf.get(todo.pop()) ?? []) {
-      if (!reachesJs.has(caller)) {
-        reachesJs.add(caller);
-        todo.push(caller);
-      }
+  for (const [from, tos] of calls) {
+    for (const to of tos) {
+      if (!callersOf.has(to)) callersOf.set(to, new Set());
+      callersOf.get(to).add(from);
     }
   }
-  const copied = new Set();
-  for (const todo = [...moved]; todo.length; ) {
-    for (const to of calls.get(todo.pop()) ?? []) {
-      if (moved.has(to) || copied.has(to) || reachesJs.has(to)) continue;
-      copied.add(to);
-      todo.push(to);
-    }
-  }
+  const imports = functions.filter((f) => f.module).map((f) => f.name);
+  const reachesJs = reach(imports, new Set(), callersOf);
+  const calledByMoved = [...moved].flatMap((f) => [...(calls.get(f) ?? [])]);
+  const copied = reach(calledByMoved, new Set([...moved, ...reachesJs]));
   const kept = new Set([...moved, ...copied]);
 
   // What the second module takes from the first: functions its code calls

@@ -22,7 +22,7 @@ static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_all
 
 use runtime::Runtime;
 use segmint_core::config::{Config, Consent};
-use segmint_core::json::{write_string, Value};
+use segmint_core::json::{write_string, write_strings, Value};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
@@ -174,14 +174,8 @@ impl Segmint {
     pub fn segments(&self) -> String {
         self.rt
             .run(false, |s, _| {
-                let mut out = String::from("[");
-                for (i, id) in s.tracker.segments().iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    write_string(&mut out, id);
-                }
-                out.push(']');
+                let mut out = String::new();
+                write_strings(&mut out, s.tracker.segments());
                 out
             })
             .unwrap_or_else(|| "[]".into())
@@ -205,13 +199,10 @@ impl Segmint {
     /// The banner for a slot with templates for `offered` (JSON array of
     /// segment ids): `{"segment":..,"variation":..,"template":..}`.
     pub fn decide(&self, offered: &str) -> String {
-        let ids: Vec<String> = match Value::parse(offered) {
-            Ok(Value::Array(items)) => items
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect(),
-            _ => Vec::new(),
-        };
+        let ids = Value::parse(offered)
+            .ok()
+            .and_then(|v| v.strings())
+            .unwrap_or_default();
         self.rt
             .run(false, |s, _| s.tracker.decide(&ids).to_json())
             .unwrap_or_else(|| {
@@ -230,10 +221,10 @@ impl Segmint {
             .run(false, |s, now| {
                 let request = s.tracker.rules_request(now)?;
                 let mut out = String::from("{\"url\":");
-                segmint_core::json::write_string(&mut out, &request.url);
+                write_string(&mut out, &request.url);
                 if let Some(etag) = &request.etag {
                     out.push_str(",\"etag\":");
-                    segmint_core::json::write_string(&mut out, etag);
+                    write_string(&mut out, etag);
                 }
                 out.push('}');
                 Some(out)

@@ -196,6 +196,18 @@ impl Value {
         }
     }
 
+    /// The strings of an array (its other elements left out), if this is
+    /// an array: a list of ids, such as segments.
+    pub fn strings(&self) -> Option<Vec<String>> {
+        let items = self.as_array()?;
+        Some(
+            items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+        )
+    }
+
     /// The members, if this is an object.
     pub fn as_object(&self) -> Option<&[(String, Value)]> {
         match self {
@@ -261,6 +273,18 @@ impl Value {
             }
         }
     }
+}
+
+/// Appends `items` as a JSON array of strings.
+pub fn write_strings(out: &mut String, items: &[String]) {
+    out.push('[');
+    for (i, s) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_string(out, s);
+    }
+    out.push(']');
 }
 
 /// Appends `s` as a JSON string literal, escaped as `JSON.stringify` does.
@@ -825,6 +849,21 @@ mod tests {
         // Underflow is zero, as in JavaScript.
         assert_eq!(Value::parse("1e-400").ok(), Some(Value::Number(0.0)));
         assert_eq!(Value::parse("1.5e308").ok(), Some(Value::Number(1.5e308)));
+    }
+
+    #[test]
+    fn string_lists_round_trip() {
+        let ids = vec!["new-user".to_string(), "a \"b\"".to_string()];
+        let mut out = String::new();
+        write_strings(&mut out, &ids);
+        assert_eq!(out, r#"["new-user","a \"b\""]"#);
+        assert_eq!(Value::parse(&out).unwrap().strings(), Some(ids));
+        let mixed = Value::parse(r#"["a",1,null,"b"]"#).unwrap();
+        assert_eq!(mixed.strings(), Some(vec!["a".into(), "b".into()]));
+        assert_eq!(Value::parse(r#"{"a":1}"#).unwrap().strings(), None);
+        let mut empty = String::new();
+        write_strings(&mut empty, &[]);
+        assert_eq!(empty, "[]");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! event (it is most of an event's bytes).
 
 use crate::error::Error;
-use crate::json::{self, write_number, write_string, Value};
+use crate::json::{self, write_number, write_string, write_strings, Value};
 use crate::time::write_rfc3339;
 
 /// Segment's limit on one event, in bytes.
@@ -116,14 +116,9 @@ impl PageInfo {
             out.push(':');
             write_string(&mut out, v);
         }
-        out.push_str("},\"segments\":[");
-        for (i, s) in segments.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            write_string(&mut out, s);
-        }
-        out.push_str("]}");
+        out.push_str("},\"segments\":");
+        write_strings(&mut out, segments);
+        out.push('}');
         out
     }
 }

@@ -90,12 +90,7 @@ pub fn replay(
     let reported = last
         .get("context")
         .and_then(|c| c.get("segments"))
-        .and_then(Value::as_array)
-        .map(|s| {
-            s.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
+        .and_then(Value::strings)
         .unwrap_or_default();
     Some(Replayed {
         segments: evaluate(rules, &attrs, host),

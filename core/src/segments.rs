@@ -3,7 +3,7 @@
 
 use crate::condition::{eval_condition, Host};
 use crate::hash::in_holdout;
-use crate::json::{write_string, Value};
+use crate::json::{write_string, write_strings, Value};
 use crate::message::PageInfo;
 use crate::rules::Rules;
 
@@ -77,22 +77,12 @@ impl SegmentChange {
 
     /// `{"segments":[..],"entered":[..],"exited":[..]}`
     pub fn to_json(&self) -> String {
-        let list = |out: &mut String, items: &[String]| {
-            out.push('[');
-            for (i, s) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_string(out, s);
-            }
-            out.push(']');
-        };
         let mut out = String::from("{\"segments\":");
-        list(&mut out, &self.segments);
+        write_strings(&mut out, &self.segments);
         out.push_str(",\"entered\":");
-        list(&mut out, &self.entered);
+        write_strings(&mut out, &self.entered);
         out.push_str(",\"exited\":");
-        list(&mut out, &self.exited);
+        write_strings(&mut out, &self.exited);
         out.push('}');
         out
     }

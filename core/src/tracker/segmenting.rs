@@ -4,7 +4,7 @@
 //! What needs the segment engine's code goes through [`super::lazy`].
 
 use super::{Notice, RulesRequest, Tracker, SEGMENTS_KEY};
-use crate::json::{write_string, Value};
+use crate::json::{write_strings, Value};
 use crate::message::PageInfo;
 use crate::segments::{Decision, SegmentChange, Variation};
 use crate::store::Store;
@@ -31,14 +31,8 @@ impl<S: Store> Tracker<S> {
         if !std::mem::take(&mut self.segments_unsaved) {
             return;
         }
-        let mut list = String::from("[");
-        for (i, id) in self.segments.iter().enumerate() {
-            if i > 0 {
-                list.push(',');
-            }
-            write_string(&mut list, id);
-        }
-        list.push(']');
+        let mut list = String::new();
+        write_strings(&mut list, &self.segments);
         self.write(SEGMENTS_KEY, &list);
     }
 
@@ -47,13 +41,9 @@ impl<S: Store> Tracker<S> {
     /// so the events recorded meanwhile carry them.
     pub(super) fn remembered_segments(&mut self) {
         let stored = self.storage.readable(self.consent).get(SEGMENTS_KEY);
-        let Some(Ok(Value::Array(items))) = stored.map(|t| Value::parse(&t)) else {
+        let Some(ids) = stored.and_then(|t| Value::parse(&t).ok()?.strings()) else {
             return;
         };
-        let ids: Vec<String> = items
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect();
         if let Some(change) = SegmentChange::between(&self.segments, &ids) {
             self.segments = ids;
             self.context_json = self.page.context_json(&self.segments);
