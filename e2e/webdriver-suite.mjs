@@ -205,6 +205,8 @@ export function suite(name, launch, skip) {
       await br.goto(`${server.origin}/html/strict.html`);
       return br.run(`
         const error = await window.segmint.ready.then(() => null, (e) => e.code + ": " + e.message);
+        // The slot is decided once the segment engine is there.
+        await window.segmint.segmentsReady.catch(() => {});
         await window.segmint.flush().catch(() => {});
         return { error, hero: document.querySelector("[data-segmint-slot=hero]").textContent.trim() };`);
     };
