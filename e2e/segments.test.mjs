@@ -319,7 +319,7 @@ test("rules load from rulesUrl, are cached, revalidated with the ETag, and a bad
   await context.close();
 });
 
-test("the segment engine, a second wasm module, comes after the page starts: what was recorded meanwhile counts, and a page with nothing for it never fetches it", async () => {
+test("the later wasm module (segment engine, delivery's sending) comes after the page starts: what was recorded meanwhile counts and is sent then, and a failed fetch is tried again", async () => {
   const context = await browser.newContext();
   const engineRequests = [];
   context.on("request", (req) => req.url().endsWith("/segmint_engine.wasm") && engineRequests.push(req.url()));
@@ -330,25 +330,36 @@ test("the segment engine, a second wasm module, comes after the page starts: wha
     await route.continue();
   });
   const page = await context.newPage();
-  await page.goto(pageUrl({ rules: SEED }));
+  await page.goto(pageUrl({ rules: SEED, flushIntervalMs: 50 }));
   await page.waitForFunction(() => window.sm && window.sm._recorder);
-  // Recording works before the engine: four orders, no segments yet.
+  // Recording works before it: four orders, no segments yet, none sent.
   for (let i = 0; i < 4; i++) await page.evaluate((o) => window.sm.orderCompleted(o), order(10, "books"));
   assert.deepEqual(await page.evaluate(() => window.sm.segments()), []);
-  await until(() => engineRequests.length === 1, 5000, "the engine's module requested at idle");
+  await until(() => engineRequests.length === 1, 5000, "the later module requested at idle");
+  const me = await page.evaluate(() => window.sm.anonymousId());
+  const mine = () => rx.state.messages.filter((m) => m.anonymousId === me);
+  await page.waitForTimeout(300); // four flush intervals: nothing may go yet
+  assert.equal(mine().length, 0, "nothing sent before the later module");
+  const flushed = page.evaluate(() => window.sm.flush());
   release();
+  assert.deepEqual(await flushed, { sent: 4, pending: 0 }, "the four orders, once it is there");
   await page.evaluate(() => window.sm.segmentsReady);
   assert.deepEqual(await page.evaluate(() => window.sm.segments()), ["frequent-buyer", "bargain-hunter", "category-enthusiast", "new-user"]);
   assert.deepEqual(await page.evaluate(() => window.smErrors), []);
   await page.close();
 
-  // No rules and no gzip: nothing for the engine to do, never fetched.
+  // No rules and no gzip: the module is still fetched (it sends). A
+  // failed fetch is reported, and tried again once the browser is online.
+  let fail = true;
+  await context.unroute("**/segmint_engine.wasm");
+  await context.route("**/segmint_engine.wasm", (route) => (fail ? route.abort() : route.continue()));
   const plain = await context.newPage();
-  await plain.goto(pageUrl({ compress: false }));
+  await plain.goto(pageUrl({ compress: false, flushIntervalMs: 50 }));
   await plain.evaluate(() => window.smReady);
   await plain.evaluate(() => window.sm.track("Viewed", {}));
-  // Past the page's idle time, when the engine would have been asked for.
-  await plain.evaluate(() => new Promise((resolve) => requestIdleCallback(resolve, { timeout: 2000 })));
-  assert.equal(engineRequests.length, 1, "no second request");
+  await until(() => plain.evaluate(() => window.smErrors.some((e) => e.code === "load_failed")), 10_000, "load_failed reported");
+  fail = false;
+  await plain.evaluate(() => dispatchEvent(new Event("online")));
+  await until(() => rx.state.messages.some((m) => m.anonymousId === me && m.event === "Viewed"), 10_000, "sent after the retry");
   await context.close();
 });

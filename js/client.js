@@ -65,11 +65,12 @@ export class Client {
         coreOptions[key] = new URL(v, location.href).href;
       }
     }
-    // The segment engine's module: fetched at once when a slot waits for a
-    // decision, else at idle once the core runs; only with rules to
-    // evaluate, or gzip to compress batches with.
+    // The later module (the segment engine and delivery's sending):
+    // fetched at once when a slot waits for a decision or flush() for its
+    // answers, else at idle once the core runs. Events wait in storage
+    // until it is there.
     this._engineUrl = wasmUrl;
-    this._fetchEngine = engine && (coreOptions.rulesUrl || coreOptions.rules || coreOptions.compress !== false) ? engine : null;
+    this._fetchEngine = engine;
     this._engineModule = null;
     // Listening starts now, so clicks before the core is ready count too
     // (their calls wait in the buffer).
@@ -173,8 +174,8 @@ export class Client {
     return ["granted", "pending", "denied"].includes(state) ? state : undefined;
   }
 
-  /** Fetches the segment engine's module now, if it will be wanted and
-   * is not on its way (a slot waits for a decision). */
+  /** Fetches the later module now, if it is not on its way (a slot
+   * waits for a decision, flush() for answers). */
   _wantEngine() {
     if (!this._fetchEngine || this._engineModule) return;
     this._engineModule = this._fetchEngine(this._engineUrl);
@@ -182,26 +183,42 @@ export class Client {
     if (this._engineWanted) this._engineWanted();
   }
 
-  /** The engine's module instantiated over the core's exports once
-   * fetched (at idle unless a slot asked for it sooner), and the core
-   * told. Resolves then, or once it failed (reported: segments stay as
-   * the visitor had them, slots show their default). */
+  /** The later module instantiated over the core's exports once fetched
+   * (at idle unless wanted sooner), and the core told. Resolves then, or
+   * once a first try failed (reported: segments stay as the visitor had
+   * them, slots show their default, events wait in storage). A failed
+   * fetch is tried again when the browser comes online, or after a
+   * while: without it this page view sends nothing. */
   _startEngine(exports) {
-    const wanted = new Promise((resolve) => (this._engineWanted = resolve));
-    if (this._engineModule) this._engineWanted();
-    else if (typeof requestIdleCallback === "function") requestIdleCallback(() => this._wantEngine(), { timeout: 2000 });
-    else setTimeout(() => this._wantEngine(), 200);
-    return wanted
-      .then(() => this._engineModule)
-      .then((module) => WebAssembly.instantiate(module, { p: exports }))
-      .then(
-        () => this._inst.engineArrived(),
-        (e) =>
-          this._emit(
-            "error",
-            new SegmintError({ code: "load_failed", message: `segmint's segment engine could not load: ${e && e.message ? e.message : e}` }),
-          ),
-      );
+    const attempt = (tries) => {
+      const wanted = new Promise((resolve) => (this._engineWanted = resolve));
+      if (this._engineModule) this._engineWanted();
+      else if (tries > 0) {
+        const again = () => {
+          removeEventListener("online", again);
+          clearTimeout(timer);
+          this._wantEngine();
+        };
+        const timer = setTimeout(again, 15000 * tries);
+        addEventListener("online", again);
+      } else if (typeof requestIdleCallback === "function") requestIdleCallback(() => this._wantEngine(), { timeout: 2000 });
+      else setTimeout(() => this._wantEngine(), 200);
+      return wanted
+        .then(() => this._engineModule)
+        .then((module) => WebAssembly.instantiate(module, { p: exports }))
+        .then(
+          () => this._inst.engineArrived(),
+          (e) => {
+            this._emit(
+              "error",
+              new SegmintError({ code: "load_failed", message: `segmint's later module could not load: ${e && e.message ? e.message : e}` }),
+            );
+            this._engineModule = null;
+            if (tries < 4) attempt(tries + 1);
+          },
+        );
+    };
+    return attempt(0);
   }
 
   /** Makes the rules fetch the core wants now, with the request begun
@@ -361,6 +378,8 @@ export class Client {
   /** Send everything queued now; resolves to {sent, pending}. */
   flush() {
     if (!this._recorder) return this._wait("flush", []);
+    // Answers are heard once the later module is there.
+    this._wantEngine();
     return this._recorder.flush().then(JSON.parse);
   }
 

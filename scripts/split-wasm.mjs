@@ -1,12 +1,14 @@
-// Splits the built wasm in two: what a page needs first (recording,
-// storage, delivery) stays in pkg/segmint_wasm_bg.wasm; the segment engine
-// (rules, the profile's aggregates, conditions, banner decisions) and the
-// gzip encoder move to pkg/segmint_engine.wasm, which the facade fetches
-// when a slot waits for a decision, or at idle, and never on a page
-// with neither rules nor compression.
+// Splits the built wasm in two: what a page needs first (recording and
+// storing events, identity, consent) stays in pkg/segmint_wasm_bg.wasm;
+// the segment engine (rules, the profile's aggregates, conditions, banner
+// decisions), delivery's sending side (batches, answers and retries, the
+// heartbeat, taking over queues other page views left) and the gzip
+// encoder move to pkg/segmint_engine.wasm, which the facade fetches when a
+// slot waits for a decision or flush() for answers, else at idle.
 //
 // What moves: every function of a segmint-core module named `lazy`
-// (core/src/tracker/lazy.rs, the encoder's entry points in gzip.rs), and
+// (core/src/tracker/lazy.rs, core/src/tracker/dispatch/lazy.rs, the
+// encoder's entry points in gzip.rs), and
 // every function the rest of the module reaches only through them. The
 // pure helpers they call (no JavaScript below them) are copied over. The core
 // calls a `lazy` function only once the engine is there

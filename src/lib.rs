@@ -48,8 +48,9 @@ fn outcome(r: Option<Result<(), segmint_core::Error>>) -> CallResult {
 impl Segmint {
     /// Starts segmint with `options` (JSON text of `load()`'s options).
     /// `emit(type, json)` hears `error`, `segments` and `debug` notices.
-    /// `engine_later`: this is the build split in two, and the segment
-    /// engine's module comes later (`engineArrived`). Throws (as a JSON
+    /// `engine_later`: this is the build split in two, and the module
+    /// with the segment engine and delivery's sending comes later
+    /// (`engineArrived`). Throws (as a JSON
     /// string) on invalid options.
     #[wasm_bindgen(constructor)]
     pub fn new(
@@ -249,12 +250,14 @@ impl Segmint {
             .flatten()
     }
 
-    /// The segment engine's module is instantiated (its functions are in
-    /// the table this module calls them through): the rules at start are
-    /// put in force, over the events recorded meanwhile.
+    /// The later module is instantiated (its functions are in the table
+    /// this module calls them through): the rules at start are put in
+    /// force over the events recorded meanwhile, and what waits in storage
+    /// is sent, with the queues earlier page views left.
     #[wasm_bindgen(js_name = engineArrived)]
     pub fn engine_arrived(&self) {
         self.rt.run(true, |s, now| s.tracker.engine_arrived(now));
+        self.rt.adopt();
         // A damaged cached document is fetched afresh.
         self.rt.fetch_rules();
     }

@@ -1066,19 +1066,59 @@ fn a_rules_answer_before_the_engine_waits_for_it_and_fresh_cached_rules_are_not_
 }
 
 #[test]
-fn gzip_waits_for_the_engine_module_which_has_the_encoder() {
+fn before_the_later_module_events_are_stored_not_sent_and_go_once_it_arrives() {
     let store = Shared::default();
     let mut t = tab_engine_later(&store, "", T0, 1);
     t.set_gzip(true);
     track_n(&mut t, 3, T0);
-    t.flush().ok();
-    let b = t.poll(T0).unwrap();
-    assert!(b.gzipped.is_none(), "no encoder yet");
-    answer(&mut t, b.id, 200, T0);
-    t.engine_arrived(T0 + 1.0);
-    track_n(&mut t, 3, T0 + 2.0);
-    t.flush().ok();
-    assert!(t.poll(T0 + 2.0).unwrap().gzipped.is_some());
+    let flush = t.flush().expect("a flush that waits for the answers");
+    assert!(
+        t.poll(T0 + 5_000.0).is_none(),
+        "no batch without delivery's code"
+    );
+    assert_eq!(t.next_wake(), None, "and no timer for one");
+    assert!(t.hidden(T0 + 5_000.0).is_empty());
+    assert!(t.give_up_overdue(T0 + 60_000.0).is_empty());
+    assert_eq!(t.queued(), 3);
+    t.engine_arrived(T0 + 6_000.0);
+    let b = t
+        .poll(T0 + 6_000.0)
+        .expect("the flush's batch, once it is there");
+    assert_eq!(b.seqs.len(), 3);
+    assert!(b.gzipped.is_some(), "the encoder came with it");
+    answer(&mut t, b.id, 200, T0 + 6_100.0);
+    assert_eq!(t.queued(), 0);
+    let done = t
+        .drain_notices()
+        .into_iter()
+        .find_map(|n| match n {
+            Notice::Flushed(done) => Some(done),
+            _ => None,
+        })
+        .expect("the flush settles");
+    assert_eq!((done.id, done.sent, done.pending), (flush, 3, 0));
+}
+
+#[test]
+fn a_page_gone_before_the_later_module_leaves_its_events_to_the_next_one() {
+    let store = Shared::default();
+    let mut t = tab_engine_later(&store, "", T0, 1);
+    track_n(&mut t, 4, T0);
+    assert!(t.pagehide(T0 + 100.0).is_empty(), "nothing to beacon with");
+    t.release(T0 + 100.0);
+    let previous = t.tab_id().to_string();
+    let mut next = tab_engine_later(&store, "", T0 + 1_000.0, 2);
+    assert!(
+        !next.has_orphans(Some(&previous), T0 + 1_000.0),
+        "taken over once the next page view can send them"
+    );
+    assert_eq!(next.adopt_orphans(Some(&previous), T0 + 1_000.0), 0);
+    next.engine_arrived(T0 + 1_500.0);
+    assert!(next.has_orphans(Some(&previous), T0 + 1_500.0));
+    assert_eq!(next.adopt_orphans(Some(&previous), T0 + 1_500.0), 4);
+    let mut rx = Receiver::default();
+    drain(&mut next, &mut rx, T0 + 1_500.0);
+    assert_eq!((rx.ids.len(), rx.duplicates()), (4, 0));
 }
 
 #[test]

@@ -13,6 +13,8 @@ use crate::profile::PROFILE_KEY;
 use crate::queue::{Queue, STORED_QUEUE_BUDGET, UNREACHABLE_QUEUE_BUDGET};
 use crate::store::Store;
 
+mod lazy;
+
 /// Set while the collector's latest answer (heard by any of the site's
 /// page views) was a failure, to `since,latest`: the times of the first
 /// and the latest failure of the run. Removed by any other answer (the
@@ -316,49 +318,49 @@ impl<S: Store> Tracker<S> {
     /// Refreshes this page view's heartbeat (every 30 s or so). If another
     /// page view adopted this one's queue meanwhile (this tab was frozen),
     /// the adopted events are let go: they are the adopter's to send now.
+    /// Until the later module arrives, the heartbeat written at start
+    /// stands: a page view that cannot send lets another take its queue.
     pub fn heartbeat(&mut self, now: f64) {
-        if self.granted() && !self.dispatch.released {
-            self.dispatch
-                .heartbeat(&mut self.storage, &mut self.notices, now);
+        if self.granted() && !self.dispatch.released && self.engine_ready {
+            self.beat_and_check(now);
         }
     }
 
     /// Whether other page views left queues behind for this one to adopt.
+    /// (None until the later module is there: see [`engine_arrived`](Self::engine_arrived).)
     pub fn has_orphans(&self, previous_tab: Option<&str>, now: f64) -> bool {
-        self.granted()
-            && self
-                .dispatch
-                .has_orphans(&self.storage.store, previous_tab, now)
+        self.granted() && self.engine_ready && self.find_orphans(previous_tab, now)
     }
 
     /// Adopts the queues other page views left behind (the adapter calls
     /// this under a cross-tab lock where the browser has Web Locks).
     /// Returns how many events were taken over.
     pub fn adopt_orphans(&mut self, previous_tab: Option<&str>, now: f64) -> usize {
-        if !self.granted() || self.dispatch.released {
+        if !self.granted() || self.dispatch.released || !self.engine_ready {
             return 0;
         }
-        self.dispatch.adopt_orphans(
-            &mut self.storage.store,
-            &mut self.notices,
-            previous_tab,
-            now,
-        )
+        self.take_orphans(previous_tab, now)
     }
 
     // --- delivery -------------------------------------------------------
 
-    /// Whether batches may go now.
+    /// Whether this page view holds its queue and may write it.
     pub(super) fn sending(&self) -> bool {
         self.granted() && !self.dispatch.released
     }
 
+    /// Whether batches may go now: delivery's code is there too (the web
+    /// build loads it later; until then events wait in storage).
+    fn delivering(&self) -> bool {
+        self.sending() && self.engine_ready
+    }
+
     /// The batch to send now, if one is due.
     pub fn poll(&mut self, now: f64) -> Option<Batch> {
-        if !self.sending() {
+        if !self.delivering() {
             return None;
         }
-        self.dispatch.poll(&mut self.notices, now)
+        self.poll_batch(now)
     }
 
     /// Requests unanswered too long (see
@@ -366,17 +368,11 @@ impl<S: Store> Tracker<S> {
     /// settled as network errors, so their events are retried; their ids,
     /// for the caller to abort them. A late answer is then ignored.
     pub fn give_up_overdue(&mut self, now: f64) -> Vec<u64> {
-        let overdue = self.dispatch.delivery.overdue(now);
-        for &id in &overdue {
-            self.notices.debug(|| {
-                format!(
-                    "batch unanswered for {} s: given up",
-                    (crate::delivery::REQUEST_TIMEOUT_MS / 1000.0) as i64
-                )
-            });
-            self.settle(id, Outcome::NetworkError, now);
+        if !self.engine_ready {
+            // Nothing was sent: no request can be overdue.
+            return Vec::new();
         }
-        overdue
+        self.give_up_requests(now)
     }
 
     /// When to call [`poll`](Self::poll) again, if nothing else happens.
@@ -384,7 +380,11 @@ impl<S: Store> Tracker<S> {
         if !self.sending() {
             return None;
         }
-        let wake = self.dispatch.delivery.next_wake(&self.dispatch.queue);
+        let wake = if self.engine_ready {
+            self.dispatch.delivery.next_wake(&self.dispatch.queue)
+        } else {
+            None
+        };
         let rules_loaded = self.rules.is_some();
         let mut write = self.profile.write_time(rules_loaded);
         let unwritten = (self.profile.dirty && rules_loaded) || !self.dispatch.saved();
@@ -432,33 +432,9 @@ impl<S: Store> Tracker<S> {
     /// Applies the answer to batch `id` (nothing for a request given up
     /// or forgotten meanwhile: its events went, or will go, again).
     pub fn settle(&mut self, id: u64, outcome: Outcome, now: f64) {
-        if !self.dispatch.delivery.awaits(id) {
-            return;
-        }
-        let random = self.rng.next_f64();
-        let d = &mut self.dispatch;
-        let settled = d.delivery.settle(&mut d.queue, id, outcome, now, random);
-        let status = settled.status;
-        match settled.retry_in_ms {
-            Some(wait) => self.notices.debug(|| {
-                format!(
-                    "batch answered {status}: retry in {} ms",
-                    wait.round() as i64
-                )
-            }),
-            None => self.notices.debug(|| {
-                format!(
-                    "batch answered {status}: {} event(s) done",
-                    settled.removed.len()
-                )
-            }),
-        }
-        d.settled(&mut self.storage, self.consent, &settled, now);
-        for e in settled.errors {
-            self.notices.error(e);
-        }
-        for f in settled.flushes {
-            self.notices.push(super::Notice::Flushed(f));
+        // Before the later module nothing is sent, so nothing is answered.
+        if self.engine_ready {
+            self.settle_answer(id, outcome, now);
         }
     }
 
@@ -503,7 +479,12 @@ impl<S: Store> Tracker<S> {
             return Vec::new();
         }
         self.persist(now);
-        self.dispatch.unload_batches(now, beacon)
+        if !self.engine_ready {
+            // Stored: the next page view (or this one, once delivery's
+            // code is there) sends them.
+            return Vec::new();
+        }
+        self.batches_to_unload(now, beacon)
     }
 
     /// Ends this page view's claim on its queue: everything queued stays

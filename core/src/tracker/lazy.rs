@@ -4,9 +4,10 @@
 //! ([`Tracker::engine_arrived`]).
 //!
 //! The web build ships what only these functions reach as a second wasm
-//! module that a page fetches when a slot waits or at idle, and never when
-//! it has no rules (scripts/split-wasm.mjs finds them by this module's
-//! name, so each stays a function of its own: `#[inline(never)]`). Until it
+//! module that a page fetches when a slot waits or at idle, with
+//! delivery's sending side (see `dispatch/lazy.rs`). scripts/split-wasm.mjs
+//! finds them by this module's name, so each stays a function of its own
+//! (`#[inline(never)]`). Until it
 //! arrives the tracker records as it does before the rules arrive: events
 //! wait for the profile, and messages carry the segments the visitor had
 //! last.

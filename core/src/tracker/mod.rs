@@ -147,7 +147,8 @@ pub struct Tracker<S: Store> {
     profile: SharedProfile,
     segments: Vec<String>,
     notices: Notices,
-    /// The segment engine's code is there (see [`lazy`]).
+    /// The later module's code is there: the segment engine's (see
+    /// [`lazy`]) and delivery's sending side (see `dispatch::lazy`).
     engine_ready: bool,
     /// A rules answer that came before the engine: (status, ETag, body).
     held_rules_answer: Option<(u16, Option<String>, String)>,

@@ -76,10 +76,10 @@ impl<S: Store> Tracker<S> {
         self.reevaluate(now);
     }
 
-    /// The segment engine's code is there (the web build loads it after
+    /// The later module's code is there (the web build loads it after
     /// the page starts): the rules at start are put in force, over the
-    /// events recorded meanwhile, and a rules answer that came first is
-    /// taken.
+    /// events recorded meanwhile, a rules answer that came first is taken,
+    /// and batches may go (the adapter then adopts queues left behind).
     pub fn engine_arrived(&mut self, now: f64) {
         if self.engine_ready {
             return;

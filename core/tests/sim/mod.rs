@@ -275,6 +275,9 @@ struct PageView {
     /// The armed timer, in the simulation's (true) time.
     wake_at: Option<f64>,
     heartbeat_at: f64,
+    /// When delivery's (and the engine's) module arrives, in true time:
+    /// the web build fetches it after the page starts.
+    engine_at: Option<f64>,
     /// Storage events that arrived while frozen.
     held: Vec<(String, Option<String>)>,
 }
@@ -350,6 +353,9 @@ pub struct World {
     /// A scripted world: requests take this long each way, and nothing
     /// happens that the script does not ask for.
     fixed_latency: Option<f64>,
+    /// Page views start without delivery's and the engine's module, which
+    /// arrives later (as in the web build), sometimes much later.
+    engine_later: bool,
 }
 
 fn page(path: &str) -> PageInfo {
@@ -471,6 +477,7 @@ impl World {
             storage_faults: rng.chance(0.25),
             last_refusal: f64::NEG_INFINITY,
             fixed_latency: None,
+            engine_later: rng.chance(0.5),
             rules_doc,
             rng,
         }
@@ -517,8 +524,17 @@ impl World {
             previous_tab: previous_tab.clone(),
             page: page(path),
             online: self.online,
-            engine_later: false,
+            engine_later: self.engine_later,
         };
+        // Most fetches take a moment; a few fail and are fetched again.
+        let engine_at = self.engine_later.then(|| {
+            self.now
+                + if self.rng.chance(0.9) {
+                    self.rng.between(20.0, 3_000.0)
+                } else {
+                    self.rng.between(30_000.0, 120_000.0)
+                }
+        });
         let mut tracker = Tracker::new(config, store, Box::new(Native::default()), start);
         if id % 2 == 1 {
             // As the browser keeps them: out of the queue's memory, each
@@ -548,6 +564,7 @@ impl World {
             previous_tab,
             wake_at: None,
             heartbeat_at,
+            engine_at,
             held: Vec::new(),
         });
         if let Some(t) = self.tabs.get_mut(tab) {
@@ -1000,6 +1017,9 @@ impl World {
                     consider(at, Due::Wake(i));
                 }
                 consider(pv.heartbeat_at, Due::Heartbeat(i));
+                if let Some(at) = pv.engine_at {
+                    consider(at, Due::Engine(i));
+                }
             }
         }
         best
@@ -1016,6 +1036,18 @@ impl World {
                     let now = w.clock();
                     w.pvs[pv].tracker.tick(now);
                 });
+            }
+            Due::Engine(pv) => {
+                // `engineArrived`: then queues left behind are adopted and
+                // the rules fetched, as at start.
+                self.pvs[pv].engine_at = None;
+                self.log(|| format!("pv{pv}: the later module arrives"));
+                self.run(pv, true, |w, pv| {
+                    let now = w.clock();
+                    w.pvs[pv].tracker.engine_arrived(now);
+                });
+                self.adopt(pv);
+                self.fetch_rules(pv);
             }
             Due::Heartbeat(pv) => {
                 self.pvs[pv].heartbeat_at = self.now + HEARTBEAT_MS;
@@ -1610,6 +1642,7 @@ impl World {
         w.loss = 0.0;
         w.storage_faults = false;
         w.fixed_latency = Some(latency_ms);
+        w.engine_later = false;
         w
     }
 
@@ -1678,6 +1711,7 @@ enum Due {
     Answer(usize),
     Wake(usize),
     Heartbeat(usize),
+    Engine(usize),
 }
 
 /// Runs schedule `seed`: `Ok` with its figures, or `Err` with what broke
