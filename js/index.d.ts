@@ -166,10 +166,12 @@ export interface SegmintClient {
   readonly ready: Promise<SegmintClient>;
   /**
    * Resolves once segments are evaluated under the rules at start: the
-   * segment engine (a second wasm module, fetched at idle or as soon as a
-   * slot waits) is there and the rules in force are known. Until then
-   * `segments()` gives the segments the visitor had when last evaluated,
-   * and events recorded meanwhile count in the profile once it arrives.
+   * later wasm module (the segment engine and delivery's sending; fetched
+   * at idle, or as soon as a slot waits or `flush()` is called) is there
+   * and the rules in force are known. Until then events are stored but
+   * not sent, `segments()` gives the segments the visitor had when last
+   * evaluated, and events recorded meanwhile count in the profile once it
+   * arrives.
    */
   readonly segmentsReady: Promise<void>;
   /** Records a custom event. */
