@@ -327,7 +327,8 @@ impl<S: Store> Tracker<S> {
     }
 
     /// Whether other page views left queues behind for this one to adopt.
-    /// (None until the later module is there: see [`engine_arrived`](Self::engine_arrived).)
+    /// (False until the later module is there: see
+    /// [`engine_arrived`](Self::engine_arrived).)
     pub fn has_orphans(&self, previous_tab: Option<&str>, now: f64) -> bool {
         self.granted() && self.engine_ready && self.find_orphans(previous_tab, now)
     }
