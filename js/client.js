@@ -194,13 +194,15 @@ export class Client {
       const wanted = new Promise((resolve) => (this._engineWanted = resolve));
       if (this._engineModule) this._engineWanted();
       else if (tries > 0) {
-        const again = () => {
-          removeEventListener("online", again);
-          clearTimeout(timer);
-          this._wantEngine();
-        };
+        const again = () => this._wantEngine();
         const timer = setTimeout(again, 15000 * tries);
         addEventListener("online", again);
+        // However it came to be wanted (online, the timer, a slot,
+        // flush()), this try's triggers go: none may start the next one.
+        wanted.then(() => {
+          removeEventListener("online", again);
+          clearTimeout(timer);
+        });
       } else if (typeof requestIdleCallback === "function") requestIdleCallback(() => this._wantEngine(), { timeout: 2000 });
       else setTimeout(() => this._wantEngine(), 200);
       return wanted
