@@ -29,7 +29,7 @@ async function measure(queued) {
   const props = { product_id: "p-123", name: "Red shoes", price: 19.99, category: "shoes" };
   // Warm up (JIT, allocator), then hold events: offline, nothing is sent.
   await page.evaluate((p) => { for (let i = 0; i < 500; i++) window.sm.track("Product Clicked", p); return window.sm.flush(); }, props);
-  await until(() => page.evaluate(() => window.sm._inst.queued() === 0), 10_000, "an empty queue");
+  await until(() => page.evaluate(() => (window.sm._get ? Number(window.sm._get("queued")) : window.sm._inst.queued()) === 0), 10_000, "an empty queue");
   await context.setOffline(true);
   await page.evaluate(async ([n, p]) => { for (let i = 0; i < n; i++) window.sm.track("Product Clicked", p); await new Promise((r) => setTimeout(r, 0)); }, [queued, props]);
   // Bursts of 100 calls in one task; then the persisting microtask runs
@@ -45,7 +45,7 @@ async function measure(queued) {
       sync.push(((t1 - t0) * 1000) / 100);
       after.push(((performance.now() - t1) * 1000) / 100);
     }
-    return { sync, after, queued: window.sm._inst.queued() - start };
+    return { sync, after, queued: (window.sm._get ? Number(window.sm._get("queued")) : window.sm._inst.queued()) - start };
   }, [props, 0]);
   // Main-thread busy time of the whole measurement (calls, stringify,
   // persisting, timers, and the evaluate call itself) per event.

@@ -130,6 +130,31 @@ test("a queue a closed tab left is adopted where Web Locks refuse", async () => 
   await context.close();
 });
 
+test("a tab still open takes the queue a closed tab released at once, not at its next heartbeat", async () => {
+  rx.reset();
+  const context = await browser.newContext();
+  // The open tab retries within a second; the closing one would wait a
+  // minute, so only the open tab can send what the closed one left.
+  const stay = await open(context, { flushIntervalMs: 100, retry: { baseMs: 200, capMs: 400 } });
+  const leave = await open(context, { flushIntervalMs: 100, retry: { baseMs: 60_000, capMs: 60_000 } });
+  await Promise.all([stay, leave].map((page) => page.evaluate(() => window.sm.flush())));
+  rx.state.faults = Array(1000).fill(500);
+  await leave.evaluate(() => window.trackMany("released", 0, 10));
+  const failed = () => rx.state.batches.filter((b) => b.status === 500 && b.ids.length > 0).length;
+  await until(() => failed() >= 1, 5000, "the closing tab's failed batch");
+  await leave.close({ runBeforeUnload: true });
+  // Its page-hide beacon fails too; then nothing but the open tab is left
+  // to send the events.
+  await until(() => failed() >= 2, 5000, "the closing tab's beacon");
+  rx.state.faults = [];
+  // The open tab's heartbeat comes every 30 s: arriving within 8 s means
+  // the release itself (a storage event) made the open tab adopt.
+  await allArrived("released", 10, 8000);
+  const r = tallyRun("a released queue, taken by the open tab", "released", 10);
+  assert.equal(r.lost, 0);
+  await context.close();
+});
+
 test("back/forward cache: leave over the unload budget, come back, keep tracking", async () => {
   // Pages the back/forward cache may keep: a browser with it on, a server
   // that does not forbid storing its pages.

@@ -245,11 +245,11 @@ test("a page that stays open revalidates its rules once per TTL and takes the ne
   context.on("request", (req) => req.url().endsWith("/v1/rules") && requests.push(req));
   // A single-page app's page lives on; its timers run on a fake clock.
   const page = await open(context, { rulesUrl: `${rx.origin}/v1/rules`, rulesTtlSeconds: 60 }, Date.now());
-  await until(() => page.evaluate(() => window.sm._inst.rulesVersion() === "2026-11-22.1"), 5000, "rules");
+  await until(() => page.evaluate(() => window.sm._get("rulesVersion") === "2026-11-22.1"), 5000, "rules");
   // Another tab of the shop (the fake clock is the context's), whose rules
   // stay fresh for an hour.
   const other = await open(context, { rulesUrl: `${rx.origin}/v1/rules`, rulesTtlSeconds: 3600 });
-  assert.equal(await other.evaluate(() => window.sm._inst.rulesVersion()), "2026-11-22.1", "from the cache");
+  assert.equal(await other.evaluate(() => window.sm._get("rulesVersion")), "2026-11-22.1", "from the cache");
   // The storefront publishes new rules: a segment everyone is in.
   const next = structuredClone(SEED);
   next.version = "2026-11-24.1";
@@ -259,12 +259,12 @@ test("a page that stays open revalidates its rules once per TTL and takes the ne
   await page.waitForTimeout(300);
   assert.equal(requests.length, 1, "no request before the TTL");
   await page.clock.runFor(60_000); // heartbeats past the TTL
-  await until(() => page.evaluate(() => window.sm._inst.rulesVersion() === "2026-11-24.1"), 5000, "the new rules");
+  await until(() => page.evaluate(() => window.sm._get("rulesVersion") === "2026-11-24.1"), 5000, "the new rules");
   assert.deepEqual(await page.evaluate(() => window.sm.segments()), ["new-user", "everyone"]);
   assert.equal(requests.length, 2, "one revalidation");
   assert.ok(requests[1].headers()["if-none-match"], "with the ETag");
   // The other tab takes them from the first one's fetch, at once.
-  await until(() => other.evaluate(() => window.sm._inst.rulesVersion() === "2026-11-24.1"), 5000, "the other tab to take the new rules");
+  await until(() => other.evaluate(() => window.sm._get("rulesVersion") === "2026-11-24.1"), 5000, "the other tab to take the new rules");
   assert.ok(await other.evaluate(() => window.sm.inSegment("everyone")));
   assert.equal(requests.length, 2, "no request of its own");
   fs.writeFileSync(rulesFile, JSON.stringify(SEED));
@@ -276,7 +276,7 @@ test("rules load from rulesUrl, are cached, revalidated with the ETag, and a bad
   const context = await browser.newContext();
   const options = { rulesUrl: `${rx.origin}/v1/rules`, rulesTtlSeconds: 0 };
   const page = await open(context, options);
-  await until(() => page.evaluate(() => window.sm._inst.rulesVersion() === "2026-11-22.1"), 5000, "rules");
+  await until(() => page.evaluate(() => window.sm._get("rulesVersion") === "2026-11-22.1"), 5000, "rules");
   assert.deepEqual(await page.evaluate(() => window.sm.segments()), ["new-user"]);
   await page.close();
 
@@ -291,7 +291,7 @@ test("rules load from rulesUrl, are cached, revalidated with the ETag, and a bad
     await route.continue();
   });
   await second.goto(pageUrl(options));
-  const atReady = await second.evaluate(() => window.smReady.then(() => window.sm._inst.rulesVersion()));
+  const atReady = await second.evaluate(() => window.smReady.then(() => window.sm._get("rulesVersion")));
   assert.equal(atReady, "2026-11-22.1", "cached rules are in force at once");
   await until(() => requests.length > 0, 3000, "the revalidation");
   assert.ok(requests[0].headers()["if-none-match"], "revalidated with If-None-Match");
@@ -308,13 +308,13 @@ test("rules load from rulesUrl, are cached, revalidated with the ETag, and a bad
   await until(() => third.evaluate(() => window.smErrors.some((e) => e.code === "invalid_rules")), 5000, "invalid_rules");
   const err = await third.evaluate(() => window.smErrors.find((e) => e.code === "invalid_rules"));
   assert.equal(err.message, "segments[2].condition.purchases_30d.$gt: expected a number");
-  assert.equal(await third.evaluate(() => window.sm._inst.rulesVersion()), "2026-11-22.1");
+  assert.equal(await third.evaluate(() => window.sm._get("rulesVersion")), "2026-11-22.1");
 
   // A failed fetch is reported too, and changes nothing.
   fs.rmSync(rulesFile);
   const fourth = await open(context, options);
   await until(() => fourth.evaluate(() => window.smErrors.some((e) => e.code === "rules_fetch_failed")), 5000, "rules_fetch_failed");
-  assert.equal(await fourth.evaluate(() => window.sm._inst.rulesVersion()), "2026-11-22.1");
+  assert.equal(await fourth.evaluate(() => window.sm._get("rulesVersion")), "2026-11-22.1");
   fs.writeFileSync(rulesFile, JSON.stringify(SEED));
   await context.close();
 });

@@ -5,10 +5,26 @@
 import { SegmintError, encode, invalid } from "./json.js";
 import { installCapture } from "./capture.js";
 import { Slots } from "./slots.js";
-import { fetchRules, prefetchRules } from "./rules.js";
+import { prefetchRules } from "./rules.js";
+import { Host, fetchRules } from "./host.js";
 
 const OK = Promise.resolve();
 const noop = () => {};
+
+/** What the core's `get(what, arg)` reads (see src/lib.rs). */
+const READS = {
+  anonymousId: 0,
+  userId: 1,
+  consentState: 2,
+  segments: 3,
+  inSegment: 4,
+  traits: 5,
+  decide: 6,
+  rulesVersion: 7,
+  rulesRequest: 8,
+  settings: 9,
+  queued: 10,
+};
 
 /** A rejected promise that does not count as unhandled: callers that
  * await see the error; fire-and-forget callers are not punished. */
@@ -113,7 +129,8 @@ export class Client {
         }
         try {
           // The build is split: the engine's code is not in this module.
-          this._inst = new wasm.Segmint(text, (type, payload) => this._notice(type, payload), true);
+          this._host = new Host();
+          this._inst = new wasm.Segmint(text, (type, payload) => this._notice(type, payload), true, this._host);
           this._href = location.href;
         } catch (e) {
           throw typeof e === "string" ? new SegmintError(JSON.parse(e)) : e;
@@ -122,7 +139,7 @@ export class Client {
         this._memory = wasm.memory;
         this._engineArrived = this._fetchEngine ? this._startEngine(wasm.exports) : Promise.resolve();
         this._rulesKnown = Promise.all([this._startRules(), this._engineArrived]);
-        this.settings = JSON.parse(this._inst.settings());
+        this.settings = JSON.parse(this._get("settings"));
         // A page prerendered by Speculation Rules runs before anyone sees
         // it: the core starts and slots decide now, so it shows at once,
         // but nothing is recorded (no page view, no banner exposure) until
@@ -209,7 +226,7 @@ export class Client {
         .then(() => this._engineModule)
         .then((module) => WebAssembly.instantiate(module, { p: exports }))
         .then(
-          () => this._inst.engineArrived(),
+          () => this._inst.call(8, undefined, ""),
           (e) => {
             this._emit(
               "error",
@@ -228,12 +245,12 @@ export class Client {
    * are known: cached, inline, fetched, or none to be had (no rulesUrl,
    * a failed fetch, a bad document, consent not granted). */
   _startRules() {
-    const wanted = this._inst.rulesRequest();
+    const wanted = this._get("rulesRequest");
     if (!wanted) return Promise.resolve();
     const { url, etag } = JSON.parse(wanted);
     return this._prefetch
       .then((pre) => (pre && pre.url === url && pre.etag === etag ? pre.answer : fetchRules(url, etag)))
-      .then(([status, tag, text]) => this._inst.rulesAnswer(status, tag ?? undefined, text))
+      .then(([status, tag, text]) => this._host.rulesAnswered(status, text, tag))
       .catch(noop);
   }
 
@@ -298,9 +315,15 @@ export class Client {
     const inst = this._inst;
     if (location.href !== this._href) {
       this._href = location.href;
-      inst.pageChanged();
+      inst.call(6, undefined, "");
     }
     return inst;
+  }
+
+  /** What the core reads out (READS), once it runs; `current`: for the
+   * page as it is now (see _core). */
+  _get(what, arg, current) {
+    return (current ? this._core() : this._inst).get(READS[what], arg);
   }
 
   /** Result of a wasm call: undefined, or an error as JSON text. */
@@ -318,7 +341,7 @@ export class Client {
     } catch (e) {
       return this._fail(e);
     }
-    const err = this._core().record(0, event, json);
+    const err = this._core().call(0, event, json);
     return err === undefined ? OK : this._result(err);
   }
 
@@ -329,7 +352,7 @@ export class Client {
     if (name !== undefined && name !== null && typeof name !== "string") return this._fail(invalid("page(name)", "expected a string"));
     // The core reads the page afresh for a page view.
     this._href = location.href;
-    return this._call(() => this._recorder.record(1, name ?? undefined, encode(properties, "properties")));
+    return this._call(() => this._recorder.call(1, name ?? undefined, encode(properties, "properties")));
   }
 
   /** identify(userId, traits) or identify(traits). */
@@ -340,26 +363,26 @@ export class Client {
     if (userId !== undefined && userId !== null && typeof userId !== "string") {
       return this._fail(invalid("identify(userId)", "expected a string"));
     }
-    return this._call(() => this._core().record(2, userId ?? undefined, encode(traits, "traits")));
+    return this._call(() => this._core().call(2, userId ?? undefined, encode(traits, "traits")));
   }
 
   /** Segment e-commerce "Product Clicked"; requires product_id. */
   productClicked(properties) {
     if (!this._recorder) return this._wait("productClicked", [properties]);
-    return this._call(() => this._core().record(3, undefined, encode(properties ?? {}, "properties")));
+    return this._call(() => this._core().call(3, undefined, encode(properties ?? {}, "properties")));
   }
 
   /** Segment e-commerce "Products Searched" with `query`. */
   productsSearched(query, properties) {
     if (!this._recorder) return this._wait("productsSearched", [query, properties]);
     if (typeof query !== "string") return this._fail(invalid("productsSearched(query)", "expected a string"));
-    return this._call(() => this._core().record(4, query, encode(properties, "properties")));
+    return this._call(() => this._core().call(4, query, encode(properties, "properties")));
   }
 
   /** Segment e-commerce "Order Completed"; requires order_id and products. */
   orderCompleted(order) {
     if (!this._recorder) return this._wait("orderCompleted", [order]);
-    return this._call(() => this._core().record(5, undefined, encode(order ?? {}, "order")));
+    return this._call(() => this._core().call(5, undefined, encode(order ?? {}, "order")));
   }
 
   _call(f) {
@@ -372,7 +395,7 @@ export class Client {
 
   /** Forget the user: new anonymous id; queued events still go out. */
   reset() {
-    if (this._recorder) this._recorder.reset();
+    if (this._recorder) this._recorder.call(7, undefined, "");
     else if (this._pending) this._pending.push(["reset", [], noop]);
   }
 
@@ -382,39 +405,39 @@ export class Client {
     if (!this._recorder) return this._wait("flush", []);
     // Answers are heard once the later module is there.
     this._wantEngine();
-    return this._recorder.flush().then(JSON.parse);
+    return this._host.settled(this._recorder.flush()).then(JSON.parse);
   }
 
   /** consent("granted" | "denied" | "pending"), remembered in a cookie. */
   consent(state) {
     if (!this._recorder) return this._wait("consent", [state]);
-    if (state === undefined) return Promise.resolve(this._recorder.consentState());
-    return this._result(this._recorder.consent(String(state)));
+    if (state === undefined) return Promise.resolve(this._get("consentState"));
+    return this._result(this._recorder.call(9, String(state), ""));
   }
 
   /** The anonymous id (null until ready). */
   anonymousId() {
-    return this._inst ? this._inst.anonymousId() : null;
+    return this._inst ? this._get("anonymousId") : null;
   }
 
   /** The user id after identify (null until then). */
   userId() {
-    return this._inst ? this._inst.userId() ?? null : null;
+    return this._inst ? this._get("userId") ?? null : null;
   }
 
   /** Current segment ids, highest priority first. */
   segments() {
-    return this._inst ? JSON.parse(this._core().segments()) : [];
+    return this._inst ? JSON.parse(this._get("segments", undefined, true)) : [];
   }
 
   /** Whether the user is in segment `id`. */
   inSegment(id) {
-    return this._inst ? this._core().inSegment(String(id)) : false;
+    return this._inst ? this._get("inSegment", String(id), true) !== undefined : false;
   }
 
   /** The user's traits: from identify, and computed from the rules. */
   traits() {
-    return this._inst ? JSON.parse(this._core().traits()) : {};
+    return this._inst ? JSON.parse(this._get("traits", undefined, true)) : {};
   }
 
   /**

@@ -3,6 +3,8 @@
 // decided, not two. The core says which fetch it wants once it runs
 // (rulesRequest); this request is used when it is that one.
 
+import { fetchRules } from "./host.js";
+
 /** The consent segmint starts with, as the core decides it: the choice
  * remembered in the sgm_consent cookie, the site's explicit option, Global
  * Privacy Control, the default. Only a granted start may make a request. */
@@ -22,14 +24,6 @@ function cached(url) {
   } catch {
     return null;
   }
-}
-
-/** GETs the rules document: [status (0 for a network error), ETag, text]. */
-export function fetchRules(url, etag) {
-  return fetch(url, etag ? { headers: { "If-None-Match": etag } } : undefined).then(
-    (r) => r.text().then((text) => [r.status, r.headers.get("ETag"), text]),
-    () => [0, null, ""],
-  );
 }
 
 /**

@@ -64,7 +64,7 @@ function mark(name) {
 
 export class Slots {
   /**
-   * @param {object} client the segmint client (track, on, _inst, _core)
+   * @param {object} client the segmint client (track, on, _inst, _get)
    * @param {{sticky?: boolean, antiFlickerTimeoutMs?: number}} options
    */
   constructor(client, options) {
@@ -216,7 +216,7 @@ export class Slots {
 
   decide(slot) {
     const offered = Object.keys(slot.variants).filter((k) => k !== "default");
-    return JSON.parse(this.client._core().decide(JSON.stringify(offered)));
+    return JSON.parse(this.client._get("decide", JSON.stringify(offered), true));
   }
 
   decideAndRender(slot) {
@@ -234,7 +234,7 @@ export class Slots {
   }
 
   remember(slot, decision) {
-    if (this.client._inst.consentState() !== "granted") return;
+    if (this.client._get("consentState") !== "granted") return;
     const entry = { template: decision.template, segment: decision.segment, variation: decision.variation };
     if (JSON.stringify(this.cache[slot.name]) === JSON.stringify(entry)) return;
     this.cache[slot.name] = entry;

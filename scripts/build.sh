@@ -29,7 +29,7 @@ node scripts/split-wasm.mjs pkg
 
 # The facade, as ES modules for bundlers (embed.js and stub.js are
 # replaced by their built forms below).
-for f in index load client json capture slots rules; do cp "js/$f.js" pkg/; done
+for f in index load client json capture slots rules host; do cp "js/$f.js" pkg/; done
 cp js/index.d.ts LICENSE pkg/
 # The script-tag embed: one minified file, loader + facade + glue.
 # (Bundled from pkg/, where the wasm-bindgen glue is.)

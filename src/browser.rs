@@ -1,12 +1,12 @@
 //! Browser adapters: `localStorage` as a [`Store`], cookies, the page,
-//! randomness, regular expressions, and the few bindings web-sys keeps
-//! behind its unstable flag (Web Locks), or that it binds loosely (Blob).
+//! randomness, regular expressions, and the [`PageHost`] (`js/host.js`'s `Host`) that
+//! does the runtime's timing, listening and networking.
 //!
 //! Every call that can throw in JavaScript is bound with `catch`, so an
 //! exception becomes a value here instead of unwinding through the wasm
 //! instance.
 
-use js_sys::{Function, Promise, Reflect};
+use js_sys::Function;
 use segmint_core::condition::Host;
 use segmint_core::cookie::{
     find_registrable_domain, read_cookie, set_cookie_string, CookieAttributes,
@@ -16,186 +16,225 @@ use segmint_core::store::Store;
 use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{HtmlDocument, Storage, Window};
 
 #[wasm_bindgen]
 extern "C" {
-    /// `navigator.locks` (Web Locks API).
-    pub type LockManager;
-    /// `locks.request(name, callback)`: runs `callback` holding the lock.
+    /// `js/host.js`'s `Host`: the runtime's timer, the page's lifecycle
+    /// events and the network (see there). Every method is bound with
+    /// `catch`: a host that throws leaves the runtime as it was.
+    #[derive(Clone)]
+    pub type PageHost;
+    /// Starts listening, reporting to `report`; `keys` are the storage
+    /// keys whose new values it passes on. Whether `fetch` honours
+    /// `keepalive`.
     #[wasm_bindgen(method, catch)]
-    pub fn request(this: &LockManager, name: &str, callback: &Function)
-        -> Result<Promise, JsValue>;
-
-    /// `new Blob(parts, options)`.
-    #[wasm_bindgen(js_name = Blob)]
-    type TextBlob;
-    #[wasm_bindgen(constructor, js_class = "Blob", catch)]
-    fn new_blob(parts: &js_sys::Array, options: &JsValue) -> Result<TextBlob, JsValue>;
-
-    /// `navigator`, for `sendBeacon` with any body type.
-    #[wasm_bindgen(js_name = Navigator)]
-    type BeaconNavigator;
-    #[wasm_bindgen(method, js_class = "Navigator", js_name = sendBeacon, catch)]
-    fn send_beacon(this: &BeaconNavigator, url: &str, data: &JsValue) -> Result<bool, JsValue>;
-
-    /// A promise, for `then(onFulfilled, onRejected)` with plain functions
-    /// (js-sys binds it only with typed closures).
-    #[wasm_bindgen(js_name = Promise)]
-    type Thenable;
-    #[wasm_bindgen(method, js_class = "Promise")]
-    fn then(this: &Thenable, on_fulfilled: &Function, on_rejected: &Function);
+    pub fn start(this: &PageHost, report: &Function, keys: &str) -> Result<bool, JsValue>;
+    /// (Re)arms the timer for `ms` from now; a negative `ms` disarms it.
+    #[wasm_bindgen(method, catch)]
+    pub fn arm(this: &PageHost, ms: f64) -> Result<(), JsValue>;
+    /// Reports `PERSIST` in a microtask.
+    #[wasm_bindgen(method, catch)]
+    pub fn microtask(this: &PageHost) -> Result<(), JsValue>;
+    /// POSTs batch `id`; its answer is reported.
+    #[wasm_bindgen(method, catch)]
+    pub fn post(
+        this: &PageHost,
+        id: f64,
+        url: &str,
+        body: &[u8],
+        keepalive: bool,
+    ) -> Result<(), JsValue>;
+    /// Aborts batch `id`'s request.
+    #[wasm_bindgen(method, catch)]
+    pub fn abort(this: &PageHost, id: f64) -> Result<(), JsValue>;
+    /// `navigator.sendBeacon` for a departing page.
+    #[wasm_bindgen(method, catch)]
+    pub fn beacon(this: &PageHost, url: &str, body: &[u8]) -> Result<(), JsValue>;
+    /// GETs the rules document; its answer is reported.
+    #[wasm_bindgen(method, catch)]
+    pub fn rules(this: &PageHost, url: &str, etag: Option<&str>) -> Result<(), JsValue>;
+    /// Flush `id` has settled: `json` is `{"sent":n,"pending":m}`.
+    #[wasm_bindgen(method, catch)]
+    pub fn flushed(this: &PageHost, id: u32, json: &str) -> Result<(), JsValue>;
+    /// Takes the cross-tab queue lock; reports `LOCKED` holding it.
+    #[wasm_bindgen(method, catch)]
+    pub fn lock(this: &PageHost) -> Result<(), JsValue>;
+    /// What the page is like at start (the `FACT_` bits).
+    #[wasm_bindgen(method, catch)]
+    fn facts(this: &PageHost) -> Result<u32, JsValue>;
+    /// The page's fields, a line each (see [`page_info`]).
+    #[wasm_bindgen(method, catch)]
+    fn page(this: &PageHost) -> Result<String, JsValue>;
+    /// `document.cookie`.
+    #[wasm_bindgen(method, catch)]
+    fn cookie(this: &PageHost) -> Result<String, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = setCookie)]
+    fn set_cookie(this: &PageHost, text: &str) -> Result<(), JsValue>;
+    /// Storage `area` ([`LOCAL`] or [`SESSION`]) at `key`.
+    #[wasm_bindgen(method, catch)]
+    fn read(this: &PageHost, area: u32, key: &str) -> Result<Option<String>, JsValue>;
+    /// Writes `key`: `None`, or the browser's reason for refusing.
+    #[wasm_bindgen(method, catch)]
+    fn write(this: &PageHost, area: u32, key: &str, value: &str)
+        -> Result<Option<String>, JsValue>;
+    #[wasm_bindgen(method, catch)]
+    fn remove(this: &PageHost, area: u32, key: &str) -> Result<(), JsValue>;
+    /// segmint's `localStorage` keys, a line each.
+    #[wasm_bindgen(method, catch)]
+    fn keys(this: &PageHost) -> Result<String, JsValue>;
+    /// Fills `bytes` with random ones.
+    #[wasm_bindgen(method, catch)]
+    fn random(this: &PageHost, bytes: &mut [u8]) -> Result<(), JsValue>;
 
     #[wasm_bindgen(js_name = RegExp, catch)]
     fn new_regexp(pattern: &str, flags: &str) -> Result<js_sys::RegExp, JsValue>;
 }
 
-/// Calls `f` once with what `promise` fulfils with, or, if it rejects,
-/// with the rejection (never a `Response`). Plain promise callbacks rather
-/// than a futures executor: the wasm carries no async runtime.
-pub fn on_settled(promise: &Promise, f: impl FnOnce(JsValue) + 'static) {
-    // One callback for both outcomes: a promise settles only once.
-    let callback = once(f);
-    promise
-        .unchecked_ref::<Thenable>()
-        .then(&callback, &callback);
-}
+/// `localStorage`, as the host numbers storage areas.
+const LOCAL: u32 = 0;
+/// `sessionStorage` (this tab's).
+const SESSION: u32 = 1;
 
-/// `f` as a JavaScript function to be called once.
-pub fn once(f: impl FnOnce(JsValue) + 'static) -> Function {
-    boxed_once(Box::new(f))
-}
-
-/// [`once`]'s body, compiled once for every caller.
-fn boxed_once(f: Box<dyn FnOnce(JsValue)>) -> Function {
-    Closure::once_into_js(f).unchecked_into()
-}
-
-/// The window, if this is a page (not a worker or Node).
-pub fn window() -> Option<Window> {
-    web_sys::window()
-}
+/// [`PageHost::facts`]: the browser is online.
+const FACT_ONLINE: u32 = 1;
+/// Global Privacy Control asks not to be tracked.
+const FACT_GPC: u32 = 2;
+/// `fetch` honours `keepalive`.
+const FACT_KEEPALIVE: u32 = 4;
 
 /// Milliseconds since the epoch.
 pub fn now() -> f64 {
     js_sys::Date::now()
 }
 
-/// `n` bytes from `crypto.getRandomValues`, or from `Math.random` where
-/// the page has no Web Crypto (the ids stay unique, not unguessable).
-pub fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut bytes = [0u8; N];
-    let filled = window()
-        .and_then(|w| w.crypto().ok())
-        .is_some_and(|c| c.get_random_values_with_u8_array(&mut bytes).is_ok());
-    if !filled {
-        for b in &mut bytes {
-            *b = (js_sys::Math::random() * 256.0) as u8;
-        }
-    }
-    bytes
+/// What the page is like at start, from the host.
+pub struct Facts {
+    /// `navigator.onLine` (true where unknown).
+    pub online: bool,
+    /// `navigator.globalPrivacyControl === true`.
+    pub gpc: bool,
+    /// Whether `fetch` honours `keepalive`.
+    pub keepalive_fetch: bool,
 }
 
-/// `localStorage` as a [`Store`]. Where the browser refuses storage
-/// (disabled, private mode, sandboxed frame) reads find nothing and writes
-/// fail, and the tracker keeps events in memory.
+impl PageHost {
+    /// What the page is like at start.
+    pub fn start_facts(&self) -> Facts {
+        let bits = self.facts().unwrap_or(FACT_ONLINE);
+        Facts {
+            online: bits & FACT_ONLINE != 0,
+            gpc: bits & FACT_GPC != 0,
+            keepalive_fetch: bits & FACT_KEEPALIVE != 0,
+        }
+    }
+
+    /// `n` random bytes: from `crypto.getRandomValues`, or from
+    /// `Math.random` where the page has no Web Crypto (the ids stay
+    /// unique, not unguessable).
+    pub fn random_bytes<const N: usize>(&self) -> [u8; N] {
+        let mut bytes = [0u8; N];
+        let _ = self.random(&mut bytes);
+        bytes
+    }
+
+    /// `sessionStorage` value at `key` (this tab's).
+    pub fn session_get(&self, key: &str) -> Option<String> {
+        self.read(SESSION, key).ok().flatten()
+    }
+
+    /// Writes `sessionStorage[key]`; failures are ignored (it is a hint).
+    pub fn session_set(&self, key: &str, value: &str) {
+        let _ = self.write(SESSION, key, value);
+    }
+
+    /// Removes `sessionStorage[key]`.
+    pub fn session_remove(&self, key: &str) {
+        let _ = self.remove(SESSION, key);
+    }
+
+    /// `document.cookie` (empty where cookies are unavailable).
+    pub fn cookies(&self) -> String {
+        self.cookie().unwrap_or_default()
+    }
+
+    /// Tells this site's other tabs of a consent choice made in this one:
+    /// a `storage` event carrying `state`, with nothing left in storage.
+    pub fn announce_consent(&self, state: &str) {
+        // Removed first as well: setting the value a key already holds
+        // fires no event.
+        let _ = self.remove(LOCAL, CONSENT_SIGNAL_KEY);
+        let _ = self.write(LOCAL, CONSENT_SIGNAL_KEY, state);
+        let _ = self.remove(LOCAL, CONSENT_SIGNAL_KEY);
+    }
+
+    /// The page as events describe it, and its hostname and whether it is
+    /// served over https (for the cookie).
+    pub fn page_info(&self) -> (PageInfo, String, bool) {
+        let text = self.page().unwrap_or_default();
+        let mut fields = text.split('\n').map(str::to_string);
+        let mut next = || fields.next().unwrap_or_default();
+        let page = PageInfo {
+            url: next(),
+            path: next(),
+            search: next(),
+            referrer: next(),
+            title: next(),
+            user_agent: next(),
+            locale: next(),
+        };
+        let host = next();
+        (page, host, next() == "https:")
+    }
+}
+
+/// `localStorage` as a [`Store`], through the host. Where the browser
+/// refuses storage (disabled, private mode, sandboxed frame) reads find
+/// nothing and writes fail, and the tracker keeps events in memory.
 pub struct LocalStore {
-    storage: Option<Storage>,
+    host: PageHost,
 }
 
 impl LocalStore {
-    /// The page's `localStorage`, if it can be had.
-    pub fn open() -> LocalStore {
-        LocalStore {
-            storage: window().and_then(|w| w.local_storage().ok().flatten()),
-        }
+    /// The page's `localStorage`.
+    pub fn open(host: &PageHost) -> LocalStore {
+        LocalStore { host: host.clone() }
     }
 }
 
 impl Store for LocalStore {
     fn get(&self, key: &str) -> Option<String> {
-        self.storage.as_ref()?.get_item(key).ok().flatten()
+        self.host.read(LOCAL, key).ok().flatten()
     }
 
     fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
-        let storage = self.storage.as_ref().ok_or("localStorage unavailable")?;
-        storage.set_item(key, value).map_err(|e| {
-            Reflect::get(&e, &"name".into())
-                .ok()
-                .and_then(|n| n.as_string())
-                .unwrap_or_else(|| "write refused".into())
-        })
-    }
-
-    fn remove(&mut self, key: &str) {
-        if let Some(s) = &self.storage {
-            let _ = s.remove_item(key);
+        match self.host.write(LOCAL, key, value) {
+            Ok(None) => Ok(()),
+            Ok(Some(reason)) => Err(reason),
+            Err(_) => Err("write refused".into()),
         }
     }
 
-    fn keys(&self) -> Vec<String> {
-        let Some(s) = &self.storage else {
-            return Vec::new();
-        };
-        let n = s.length().unwrap_or(0);
-        (0..n).filter_map(|i| s.key(i).ok().flatten()).collect()
+    fn remove(&mut self, key: &str) {
+        let _ = self.host.remove(LOCAL, key);
     }
-}
 
-/// `sessionStorage` value at `key` (this tab's), and a setter.
-pub fn session_get(key: &str) -> Option<String> {
-    window()?.session_storage().ok()??.get_item(key).ok()?
+    /// segmint's keys (`sgm_`): the only ones the core looks at.
+    fn keys(&self) -> Vec<String> {
+        let keys = self.host.keys().unwrap_or_default();
+        keys.split('\n')
+            .filter(|k| !k.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
 }
 
 /// The `localStorage` key whose `storage` events carry a consent choice
 /// to this site's other tabs.
 pub const CONSENT_SIGNAL_KEY: &str = "sgm_consent";
 
-/// Tells this site's other tabs of a consent choice made in this one: a
-/// `storage` event carrying `state`, with nothing left in storage.
-pub fn announce_consent(state: &str) {
-    if let Some(s) = window().and_then(|w| w.local_storage().ok().flatten()) {
-        // Removed first as well: setting the value a key already holds
-        // fires no event.
-        let _ = s.remove_item(CONSENT_SIGNAL_KEY);
-        let _ = s.set_item(CONSENT_SIGNAL_KEY, state);
-        let _ = s.remove_item(CONSENT_SIGNAL_KEY);
-    }
-}
-
-/// Removes `sessionStorage[key]`.
-pub fn session_remove(key: &str) {
-    if let Some(s) = window().and_then(|w| w.session_storage().ok().flatten()) {
-        let _ = s.remove_item(key);
-    }
-}
-
-/// Writes `sessionStorage[key]`; failures are ignored (it is a hint).
-pub fn session_set(key: &str, value: &str) {
-    if let Some(s) = window().and_then(|w| w.session_storage().ok().flatten()) {
-        let _ = s.set_item(key, value);
-    }
-}
-
-fn html_document() -> Option<HtmlDocument> {
-    window()?.document()?.dyn_into::<HtmlDocument>().ok()
-}
-
-/// `document.cookie` (empty where cookies are unavailable).
-pub fn cookies() -> String {
-    html_document()
-        .and_then(|d| d.cookie().ok())
-        .unwrap_or_default()
-}
-
-fn set_cookie(text: &str) {
-    if let Some(d) = html_document() {
-        let _ = d.set_cookie(text);
-    }
-}
-
 /// How the anonymous-id cookie is written.
 pub struct CookieJar {
+    host: PageHost,
     /// Cookie name.
     pub name: String,
     /// `Domain=`, probed or configured.
@@ -215,24 +254,20 @@ impl CookieJar {
     /// suffixes) and cached, because a cookie write followed by a read is
     /// slow in some browsers.
     pub fn for_page(
+        host: &PageHost,
         name: &str,
         domain: Option<String>,
         max_age_days: f64,
-        store: &mut dyn Store,
         allowed: bool,
     ) -> CookieJar {
-        let location = window().map(|w| w.location());
-        let host = location
-            .as_ref()
-            .and_then(|l| l.hostname().ok())
-            .unwrap_or_default();
-        let secure = location.and_then(|l| l.protocol().ok()).as_deref() == Some("https:");
+        let (_, hostname, secure) = host.page_info();
+        let mut store = LocalStore::open(host);
         let domain = domain.or_else(|| {
             // Known from an earlier visit even without consent, so a
             // visit denied at start can delete the cookie it left.
             let cached = store.get(DOMAIN_CACHE_KEY).and_then(|c| {
                 let (h, d) = c.split_once('=')?;
-                (h == host).then(|| d.to_string())
+                (h == hostname).then(|| d.to_string())
             });
             if let Some(d) = cached {
                 return (!d.is_empty()).then_some(d);
@@ -240,16 +275,16 @@ impl CookieJar {
             if !allowed {
                 return None;
             }
-            let found = find_registrable_domain(&host, |candidate| {
+            let found = find_registrable_domain(&hostname, |candidate| {
                 let probe = CookieAttributes {
                     domain: Some(candidate),
                     max_age_secs: 10,
                     secure,
                 };
-                set_cookie(&set_cookie_string("sgm_probe", "1", &probe));
-                let ok = read_cookie(&cookies(), "sgm_probe") == Some("1");
+                let _ = host.set_cookie(&set_cookie_string("sgm_probe", "1", &probe));
+                let ok = read_cookie(&host.cookies(), "sgm_probe") == Some("1");
                 if ok {
-                    set_cookie(&set_cookie_string(
+                    let _ = host.set_cookie(&set_cookie_string(
                         "sgm_probe",
                         "",
                         &CookieAttributes {
@@ -262,11 +297,12 @@ impl CookieJar {
             });
             let _ = store.set(
                 DOMAIN_CACHE_KEY,
-                &format!("{host}={}", found.as_deref().unwrap_or_default()),
+                &format!("{hostname}={}", found.as_deref().unwrap_or_default()),
             );
             found
         });
         CookieJar {
+            host: host.clone(),
             name: name.to_string(),
             domain,
             max_age_secs: (max_age_days * 86_400.0) as u64,
@@ -284,7 +320,7 @@ impl CookieJar {
 
     /// Sets (or renews) cookie `name` for the jar's domain and lifetime.
     pub fn write(&self, name: &str, value: &str) {
-        set_cookie(&set_cookie_string(
+        let _ = self.host.set_cookie(&set_cookie_string(
             name,
             value,
             &self.attributes(self.max_age_secs),
@@ -293,8 +329,10 @@ impl CookieJar {
 
     /// Deletes cookie `name` (also a host-only one left from before).
     pub fn delete(&self, name: &str) {
-        set_cookie(&set_cookie_string(name, "", &self.attributes(0)));
-        set_cookie(&set_cookie_string(
+        let _ = self
+            .host
+            .set_cookie(&set_cookie_string(name, "", &self.attributes(0)));
+        let _ = self.host.set_cookie(&set_cookie_string(
             name,
             "",
             &CookieAttributes {
@@ -304,45 +342,6 @@ impl CookieJar {
             },
         ));
     }
-}
-
-/// The page as events describe it.
-pub fn page_info() -> PageInfo {
-    let Some(w) = window() else {
-        return PageInfo::default();
-    };
-    let loc = w.location();
-    let doc = w.document();
-    let nav = w.navigator();
-    let text = |r: Result<String, JsValue>| r.unwrap_or_default();
-    PageInfo {
-        url: text(loc.href()),
-        path: text(loc.pathname()),
-        search: text(loc.search()),
-        referrer: doc.as_ref().map(|d| d.referrer()).unwrap_or_default(),
-        title: doc.as_ref().map(|d| d.title()).unwrap_or_default(),
-        user_agent: text(nav.user_agent()),
-        locale: nav.language().unwrap_or_default(),
-    }
-}
-
-/// `navigator.globalPrivacyControl === true`
-pub fn global_privacy_control() -> bool {
-    window()
-        .and_then(|w| Reflect::get(&w.navigator(), &"globalPrivacyControl".into()).ok())
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false)
-}
-
-/// `navigator.onLine` (true where unknown).
-pub fn online() -> bool {
-    window().is_none_or(|w| w.navigator().on_line())
-}
-
-/// `navigator.locks`, where the browser has Web Locks.
-pub fn lock_manager() -> Option<LockManager> {
-    let locks = Reflect::get(&window()?.navigator(), &"locks".into()).ok()?;
-    (!locks.is_undefined() && !locks.is_null()).then(|| locks.unchecked_into())
 }
 
 /// JavaScript's number conversions for the core's JSON (see
@@ -360,50 +359,6 @@ pub fn install_number_codec() {
         (!n.is_nan()).then_some(n)
     }
     segmint_core::json::set_number_codec(segmint_core::json::NumberCodec { format, parse });
-}
-
-/// Whether `fetch` honours `keepalive`: where it does, `Request` has the
-/// `keepalive` attribute (Firefox from 133; Chrome and Safari long
-/// before). Where it does not, the option is silently ignored.
-pub fn keepalive_fetch() -> bool {
-    Reflect::get(&js_sys::global(), &"Request".into())
-        .and_then(|request| Reflect::get(&request, &"prototype".into()))
-        .and_then(|prototype| Reflect::has(&prototype, &"keepalive".into()))
-        .unwrap_or(false)
-}
-
-/// Sets `init.keepalive` (web-sys has no setter for it yet).
-pub fn set_keepalive(init: &web_sys::RequestInit, keepalive: bool) {
-    let _ = Reflect::set(init, &"keepalive".into(), &JsValue::from_bool(keepalive));
-}
-
-/// Sets `init.headers` to `Content-Type: text/plain;charset=UTF-8`.
-pub fn set_text_plain(init: &web_sys::RequestInit) {
-    let headers = js_sys::Object::new();
-    let _ = Reflect::set(&headers, &"Content-Type".into(), &TEXT_PLAIN.into());
-    let _ = Reflect::set(init, &"headers".into(), &headers);
-}
-
-const TEXT_PLAIN: &str = "text/plain;charset=UTF-8";
-
-/// `bytes` as a `text/plain;charset=UTF-8` blob, copied out of wasm
-/// memory (no UTF-8 to UTF-16 round trip).
-pub fn text_blob(bytes: &[u8]) -> Option<JsValue> {
-    let options = js_sys::Object::new();
-    Reflect::set(&options, &"type".into(), &TEXT_PLAIN.into()).ok()?;
-    let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));
-    TextBlob::new_blob(&parts, &options).ok().map(JsValue::from)
-}
-
-/// `navigator.sendBeacon(url, body)`: whether the browser took it.
-pub fn send_beacon(
-    navigator: &web_sys::Navigator,
-    url: &str,
-    body: &JsValue,
-) -> Result<bool, JsValue> {
-    navigator
-        .unchecked_ref::<BeaconNavigator>()
-        .send_beacon(url, body)
 }
 
 /// The browser as the conditions' [`Host`]: its own `RegExp` (compiled

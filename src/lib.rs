@@ -25,6 +25,7 @@ use segmint_core::config::{Config, Consent};
 use segmint_core::json::{write_string, write_strings, Value};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
 /// A running segmint instance (one per page).
 #[wasm_bindgen]
@@ -50,13 +51,15 @@ impl Segmint {
     /// `emit(type, json)` hears `error`, `segments` and `debug` notices.
     /// `engine_later`: this is the build split in two, and the module
     /// with the segment engine and delivery's sending comes later
-    /// (`engineArrived`). Throws (as a JSON
-    /// string) on invalid options.
+    /// (`engineArrived`). `host`: a `Host` of `js/host.js`, which keeps
+    /// the timer, hears the page's lifecycle and makes the requests.
+    /// Throws (as a JSON string) on invalid options.
     #[wasm_bindgen(constructor)]
     pub fn new(
         options: &str,
         emit: js_sys::Function,
         engine_later: bool,
+        host: JsValue,
     ) -> Result<Segmint, JsValue> {
         browser::install_number_codec();
         let config = Config::from_json(options).map_err(|e| JsValue::from_str(&e.to_json()))?;
@@ -67,21 +70,72 @@ impl Segmint {
         segmint_core::json::write_number(&mut settings, config.anti_flicker_timeout_ms);
         settings.push('}');
         Ok(Segmint {
-            rt: Runtime::start(config, emit, engine_later),
+            rt: Runtime::start(config, emit, host.unchecked_into(), engine_later),
             settings,
         })
     }
 
-    /// Resolved options the facade acts on (JSON).
-    pub fn settings(&self) -> String {
-        self.settings.clone()
+    /// Sends everything queued now. Returns the flush's id: the host's
+    /// `settled(id)` resolves to `{"sent":n,"pending":m}` (JSON text) once
+    /// every event queued at the call was answered.
+    pub fn flush(&self) -> u32 {
+        self.rt.flush()
+    }
+
+    /// A call that changes state, by `kind`: 0 to 5 record (see
+    /// [`Segmint::record`]), 6 `pageChanged`, 7 `reset`, 8
+    /// `engineArrived`, 9 `consent(a)`. `None` on success, or the error
+    /// as JSON. One export for them all, as for the reads.
+    pub fn call(&self, kind: u8, a: Option<String>, b: &str) -> CallResult {
+        match kind {
+            0..=5 => return self.record(kind, a, b),
+            6 => self.page_changed(),
+            7 => self.reset(),
+            8 => self.engine_arrived(),
+            _ => return self.consent(a.as_deref().unwrap_or_default()),
+        }
+        None
+    }
+
+    /// Reads, by `what`: 0 `anonymousId`, 1 `userId`, 2 `consentState`,
+    /// 3 `segments` (JSON array), 4 `inSegment(arg)` (`"1"` or nothing), 5
+    /// `traits` (JSON object), 6 `decide(arg)`, 7 `rulesVersion`, 8
+    /// `rulesRequest`, 9 `settings`, 10 `queued`. One export for them
+    /// all: each export costs the wasm and its glue a shim of its own.
+    pub fn get(&self, what: u8, arg: Option<String>) -> Option<String> {
+        let arg = arg.as_deref().unwrap_or_default();
+        match what {
+            0 => Some(self.anonymous_id()),
+            1 => self.user_id(),
+            2 => Some(self.consent_state()),
+            3 => Some(self.segments()),
+            4 => self.in_segment(arg).then(|| "1".into()),
+            5 => Some(self.traits()),
+            6 => Some(self.decide(arg)),
+            7 => self.rules_version(),
+            8 => self.rules_request(),
+            9 => Some(self.settings()),
+            _ => Some(self.queued().to_string()),
+        }
+    }
+}
+
+/// The calls and reads behind [`Segmint::call`] and [`Segmint::get`], for
+/// Rust callers (the browser tests).
+impl Segmint {
+    /// The answer to the rules fetch `rulesRequest` asked for: its status
+    /// (0 for a network error), `ETag` and body. (The facade hands it to
+    /// the host, which reports it as any rules answer.)
+    pub fn rules_answer(&self, status: u16, etag: Option<String>, text: &str) {
+        self.rt.run(true, |s, now| {
+            s.tracker.rules_fetched(status, etag, text, now)
+        });
     }
 
     /// A call that records, by `kind`: 0 `track(a, b)`, 1 `page(a, b)`
     /// (reading the page's location and title afresh), 2 `identify(a, b)`,
     /// 3 `productClicked(b)`, 4 `productsSearched(a, b)`, 5
-    /// `orderCompleted(b)`; `b` is JSON object text. One export for all
-    /// of them: each export costs the wasm its own glue.
+    /// `orderCompleted(b)`; `b` is JSON object text.
     pub fn record(&self, kind: u8, a: Option<String>, b: &str) -> CallResult {
         outcome(self.rt.run(false, |s, now| {
             let t = &mut s.tracker;
@@ -89,7 +143,7 @@ impl Segmint {
             match kind {
                 0 => t.track(text, b, now),
                 1 => {
-                    t.set_page(browser::page_info(), now);
+                    t.set_page(s.host.page_info().0, now);
                     t.page(a.as_deref(), b, now)
                 }
                 2 => t.identify(a.as_deref(), b, now),
@@ -103,10 +157,9 @@ impl Segmint {
     /// The URL changed without a reload (single-page navigation, which the
     /// facade notices before recording): events from now on carry the
     /// page they happen on, and segments see the new `context.page`.
-    #[wasm_bindgen(js_name = pageChanged)]
     pub fn page_changed(&self) {
         self.rt.run(false, |s, now| {
-            s.tracker.set_page(browser::page_info(), now)
+            s.tracker.set_page(s.host.page_info().0, now)
         });
     }
 
@@ -114,7 +167,7 @@ impl Segmint {
     /// and segments forgotten.
     pub fn reset(&self) {
         self.rt.run(false, |s, now| {
-            s.tracker.reset(browser::random_bytes(), now);
+            s.tracker.reset(s.host.random_bytes(), now);
             s.write_cookie();
         });
     }
@@ -135,28 +188,37 @@ impl Segmint {
             s.tracker.set_consent(consent, now);
             s.apply_consent(consent);
         });
-        browser::announce_consent(consent.as_str());
+        self.rt
+            .run(false, |s, _| s.host.announce_consent(consent.as_str()));
         self.rt.adopt();
         self.rt.fetch_rules();
         None
     }
 
+    /// The later module is instantiated (its functions are in the table
+    /// this module calls them through): the rules at start are put in
+    /// force over the events recorded meanwhile, and what waits in storage
+    /// is sent, with the queues earlier page views left.
+    pub fn engine_arrived(&self) {
+        self.rt.run(true, |s, now| s.tracker.engine_arrived(now));
+        self.rt.adopt();
+        // A damaged cached document is fetched afresh.
+        self.rt.fetch_rules();
+    }
+
+    /// Resolved options the facade acts on (JSON).
+    pub fn settings(&self) -> String {
+        self.settings.clone()
+    }
+
     /// The consent in force.
-    #[wasm_bindgen(js_name = consentState)]
     pub fn consent_state(&self) -> String {
         self.rt
             .run(false, |s, _| s.tracker.consent().as_str().to_string())
             .unwrap_or_default()
     }
 
-    /// Sends everything queued now. Resolves to `{"sent":n,"pending":m}`
-    /// (JSON text) once every event queued at the call was answered.
-    pub fn flush(&self) -> js_sys::Promise {
-        self.rt.flush()
-    }
-
     /// The anonymous id.
-    #[wasm_bindgen(js_name = anonymousId)]
     pub fn anonymous_id(&self) -> String {
         self.rt
             .run(false, |s, _| s.tracker.anonymous_id().to_string())
@@ -164,7 +226,6 @@ impl Segmint {
     }
 
     /// The user id, after `identify`.
-    #[wasm_bindgen(js_name = userId)]
     pub fn user_id(&self) -> Option<String> {
         self.rt
             .run(false, |s, _| s.tracker.user_id().map(str::to_string))
@@ -183,7 +244,6 @@ impl Segmint {
     }
 
     /// Whether the user is in segment `id`.
-    #[wasm_bindgen(js_name = inSegment)]
     pub fn in_segment(&self, id: &str) -> bool {
         self.rt
             .run(false, |s, _| s.tracker.segments().iter().any(|x| x == id))
@@ -212,11 +272,11 @@ impl Segmint {
     }
 
     /// The rules fetch due now, as `{"url":..,"etag":..}` (the `etag` only
-    /// when one is cached), counted as in flight until `rulesAnswer`: the
-    /// facade makes it at start, with the request it began beside the
-    /// wasm's when that one matches. Nothing when the rules in force are
-    /// fresh, there is no `rulesUrl`, or consent allows no request.
-    #[wasm_bindgen(js_name = rulesRequest)]
+    /// when one is cached), counted as in flight until its answer (the
+    /// host's `rulesAnswered`): the facade makes it at start, with the
+    /// request it began beside the wasm's when that one matches. Nothing
+    /// when the rules in force are fresh, there is no `rulesUrl`, or
+    /// consent allows no request.
     pub fn rules_request(&self) -> Option<String> {
         self.rt
             .run(false, |s, now| {
@@ -233,33 +293,11 @@ impl Segmint {
             .flatten()
     }
 
-    /// The answer to the fetch `rulesRequest()` asked for: its status (0
-    /// for a network error), `ETag` and body.
-    #[wasm_bindgen(js_name = rulesAnswer)]
-    pub fn rules_answer(&self, status: u16, etag: Option<String>, text: &str) {
-        self.rt.run(true, |s, now| {
-            s.tracker.rules_fetched(status, etag, text, now)
-        });
-    }
-
     /// The version of the rules in force, if any.
-    #[wasm_bindgen(js_name = rulesVersion)]
     pub fn rules_version(&self) -> Option<String> {
         self.rt
             .run(false, |s, _| s.tracker.rules_version().map(str::to_string))
             .flatten()
-    }
-
-    /// The later module is instantiated (its functions are in the table
-    /// this module calls them through): the rules at start are put in
-    /// force over the events recorded meanwhile, and what waits in storage
-    /// is sent, with the queues earlier page views left.
-    #[wasm_bindgen(js_name = engineArrived)]
-    pub fn engine_arrived(&self) {
-        self.rt.run(true, |s, now| s.tracker.engine_arrived(now));
-        self.rt.adopt();
-        // A damaged cached document is fetched afresh.
-        self.rt.fetch_rules();
     }
 
     /// Events waiting in the queue.

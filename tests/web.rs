@@ -50,6 +50,33 @@ fn clean() {
     }
 }
 
+#[wasm_bindgen(module = "/js/host.js")]
+extern "C" {
+    /// The facade's host: the runtime's timer, the page's lifecycle, the
+    /// network.
+    #[wasm_bindgen(js_name = Host)]
+    #[derive(Clone)]
+    type PageHost;
+    #[wasm_bindgen(constructor, js_class = "Host")]
+    fn new() -> PageHost;
+    /// A promise of flush `id`'s outcome (JSON text).
+    #[wasm_bindgen(method)]
+    fn settled(this: &PageHost, id: u32) -> js_sys::Promise;
+}
+
+thread_local! {
+    /// The host of the latest instance: its flushes are awaited there.
+    static HOST: std::cell::RefCell<Option<PageHost>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A new host, kept as the latest instance's (see [`flush`]).
+fn host() -> JsValue {
+    let host = PageHost::new();
+    let value: JsValue = host.clone().into();
+    HOST.with(|h| *h.borrow_mut() = Some(host));
+    value
+}
+
 fn emit_sink() -> js_sys::Function {
     Closure::<dyn FnMut(JsValue, JsValue)>::new(|_: JsValue, _: JsValue| {})
         .into_js_value()
@@ -61,6 +88,7 @@ fn start(extra: &str) -> Segmint {
         &format!(r#"{{"endpoint":"{ENDPOINT}","flushIntervalMs":60000{extra}}}"#),
         emit_sink(),
         false,
+        host(),
     )
     .unwrap()
 }
@@ -92,15 +120,10 @@ async fn received_ids() -> Vec<String> {
         .collect()
 }
 
+/// Flushes the latest instance `sm`, and waits until it has settled.
 async fn flush(sm: &Segmint) -> Value {
-    Value::parse(
-        &JsFuture::from(sm.flush())
-            .await
-            .unwrap()
-            .as_string()
-            .unwrap(),
-    )
-    .unwrap()
+    let settled = HOST.with(|h| h.borrow().as_ref().unwrap().settled(sm.flush()));
+    Value::parse(&JsFuture::from(settled).await.unwrap().as_string().unwrap()).unwrap()
 }
 
 #[wasm_bindgen_test]
@@ -249,6 +272,7 @@ fn the_facade_fetches_the_rules_at_start_and_hands_over_the_answer() {
         r#"{"endpoint":"http://127.0.0.1:9","rulesUrl":"http://127.0.0.1:9/v1/rules","flushIntervalMs":60000}"#,
         emit_sink(),
         false,
+        host(),
     )
     .unwrap();
     let wanted = Value::parse(&sm.rules_request().expect("a fetch is due")).unwrap();
@@ -274,6 +298,7 @@ async fn a_refused_connection_keeps_the_events_for_a_retry() {
         r#"{"endpoint":"http://127.0.0.1:9","rulesUrl":"http://127.0.0.1:9/v1/rules","flushIntervalMs":60000}"#,
         emit_sink(),
         false,
+        host(),
     )
     .unwrap();
     assert!(sm.record(0, Some("Refused".into()), "{}").is_none());
@@ -320,7 +345,7 @@ async fn garbage_through_every_export_leaves_tracking_working() {
         r#"{"endpoint":"http://x","maxEvents":-1}"#,
         "\u{0}\u{ffff}",
     ] {
-        let err = Segmint::new(options, emit_sink(), false)
+        let err = Segmint::new(options, emit_sink(), false, host())
             .err()
             .and_then(|e| e.as_string())
             .unwrap();
@@ -409,7 +434,7 @@ fn the_deepest_accepted_nesting_fits_the_stack() {
         })
         .into_js_value()
         .unchecked_into();
-        if let Ok(sm) = Segmint::new(&options, emit, false) {
+        if let Ok(sm) = Segmint::new(&options, emit, false, host()) {
             if errors.get() == 0 {
                 deepest = Some((levels, sm));
                 break;
