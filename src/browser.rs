@@ -62,7 +62,7 @@ extern "C" {
     /// What the page is like at start (the `FACT_` bits).
     #[wasm_bindgen(method, catch)]
     fn facts(this: &PageHost) -> Result<u32, JsValue>;
-    /// The page's fields, a line each (see [`page_info`]).
+    /// The page's fields, a line each (see [`PageHost::page_info`]).
     #[wasm_bindgen(method, catch)]
     fn page(this: &PageHost) -> Result<String, JsValue>;
     /// `document.cookie`.
