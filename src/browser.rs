@@ -239,6 +239,8 @@ pub struct CookieJar {
     pub name: String,
     /// `Domain=`, probed or configured.
     pub domain: Option<String>,
+    /// The page's hostname, where the domain probe starts.
+    hostname: String,
     /// Lifetime in seconds.
     pub max_age_secs: u64,
     /// `Secure` on https pages.
@@ -249,65 +251,70 @@ pub struct CookieJar {
 const DOMAIN_CACHE_KEY: &str = "sgm_domain";
 
 impl CookieJar {
-    /// The jar for this page. Without a configured domain, the registrable
-    /// domain is probed once (the browser refuses cookies on public
-    /// suffixes) and cached, because a cookie write followed by a read is
-    /// slow in some browsers.
-    pub fn for_page(
+    /// The jar for a page on `hostname` (`secure` when served over
+    /// https), with the configured domain if there is one.
+    pub fn new(
         host: &PageHost,
         name: &str,
         domain: Option<String>,
         max_age_days: f64,
-        allowed: bool,
+        hostname: String,
+        secure: bool,
     ) -> CookieJar {
-        let (_, hostname, secure) = host.page_info();
-        let mut store = LocalStore::open(host);
-        let domain = domain.or_else(|| {
-            // Known from an earlier visit even without consent, so a
-            // visit denied at start can delete the cookie it left.
-            let cached = store.get(DOMAIN_CACHE_KEY).and_then(|c| {
-                let (h, d) = c.split_once('=')?;
-                (h == hostname).then(|| d.to_string())
-            });
-            if let Some(d) = cached {
-                return (!d.is_empty()).then_some(d);
-            }
-            if !allowed {
-                return None;
-            }
-            let found = find_registrable_domain(&hostname, |candidate| {
-                let probe = CookieAttributes {
-                    domain: Some(candidate),
-                    max_age_secs: 10,
-                    secure,
-                };
-                let _ = host.set_cookie(&set_cookie_string("sgm_probe", "1", &probe));
-                let ok = read_cookie(&host.cookies(), "sgm_probe") == Some("1");
-                if ok {
-                    let _ = host.set_cookie(&set_cookie_string(
-                        "sgm_probe",
-                        "",
-                        &CookieAttributes {
-                            max_age_secs: 0,
-                            ..probe
-                        },
-                    ));
-                }
-                ok
-            });
-            let _ = store.set(
-                DOMAIN_CACHE_KEY,
-                &format!("{hostname}={}", found.as_deref().unwrap_or_default()),
-            );
-            found
-        });
         CookieJar {
             host: host.clone(),
             name: name.to_string(),
             domain,
+            hostname,
             max_age_secs: (max_age_days * 86_400.0) as u64,
             secure,
         }
+    }
+
+    /// Without a configured domain: the registrable domain, probed once
+    /// (the browser refuses cookies on public suffixes) and cached,
+    /// because a cookie write followed by a read is slow in some browsers.
+    /// The cache is read even when cookies are not `allowed`, so a visit
+    /// denied at start can delete the cookie an earlier one left.
+    pub fn find_domain(&mut self, allowed: bool) {
+        let host = &self.host;
+        let hostname = self.hostname.as_str();
+        let cached = host.read(LOCAL, DOMAIN_CACHE_KEY).ok().flatten();
+        if let Some((h, d)) = cached.as_deref().and_then(|c| c.split_once('=')) {
+            if h == hostname {
+                self.domain = (!d.is_empty()).then(|| d.to_string());
+                return;
+            }
+        }
+        if !allowed {
+            return;
+        }
+        let secure = self.secure;
+        let found = find_registrable_domain(hostname, |candidate| {
+            let probe = CookieAttributes {
+                domain: Some(candidate),
+                max_age_secs: 10,
+                secure,
+            };
+            let _ = host.set_cookie(&set_cookie_string("sgm_probe", "1", &probe));
+            let ok = read_cookie(&host.cookies(), "sgm_probe") == Some("1");
+            if ok {
+                let _ = host.set_cookie(&set_cookie_string(
+                    "sgm_probe",
+                    "",
+                    &CookieAttributes {
+                        max_age_secs: 0,
+                        ..probe
+                    },
+                ));
+            }
+            ok
+        });
+        let mut cache = String::from(hostname);
+        cache.push('=');
+        cache.push_str(found.as_deref().unwrap_or_default());
+        let _ = host.write(LOCAL, DOMAIN_CACHE_KEY, &cache);
+        self.domain = found;
     }
 
     fn attributes(&self, max_age_secs: u64) -> CookieAttributes<'_> {

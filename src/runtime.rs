@@ -66,7 +66,6 @@ pub struct State {
     /// The `compress` option: gzip once the endpoint says it accepts it.
     compress: bool,
     cookie_domain_option: Option<String>,
-    cookie_max_age_days: f64,
 }
 
 /// What to do once the state is no longer borrowed.
@@ -155,13 +154,7 @@ impl State {
             return;
         };
         if self.jar.domain.is_none() && self.cookie_domain_option.is_none() {
-            self.jar = CookieJar::for_page(
-                &self.host,
-                &self.jar.name,
-                None,
-                self.cookie_max_age_days,
-                true,
-            );
+            self.jar.find_domain(true);
         }
         self.jar.write(&self.jar.name.clone(), &id);
     }
@@ -182,6 +175,7 @@ impl Runtime {
             config.debug = true;
         }
         let facts = host.start_facts();
+        let (page, hostname, secure) = host.page_info();
         let jar_cookies = host.cookies();
         let remembered = remembered_consent(&jar_cookies);
         let cookie_id = segmint_core::cookie::read_cookie(&jar_cookies, &config.cookie_name)
@@ -198,24 +192,27 @@ impl Runtime {
             remembered_consent: remembered,
             gpc: facts.gpc,
             previous_tab: previous_tab.clone(),
-            page: host.page_info().0,
+            page,
             online: facts.online,
             engine_later,
         };
         let cookie_domain_option = config.cookie_domain.clone();
-        let cookie_max_age_days = config.cookie_max_age_days;
         let compress = config.compress;
         let name = config.cookie_name.clone();
         let consent = consent_at_start(&config, remembered, start.gpc);
         // Before the tracker starts: a denied start deletes what storage
         // holds, the cookie's domain among it.
-        let jar = CookieJar::for_page(
+        let mut jar = CookieJar::new(
             &host,
             &name,
             cookie_domain_option.clone(),
-            cookie_max_age_days,
-            consent == Consent::Granted,
+            config.cookie_max_age_days,
+            hostname,
+            secure,
         );
+        if jar.domain.is_none() {
+            jar.find_domain(consent == Consent::Granted);
+        }
         if consent == Consent::Denied {
             jar.delete(&name);
             host.session_remove(TAB_KEY);
@@ -238,7 +235,6 @@ impl Runtime {
                 requests: Vec::new(),
                 compress,
                 cookie_domain_option,
-                cookie_max_age_days,
             }),
             emit,
             host,
