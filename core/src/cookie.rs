@@ -66,10 +66,16 @@ pub fn domain_candidates(hostname: &str) -> Vec<String> {
     if host.is_empty() || !host.contains('.') || is_ipv4 || host.contains(':') {
         return Vec::new();
     }
-    let labels: Vec<&str> = host.split('.').collect();
-    (2..=labels.len())
-        .filter_map(|n| labels.get(labels.len() - n..).map(|tail| tail.join(".")))
-        .collect()
+    // Each suffix after a dot, but the last label alone; then the host.
+    let mut candidates: Vec<String> = host
+        .match_indices('.')
+        .rev()
+        .skip(1)
+        .filter_map(|(dot, _)| host.get(dot + 1..))
+        .map(str::to_string)
+        .collect();
+    candidates.push(host);
+    candidates
 }
 
 /// Finds the registrable domain of `hostname` by asking `accepts` whether
@@ -134,6 +140,26 @@ mod tests {
         assert!(domain_candidates("127.0.0.1").is_empty());
         assert!(domain_candidates("[::1]").is_empty());
         assert!(domain_candidates("").is_empty());
+    }
+
+    proptest::proptest! {
+        /// The candidates are the host's suffixes of two labels or more,
+        /// each one label longer than the one before.
+        #[test]
+        fn candidates_are_the_suffixes_of_two_labels_or_more(
+            labels in proptest::collection::vec("[a-z0-9-]{0,6}", 2..6)
+        ) {
+            let host = labels.join(".");
+            let candidates = domain_candidates(&host);
+            // (A trailing dot is not a label.)
+            let labels: Vec<&str> = host.trim_end_matches('.').split('.').collect();
+            if !candidates.is_empty() {
+                let expected: Vec<String> = (2..=labels.len())
+                    .map(|n| labels[labels.len() - n..].join("."))
+                    .collect();
+                proptest::prop_assert_eq!(candidates, expected);
+            }
+        }
     }
 
     #[test]
