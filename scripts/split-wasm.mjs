@@ -39,6 +39,14 @@ import { FEATURES, OPTIMIZE } from "./wasm-opt-flags.mjs";
 
 export const MODULE = "p";
 export const LAZY_TABLE = "$lazy";
+/** wasm-bindgen's shims that JavaScript calls a Rust closure through.
+ * The crates describe one for every closure type they could pass (js-sys
+ * has dozens), by its address, which puts each shim in the function
+ * table. wasm-bindgen calls the shims of closures in use through exports
+ * and never through the table, so the others are dead code only the table
+ * keeps: before splitting, their slots get a stub that traps, and
+ * wasm-opt drops them. */
+const CLOSURE_SHIM = /^wasm_bindgen::convert::closures::_::invoke::/;
 /** The entry points: functions of a `lazy` module of segmint-core. */
 const SEED = /^segmint_core::(\w+::)*lazy::/;
 
@@ -54,9 +62,37 @@ const fail = (what) => {
 export function split(dir, { keepNames = false } = {}) {
   const firstFile = path.join(dir, "segmint_wasm_bg.wasm");
   const secondFile = path.join(dir, "segmint_engine.wasm");
-  const bytes = fs.readFileSync(firstFile);
+  const { wasm: bytes, stubbed } = withoutDescribedShims(fs.readFileSync(firstFile));
+  fs.writeFileSync(firstFile, bytes);
 
   /** Direct calls, caller -> callees, from binaryen's call graph. */
+  /** `wasm` with wasm-bindgen's unused closure shims out of its function
+   * table (see CLOSURE_SHIM), and how many slots held one. */
+  function withoutDescribedShims(wasm) {
+    const m = read(wasm);
+    const exported = new Set(exportsOf(m).filter((e) => e.kind === binaryen.ExternalFunction).map((e) => e.value));
+    const unused = (f) => CLOSURE_SHIM.test(f) && !exported.has(f);
+    let stub = null;
+    let stubbed = 0;
+    for (const seg of elementSegmentsOf(m)) {
+      if (!seg.data.some(unused)) continue;
+      const offset = binaryen.getExpressionInfo(seg.offset);
+      if (offset.id !== binaryen.ConstId || seg.table === "") fail(`element segment ${seg.name} has no constant offset`);
+      if (!stub) {
+        stub = "segmint::split::unused_closure_shim";
+        m.addFunction(stub, binaryen.none, binaryen.none, [], m.unreachable());
+      }
+      stubbed += seg.data.filter(unused).length;
+      m.removeElementSegment(seg.name);
+      m.addActiveElementSegment(seg.table, seg.name, seg.data.map((f) => (unused(f) ? stub : f)), m.i32.const(offset.value));
+    }
+    if (!m.validate()) fail("the module without its unused closure shims does not validate");
+    binaryen.setDebugInfo(true);
+    const out = m.emitBinary();
+    m.dispose();
+    return { wasm: out, stubbed };
+  }
+
   function callGraph() {
     const dot = execFileSync("wasm-opt", [firstFile, ...FEATURES, "--print-call-graph", "-o", "/dev/null"], {
       encoding: "utf8",
@@ -70,8 +106,8 @@ export function split(dir, { keepNames = false } = {}) {
     return calls;
   }
 
-  function read() {
-    const m = binaryen.readBinary(bytes);
+  function read(wasm = bytes) {
+    const m = binaryen.readBinary(wasm);
     // The features the build enables (FEATURES), no more: binaryen would
     // write newer encodings that browsers do not read yet.
     const F = binaryen.Features;
@@ -239,16 +275,17 @@ export function split(dir, { keepNames = false } = {}) {
     execFileSync("wasm-opt", [file, ...OPTIMIZE, ...strip, ...FEATURES, "-o", file]);
   }
 
-  return { moved: moved.size, copied: copied.size, seeds: seeds.length };
+  return { moved: moved.size, copied: copied.size, seeds: seeds.length, stubbed };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const dir = path.resolve(process.argv[2] ?? "pkg");
-  const { moved, copied, seeds } = split(dir, { keepNames: process.argv.includes("--keep-names") });
+  const { moved, copied, seeds, stubbed } = split(dir, { keepNames: process.argv.includes("--keep-names") });
   const size = (f) => fs.statSync(path.join(dir, f)).size;
   console.log(
     `split-wasm: ${moved} functions (${seeds} entry points) moved to segmint_engine.wasm, ${copied} copied there ` +
       `(${size("segmint_engine.wasm")} bytes); ` +
-      `segmint_wasm_bg.wasm keeps ${size("segmint_wasm_bg.wasm")} bytes`,
+      `segmint_wasm_bg.wasm keeps ${size("segmint_wasm_bg.wasm")} bytes; ` +
+      `${stubbed} unused closure shims dropped from the function table`,
   );
 }
