@@ -47,6 +47,13 @@ export const LAZY_TABLE = "$lazy";
  * keeps: before splitting, their slots get a stub that traps, and
  * wasm-opt drops them. */
 const CLOSURE_SHIM = /^wasm_bindgen::convert::closures::_::invoke::/;
+/** js-sys's waker for JSPI tasks: its vtable is static data, which puts
+ * its four functions in the table, but only the JSPI task poll makes a
+ * waker, and wasm-bindgen deletes that export (JSPI_POLL) and stubs the
+ * spawn intrinsics in a module without JSPI exports. So where the export
+ * is gone, these slots get the stub too. */
+const JSPI_WAKER = /^js_sys::futures::jspi::task_waker::/;
+const JSPI_POLL = "__wbg_jspi_task_poll";
 /** The entry points: functions of a `lazy` module of segmint-core. */
 const SEED = /^segmint_core::(\w+::)*lazy::/;
 
@@ -66,12 +73,15 @@ export function split(dir, { keepNames = false } = {}) {
   fs.writeFileSync(firstFile, bytes);
 
   /** Direct calls, caller -> callees, from binaryen's call graph. */
-  /** `wasm` with wasm-bindgen's unused closure shims out of its function
-   * table (see CLOSURE_SHIM), and how many slots held one. */
+  /** `wasm` with wasm-bindgen's unused closure shims (and js-sys's unused
+   * JSPI waker) out of its function table (see CLOSURE_SHIM and
+   * JSPI_WAKER), and how many slots held one. */
   function withoutDescribedShims(wasm) {
     const m = read(wasm);
-    const exported = new Set(exportsOf(m).filter((e) => e.kind === binaryen.ExternalFunction).map((e) => e.value));
-    const unused = (f) => CLOSURE_SHIM.test(f) && !exported.has(f);
+    const exports = exportsOf(m);
+    const exported = new Set(exports.filter((e) => e.kind === binaryen.ExternalFunction).map((e) => e.value));
+    const noJspi = !exports.some((e) => e.name === JSPI_POLL);
+    const unused = (f) => !exported.has(f) && (CLOSURE_SHIM.test(f) || (noJspi && JSPI_WAKER.test(f)));
     let stub = null;
     let stubbed = 0;
     for (const seg of elementSegmentsOf(m)) {
@@ -286,6 +296,6 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     `split-wasm: ${moved} functions (${seeds} entry points) moved to segmint_engine.wasm, ${copied} copied there ` +
       `(${size("segmint_engine.wasm")} bytes); ` +
       `segmint_wasm_bg.wasm keeps ${size("segmint_wasm_bg.wasm")} bytes; ` +
-      `${stubbed} unused closure shims dropped from the function table`,
+      `${stubbed} unused closure shims and waker functions dropped from the function table`,
   );
 }
