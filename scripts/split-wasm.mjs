@@ -72,7 +72,6 @@ export function split(dir, { keepNames = false } = {}) {
   const { wasm: bytes, stubbed } = withoutDescribedShims(fs.readFileSync(firstFile));
   fs.writeFileSync(firstFile, bytes);
 
-  /** Direct calls, caller -> callees, from binaryen's call graph. */
   /** `wasm` with wasm-bindgen's unused closure shims (and js-sys's unused
    * JSPI waker) out of its function table (see CLOSURE_SHIM and
    * JSPI_WAKER), and how many slots held one. */
@@ -89,20 +88,21 @@ export function split(dir, { keepNames = false } = {}) {
       const offset = binaryen.getExpressionInfo(seg.offset);
       if (offset.id !== binaryen.ConstId || seg.table === "") fail(`element segment ${seg.name} has no constant offset`);
       if (!stub) {
-        stub = "segmint::split::unused_closure_shim";
+        stub = "segmint::split::unused_table_slot";
         m.addFunction(stub, binaryen.none, binaryen.none, [], m.unreachable());
       }
       stubbed += seg.data.filter(unused).length;
       m.removeElementSegment(seg.name);
       m.addActiveElementSegment(seg.table, seg.name, seg.data.map((f) => (unused(f) ? stub : f)), m.i32.const(offset.value));
     }
-    if (!m.validate()) fail("the module without its unused closure shims does not validate");
+    if (!m.validate()) fail("the module with its unused table slots stubbed does not validate");
     binaryen.setDebugInfo(true);
     const out = m.emitBinary();
     m.dispose();
     return { wasm: out, stubbed };
   }
 
+  /** Direct calls, caller -> callees, from binaryen's call graph. */
   function callGraph() {
     const dot = execFileSync("wasm-opt", [firstFile, ...FEATURES, "--print-call-graph", "-o", "/dev/null"], {
       encoding: "utf8",
