@@ -606,7 +606,8 @@ function render(rows, { browserVersion, baseline, minutes }) {
   lines.push("");
   if (PREVIOUS) {
     lines.push("");
-    lines.push(`The previous build's row, from the results this run replaced (${PREVIOUS.when}; its table had no Slow 4G column):`);
+    const noSlow4g = PREVIOUS.header.includes("Slow 4G") ? "" : "; its table had no Slow 4G column";
+    lines.push(`The previous build's row, from the results this run replaced (${PREVIOUS.when}${noSlow4g}):`);
     lines.push("");
     lines.push(PREVIOUS.header);
     lines.push(PREVIOUS.rule);
