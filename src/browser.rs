@@ -279,7 +279,8 @@ impl CookieJar {
     pub fn find_domain(&mut self, allowed: bool) {
         let host = &self.host;
         let hostname = self.hostname.as_str();
-        let cached = host.read(LOCAL, DOMAIN_CACHE_KEY).ok().flatten();
+        let mut store = LocalStore::open(host);
+        let cached = store.get(DOMAIN_CACHE_KEY);
         if let Some((h, d)) = cached.as_deref().and_then(|c| c.split_once('=')) {
             if h == hostname {
                 self.domain = (!d.is_empty()).then(|| d.to_string());
@@ -313,7 +314,7 @@ impl CookieJar {
         let mut cache = String::from(hostname);
         cache.push('=');
         cache.push_str(found.as_deref().unwrap_or_default());
-        let _ = host.write(LOCAL, DOMAIN_CACHE_KEY, &cache);
+        let _ = store.set(DOMAIN_CACHE_KEY, &cache);
         self.domain = found;
     }
 

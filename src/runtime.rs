@@ -65,7 +65,6 @@ pub struct State {
     requests: Vec<u64>,
     /// The `compress` option: gzip once the endpoint says it accepts it.
     compress: bool,
-    cookie_domain_option: Option<String>,
 }
 
 /// What to do once the state is no longer borrowed.
@@ -153,7 +152,8 @@ impl State {
         let Some(id) = self.tracker.cookie_id().map(str::to_string) else {
             return;
         };
-        if self.jar.domain.is_none() && self.cookie_domain_option.is_none() {
+        // (A configured domain is never `None`.)
+        if self.jar.domain.is_none() {
             self.jar.find_domain(true);
         }
         self.jar.write(&self.jar.name.clone(), &id);
@@ -196,7 +196,6 @@ impl Runtime {
             online: facts.online,
             engine_later,
         };
-        let cookie_domain_option = config.cookie_domain.clone();
         let compress = config.compress;
         let name = config.cookie_name.clone();
         let consent = consent_at_start(&config, remembered, start.gpc);
@@ -205,7 +204,7 @@ impl Runtime {
         let mut jar = CookieJar::new(
             &host,
             &name,
-            cookie_domain_option.clone(),
+            config.cookie_domain.clone(),
             config.cookie_max_age_days,
             hostname,
             secure,
@@ -234,7 +233,6 @@ impl Runtime {
                 microtask_queued: false,
                 requests: Vec::new(),
                 compress,
-                cookie_domain_option,
             }),
             emit,
             host,
